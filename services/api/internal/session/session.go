@@ -1,0 +1,108 @@
+// Package session holds the domain of the service: users, sessions, the
+// stores that keep them and the errors they return. It imports neither gin
+// nor go-redis, so the HTTP and Redis adapters depend on it and not on each
+// other.
+package session
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors returned by the stores. The HTTP adapter maps each of them to one
+// status code in one place.
+var (
+	// ErrNotFound means the token, session handle or user is unknown,
+	// expired or revoked.
+	ErrNotFound = errors.New("not found")
+	// ErrUsernameTaken means a user with the same name, compared without
+	// regard to case, already exists.
+	ErrUsernameTaken = errors.New("username taken")
+	// ErrUnavailable means the store could not be reached, refused or did
+	// not answer in time. It must never be reported to a client as an
+	// authentication failure: an outage logs nobody out.
+	ErrUnavailable = errors.New("session store unavailable")
+)
+
+// Session is one login of one user, as the store keeps it.
+type Session struct {
+	// ID is the public handle of the session: safe to show and log, never
+	// usable as a token, and kept across refreshes.
+	ID string
+	// UserID is the stable, random id of the owner; the store uses it to
+	// keep all of a user's keys together.
+	UserID string
+	// Username is the owner's name as registered.
+	Username   string
+	CreatedAt  time.Time
+	LastSeenAt time.Time
+	// ExpiresAt is when the session ends if it is not used again: the
+	// earlier of the idle expiry and AbsoluteExpiresAt.
+	ExpiresAt time.Time
+	// AbsoluteExpiresAt is CreatedAt plus the maximum lifetime; nothing
+	// extends a session past it.
+	AbsoluteExpiresAt time.Time
+	UserAgent         string
+	// IP is the client address at login, bare, without a port.
+	IP string
+}
+
+// Issued is a session together with the secret token that names it. The
+// token is handed to the client once and never stored or logged.
+type Issued struct {
+	Token   string
+	Session Session
+}
+
+// NewSession is what a login knows about the session it opens.
+type NewSession struct {
+	UserID    string
+	Username  string
+	UserAgent string
+	IP        string
+}
+
+// Store keeps sessions. Every method is atomic on its own: a revocation
+// always wins against a concurrent lookup, and no session outlives its
+// absolute lifetime.
+type Store interface {
+	// Create opens a session and returns its token. When a cap on
+	// sessions per user applies, capped counts the oldest sessions it
+	// revoked to make room.
+	Create(ctx context.Context, s NewSession) (issued Issued, capped int, err error)
+	// Lookup returns the live session a token names, sliding its idle
+	// expiry when due. Unknown or malformed tokens give ErrNotFound.
+	Lookup(ctx context.Context, token string) (Session, error)
+	// Refresh replaces the token of a live session with a new one; the old
+	// token stops working at once. ID and CreatedAt stay the same.
+	Refresh(ctx context.Context, token string) (Issued, error)
+	// Revoke ends the session a token names.
+	Revoke(ctx context.Context, token string) error
+	// RevokeAll ends every live session of a user and returns how many.
+	RevokeAll(ctx context.Context, userID string) (int, error)
+	// RevokeByID ends the user's session with the given public handle, or
+	// returns ErrNotFound when the user has no live session with it.
+	RevokeByID(ctx context.Context, userID, id string) error
+	// List returns the user's live sessions, newest CreatedAt first.
+	List(ctx context.Context, userID string) ([]Session, error)
+}
+
+// User is a registered account.
+type User struct {
+	// ID is random, made at registration, and never changes.
+	ID string
+	// Username is the name as registered; lookups ignore case.
+	Username string
+	// PasswordHash is the encoded argon2id hash of the password.
+	PasswordHash string
+}
+
+// UserStore keeps users.
+type UserStore interface {
+	// CreateUser stores a new user, or returns ErrUsernameTaken.
+	CreateUser(ctx context.Context, u User) error
+	// UserByName finds a user by name without regard to case, or returns
+	// ErrNotFound.
+	UserByName(ctx context.Context, username string) (User, error)
+}
