@@ -23,6 +23,9 @@ var (
 	// not answer in time. It must never be reported to a client as an
 	// authentication failure: an outage logs nobody out.
 	ErrUnavailable = errors.New("session store unavailable")
+	// ErrBusy means no password-hashing slot became free in time; the
+	// client should retry shortly.
+	ErrBusy = errors.New("server busy")
 )
 
 // Session is one login of one user, as the store keeps it.

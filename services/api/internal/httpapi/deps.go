@@ -1,0 +1,68 @@
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"redis-session-app/services/api/internal/metrics"
+	"redis-session-app/services/api/internal/session"
+)
+
+// PasswordHasher hashes and checks passwords with bounded concurrency. Both
+// methods return session.ErrBusy when no hashing slot frees up in time.
+type PasswordHasher interface {
+	// Hash returns the encoded hash of password.
+	Hash(ctx context.Context, password string) (string, error)
+	// Verify reports whether password matches encoded. An empty encoded
+	// hash (unknown user) is checked against a dummy hash so that it costs
+	// the same time, and always reports false.
+	Verify(ctx context.Context, password, encoded string) (bool, error)
+}
+
+// Decision is the answer of a rate limiter.
+type Decision struct {
+	Allowed bool
+	// RetryAfter is how long the client should wait when not allowed.
+	RetryAfter time.Duration
+	// Limit names the limit that refused: "user" or "ip".
+	Limit string
+}
+
+// LoginLimiter limits login and register attempts across all replicas. Its
+// errors wrap session.ErrUnavailable when the store cannot be reached: the
+// caller fails closed.
+type LoginLimiter interface {
+	// AllowLogin counts one attempt against the IP's limit and, when
+	// username is not empty, against that username's limit (without regard
+	// to case).
+	AllowLogin(ctx context.Context, ip, username string) (Decision, error)
+	// AllowRegister counts one attempt against the IP's limit.
+	AllowRegister(ctx context.Context, ip string) (Decision, error)
+}
+
+// Deps is everything the HTTP server needs, passed explicitly.
+type Deps struct {
+	Logger    *slog.Logger
+	Sessions  session.Store
+	Users     session.UserStore
+	Passwords PasswordHasher
+	Limiter   LoginLimiter
+	// Ready reports whether the store can be reached (a ping with a short
+	// timeout).
+	Ready func(ctx context.Context) error
+	// Draining reports whether the replica has been told to shut down;
+	// /readyz then answers 503.
+	Draining func() bool
+	Metrics  *metrics.Metrics
+	// Gatherer serves /metrics.
+	Gatherer       prometheus.Gatherer
+	InstanceID     string
+	CookieSecure   bool
+	TrustedProxies []netip.Prefix
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
