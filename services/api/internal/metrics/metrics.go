@@ -1,0 +1,129 @@
+// Package metrics defines the Prometheus metrics of the service. They are
+// made on a registry handed in by the caller, never on the default one, so
+// that every test and every server in one process has its own.
+package metrics
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Label values known in advance. They are created at start so that every
+// series exists, at zero, before the first event: a rate() over a series
+// that appears only with its first increment misses that increment, and
+// alerts on absent series are awkward.
+var (
+	// LoginResults are the values of the result label of api_logins_total.
+	LoginResults = []string{"success", "invalid_credentials", "rate_limited", "busy", "unavailable"}
+	// RevokeReasons are the values of the reason label of
+	// api_sessions_revoked_total.
+	RevokeReasons = []string{"logout", "logout_all", "revoke", "refresh", "cap"}
+	// Limits are the values of the limit label of
+	// api_ratelimit_rejections_total.
+	Limits = []string{"user", "ip"}
+)
+
+// DurationBuckets are the upper bounds, in seconds, of the request duration
+// histogram: an authenticated read takes well under a millisecond plus one
+// Redis round trip, a login tens of milliseconds of hashing, and anything
+// near REDIS_TIMEOUT or the 5 s wait for a hashing slot is a problem to see.
+var DurationBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
+
+// Metrics holds the service's own metrics. The names and labels are part of
+// the HTTP contract: dashboards and alerts depend on them.
+type Metrics struct {
+	// HTTPRequests counts requests by route template, method and status
+	// code. Probes and /metrics are not counted.
+	HTTPRequests *prometheus.CounterVec
+	// HTTPDuration observes request durations by route template and method.
+	HTTPDuration *prometheus.HistogramVec
+	// Logins counts login attempts by result (see LoginResults).
+	Logins *prometheus.CounterVec
+	// SessionsCreated counts sessions opened by a login.
+	SessionsCreated prometheus.Counter
+	// SessionsRevoked counts sessions (or, for refresh, tokens) ended, by
+	// reason (see RevokeReasons).
+	SessionsRevoked *prometheus.CounterVec
+	// RateLimitRejections counts attempts refused by a rate limit, by limit
+	// (see Limits).
+	RateLimitRejections *prometheus.CounterVec
+	// RedisErrors counts requests that failed because Redis could not be
+	// reached or did not answer in time.
+	RedisErrors prometheus.Counter
+	// BuildInfo is always 1; its labels say which build runs.
+	BuildInfo *prometheus.GaugeVec
+}
+
+// New makes the metrics on reg, together with the Go runtime and process
+// collectors. reg may already hold the Go and process collectors; New then
+// leaves them as they are. Like promauto, it panics when one of the
+// service's own metrics is already registered on reg, which is a
+// programming error.
+func New(reg prometheus.Registerer, version, revision string) *Metrics {
+	f := promauto.With(reg)
+	m := &Metrics{
+		HTTPRequests: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "api_http_requests_total",
+			Help: "HTTP requests served, by route template, method and status code.",
+		}, []string{"route", "method", "code"}),
+		HTTPDuration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "api_http_request_duration_seconds",
+			Help:    "Time to serve an HTTP request, by route template and method.",
+			Buckets: DurationBuckets,
+		}, []string{"route", "method"}),
+		Logins: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "api_logins_total",
+			Help: "Login attempts, by result.",
+		}, []string{"result"}),
+		SessionsCreated: f.NewCounter(prometheus.CounterOpts{
+			Name: "api_sessions_created_total",
+			Help: "Sessions opened by a login.",
+		}),
+		SessionsRevoked: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "api_sessions_revoked_total",
+			Help: "Sessions ended (for refresh: tokens replaced), by reason.",
+		}, []string{"reason"}),
+		RateLimitRejections: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "api_ratelimit_rejections_total",
+			Help: "Login and register attempts refused by a rate limit, by limit.",
+		}, []string{"limit"}),
+		RedisErrors: f.NewCounter(prometheus.CounterOpts{
+			Name: "api_redis_errors_total",
+			Help: "Requests that failed because Redis could not be reached or did not answer in time.",
+		}),
+		BuildInfo: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "api_build_info",
+			Help: "Always 1; the labels name the build that runs.",
+		}, []string{"version", "revision"}),
+	}
+	for _, r := range LoginResults {
+		m.Logins.WithLabelValues(r)
+	}
+	for _, r := range RevokeReasons {
+		m.SessionsRevoked.WithLabelValues(r)
+	}
+	for _, l := range Limits {
+		m.RateLimitRejections.WithLabelValues(l)
+	}
+	m.BuildInfo.WithLabelValues(version, revision).Set(1)
+
+	if reg != nil {
+		registerOnce(reg, collectors.NewGoCollector())
+		registerOnce(reg, collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	return m
+}
+
+// registerOnce registers c unless an equal collector is already there.
+func registerOnce(reg prometheus.Registerer, c prometheus.Collector) {
+	err := reg.Register(c)
+	var are prometheus.AlreadyRegisteredError
+	if err != nil && !errors.As(err, &are) {
+		// Only a collector whose descriptors clash with another's gets
+		// here; that is a programming error, like promauto's panics.
+		panic(err)
+	}
+}
