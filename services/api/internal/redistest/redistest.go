@@ -1,0 +1,286 @@
+// Package redistest starts real redis-server processes for tests, much as
+// net/http/httptest starts real HTTP servers. Tests run against the same
+// Redis the service runs against in production, so Lua scripts, expiry and
+// connection failures behave as they really do.
+package redistest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// readyTimeout bounds how long Start and Restart wait for the server to
+// answer PING.
+const readyTimeout = 10 * time.Second
+
+// Server is one redis-server process listening on a loopback port.
+type Server struct {
+	t    testing.TB
+	dir  string
+	port int
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{} // closed when cmd has exited
+	out  *syncBuffer
+}
+
+// Start runs a redis-server on a free loopback port, without persistence,
+// and waits until it answers PING. The server is killed when the test ends.
+// A machine without redis-server fails the test: silently skipping would
+// let a broken store pass CI.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Fatalf("redis-server not found on PATH (install it with `apt-get install redis-server`): %v", err)
+	}
+	s := &Server{t: t, dir: t.TempDir()}
+	t.Cleanup(s.Stop)
+
+	// A free port found by listening on :0 can be taken by someone else
+	// before redis-server binds it, so try a few ports before giving up.
+	var err error
+	for range 5 {
+		s.port, err = freePort()
+		if err != nil {
+			t.Fatalf("finding a free port: %v", err)
+		}
+		if err = s.start(); err == nil {
+			return s
+		}
+	}
+	t.Fatalf("starting redis-server: %v", err)
+	return nil
+}
+
+// Addr is the host:port the server listens on; it stays the same across
+// Stop and Restart.
+func (s *Server) Addr() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+}
+
+// Stop kills the server, as a crash would, and waits for it to exit. Its
+// port stays reserved for Restart. Stopping a stopped server does nothing.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	<-s.done
+	s.cmd = nil
+}
+
+// Restart starts the server again on the same port and waits until it
+// answers PING. Nothing was persisted, so it comes back empty.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Stop()
+	// The old process is gone, but the kernel may briefly refuse the port;
+	// retry within the ready timeout.
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		err := s.start()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("restarting redis-server on %s: %v", s.Addr(), err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Client returns a client of the server, closed when the test ends.
+func (s *Server) Client(t testing.TB) redis.UniversalClient {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// CommandStats returns how many times each command has been called since
+// the server started or its statistics were reset, keyed by the command
+// name as INFO commandstats writes it ("get", "evalsha", "client|setname").
+func (s *Server) CommandStats(t testing.TB) map[string]int64 {
+	t.Helper()
+	info, err := s.do(t, "INFO", "commandstats")
+	if err != nil {
+		t.Fatalf("INFO commandstats: %v", err)
+	}
+	text, ok := info.(string)
+	if !ok {
+		t.Fatalf("INFO commandstats: got %T, want string", info)
+	}
+	stats, err := parseCommandStats(text)
+	if err != nil {
+		t.Fatalf("INFO commandstats: %v", err)
+	}
+	return stats
+}
+
+// ResetStats zeroes the server's command statistics, so that a following
+// CommandStats counts only what happened in between.
+func (s *Server) ResetStats(t testing.TB) {
+	t.Helper()
+	if _, err := s.do(t, "CONFIG", "RESETSTAT"); err != nil {
+		t.Fatalf("CONFIG RESETSTAT: %v", err)
+	}
+}
+
+// FlushAll deletes every key on the server.
+func (s *Server) FlushAll(t testing.TB) {
+	t.Helper()
+	if _, err := s.do(t, "FLUSHALL"); err != nil {
+		t.Fatalf("FLUSHALL: %v", err)
+	}
+}
+
+// do runs one command on a connection of its own, so that it neither shows
+// up in nor depends on the pools of the clients under test (beyond the
+// command itself and its HELLO handshake).
+func (s *Server) do(t testing.TB, args ...any) (any, error) {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1, DisableIdentity: true, Protocol: 2})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return c.Do(ctx, args...).Result()
+}
+
+// start runs redis-server on s.port and waits until it answers PING or
+// exits.
+func (s *Server) start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := &syncBuffer{}
+	cmd := exec.Command("redis-server",
+		"--port", strconv.Itoa(s.port),
+		"--bind", "127.0.0.1",
+		"--save", "",
+		"--appendonly", "no",
+		"--dir", s.dir,
+		"--daemonize", "no",
+		"--loglevel", "warning",
+	)
+	cmd.Stdout = out
+	cmd.Stderr = out
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("running redis-server: %w", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(done)
+	}()
+
+	if err := waitReady(s.Addr(), done); err != nil {
+		_ = cmd.Process.Kill()
+		<-done
+		return fmt.Errorf("%w; redis-server output:\n%s", err, out.String())
+	}
+	s.cmd, s.done, s.out = cmd, done, out
+	return nil
+}
+
+// waitReady polls PING until it succeeds, the process exits or the ready
+// timeout passes.
+func waitReady(addr string, exited <-chan struct{}) error {
+	c := redis.NewClient(&redis.Options{
+		Addr:            addr,
+		MaxRetries:      -1,
+		DialTimeout:     200 * time.Millisecond,
+		ReadTimeout:     200 * time.Millisecond,
+		WriteTimeout:    200 * time.Millisecond,
+		DisableIdentity: true,
+		Protocol:        2,
+	})
+	defer c.Close()
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		select {
+		case <-exited:
+			return errors.New("redis-server exited before answering PING")
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no PONG from %s within %v: %w", addr, readyTimeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// parseCommandStats reads lines such as
+// "cmdstat_get:calls=3,usec=10,usec_per_call=3.33,rejected_calls=0,failed_calls=0".
+func parseCommandStats(info string) (map[string]int64, error) {
+	stats := make(map[string]int64)
+	sc := bufio.NewScanner(strings.NewReader(info))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		name, rest, ok := strings.Cut(line, ":")
+		if !ok || !strings.HasPrefix(name, "cmdstat_") {
+			continue
+		}
+		name = strings.TrimPrefix(name, "cmdstat_")
+		for field := range strings.SplitSeq(rest, ",") {
+			k, v, ok := strings.Cut(field, "=")
+			if !ok || k != "calls" {
+				continue
+			}
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("parsing calls of %s: %w", name, err)
+			}
+			stats[name] = n
+		}
+	}
+	return stats, sc.Err()
+}
+
+// freePort asks the kernel for a free loopback port.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// syncBuffer collects the output of redis-server, written by the os/exec
+// copying goroutine and read when a start fails.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
