@@ -1,0 +1,93 @@
+package main
+
+import (
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+	"testing"
+
+	"redis-session-app/services/api/internal/redistest"
+)
+
+// TestRedisCommandsPerRoute counts, with INFO commandstats, the commands each
+// route sends to Redis. GET /profile is the hot path: with no touch due it
+// must be exactly one HGETALL, one round trip.
+func TestRedisCommandsPerRoute(t *testing.T) {
+	t.Parallel()
+	rds := redistest.Start(t)
+	r := startReplica(t, baseEnv(rds.Addr(), "commands")) // idle 1h: no touch due
+
+	// measure returns the commands Redis ran during f, without the INFO
+	// calls that measure them.
+	measure := func(f func()) map[string]int64 {
+		t.Helper()
+		rds.ResetStats(t)
+		f()
+		got := rds.CommandStats(t)
+		delete(got, "info")
+		delete(got, "config|resetstat")
+		return got
+	}
+
+	var tok, other string
+	for _, step := range []struct {
+		name string
+		f    func()
+	}{
+		{"register", func() { r.register(t, "counter", pw) }},
+		{"login", func() { tok = r.login(t, "counter", pw) }},
+		{"profile", func() { wantStatus(t, r.profile(t, tok), http.StatusOK) }},
+		{"sessions", func() { r.sessions(t, tok) }},
+		{"refresh", func() {
+			res := r.do(t, http.MethodPost, "/auth/refresh", "", "X-Session-Id", tok)
+			wantStatus(t, res, http.StatusOK)
+			tok = decode[loginResponse](t, res).SessionID
+		}},
+		{"revoke", func() {
+			other = r.login(t, "counter", pw)
+			id := current(t, r.sessions(t, other)).ID
+			rds.ResetStats(t)
+			wantStatus(t, r.do(t, http.MethodDelete, "/auth/sessions/"+id, "", "X-Session-Id", tok), http.StatusNoContent)
+		}},
+		{"logout", func() {
+			wantStatus(t, r.do(t, http.MethodPost, "/auth/logout", "", "X-Session-Id", tok), http.StatusOK)
+		}},
+		{"logout-all", func() {
+			tok = r.login(t, "counter", pw)
+			r.login(t, "counter", pw)
+			rds.ResetStats(t)
+			wantStatus(t, r.do(t, http.MethodPost, "/auth/logout-all", "", "X-Session-Id", tok), http.StatusOK)
+		}},
+	} {
+		got := measure(step.f)
+		var total int64
+		for _, n := range got {
+			total += n
+		}
+		t.Logf("%-10s %d commands: %v", step.name, total, sorted(got))
+	}
+
+	t.Run("ProfileIsOneHGETALL", func(t *testing.T) {
+		const n = 50
+		tok := r.login(t, "counter", pw)
+		wantStatus(t, r.profile(t, tok), http.StatusOK) // the connection is warm
+		got := measure(func() {
+			for range n {
+				wantStatus(t, r.profile(t, tok), http.StatusOK)
+			}
+		})
+		if len(got) != 1 || got["hgetall"] != n {
+			t.Errorf("commands for %d GET /profile got %v, want map[hgetall:%d]", n, got, n)
+		}
+	})
+}
+
+// sorted renders a command count map in a stable order for logs.
+func sorted(m map[string]int64) []string {
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, fmt.Sprintf("%s=%d", k, m[k]))
+	}
+	return out
+}

@@ -1,0 +1,29 @@
+// Command api is one replica of the session service: a gin HTTP server that
+// keeps users and sessions in Redis. Every replica is identical and
+// stateless, so any number of them can run behind a load balancer.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// Once draining has begun, a second signal kills the process the
+		// default way instead of being swallowed.
+		<-ctx.Done()
+		stop()
+	}()
+
+	err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "api: %v\n", err)
+	}
+	os.Exit(exitCode(err))
+}

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"redis-session-app/services/api/internal/redistest"
+)
+
+// outageBound is the correctness bound on how long a request may take while
+// Redis is away: the contract asks for an answer within one second at the
+// default REDIS_TIMEOUT (500ms); the margin absorbs a loaded CI machine.
+const outageBound = 2 * time.Second
+
+// TestRedisOutage cuts Redis off behind a proxy, so its data survives, and
+// checks that the replica degrades to 503 without logging anyone out and
+// recovers by itself.
+func TestRedisOutage(t *testing.T) {
+	t.Parallel()
+	rds := redistest.Start(t)
+	proxy := startProxy(t, rds.Addr())
+	r := startReplica(t, baseEnv(proxy.Addr(), "outage")) // default REDIS_TIMEOUT
+	r.register(t, "outage", pw)
+	tok := r.login(t, "outage", pw)
+
+	for _, tc := range []struct {
+		name string
+		mode proxyMode
+	}{
+		{"Refused", proxyDown},
+		{"NoAnswer", proxyHang},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			proxy.set(tc.mode)
+			checkUnavailable(t, r, tok)
+
+			proxy.set(proxyUp)
+			waitFor(t, 5*time.Second, "/readyz to answer 200 again", func() bool {
+				return r.do(t, http.MethodGet, "/readyz", "").status == http.StatusOK
+			})
+			wantJSON(t, r.profile(t, tok), http.StatusOK,
+				`{"username":"outage","secretData":"This came from protected route"}`)
+			r.login(t, "outage", pw)
+		})
+	}
+}
+
+// checkUnavailable checks every route's answer while Redis cannot be
+// reached; tok is a session that was valid before.
+func checkUnavailable(t *testing.T, r *replica, tok string) {
+	t.Helper()
+	for _, tc := range []struct {
+		name, method, path, body string
+		headers                  []string
+	}{
+		{"ProfileXSessionID", http.MethodGet, "/profile", "", []string{"X-Session-Id", tok}},
+		{"ProfileCookie", http.MethodGet, "/profile", "", []string{"Cookie", "sid=" + tok}},
+		{"Sessions", http.MethodGet, "/auth/sessions", "", []string{"X-Session-Id", tok}},
+		{"Refresh", http.MethodPost, "/auth/refresh", "", []string{"X-Session-Id", tok}},
+		{"Logout", http.MethodPost, "/auth/logout", "", []string{"X-Session-Id", tok}},
+		{"Login", http.MethodPost, "/auth/login", credentials("outage", pw), nil},
+		{"Register", http.MethodPost, "/auth/register", credentials("newcomer", pw), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			res := r.do(t, tc.method, tc.path, tc.body, tc.headers...)
+			took := time.Since(start)
+			wantJSON(t, res, http.StatusServiceUnavailable, `{"error":"Session store unavailable"}`)
+			if got := res.header.Get("Retry-After"); got != "1" {
+				t.Errorf("Retry-After got %q, want %q", got, "1")
+			}
+			if took > outageBound {
+				t.Errorf("answered in %v, want under %v", took, outageBound)
+			}
+			t.Logf("503 in %v", took)
+		})
+	}
+	t.Run("MalformedToken", func(t *testing.T) {
+		wantJSON(t, r.profile(t, "short"), http.StatusUnauthorized, `{"error":"Invalid session"}`)
+	})
+	t.Run("Readyz", func(t *testing.T) {
+		start := time.Now()
+		wantJSON(t, r.do(t, http.MethodGet, "/readyz", ""), http.StatusServiceUnavailable, `{"error":"Not ready"}`)
+		if took := time.Since(start); took > outageBound {
+			t.Errorf("answered in %v, want under %v", took, outageBound)
+		}
+	})
+	t.Run("Healthz", func(t *testing.T) {
+		wantJSON(t, r.do(t, http.MethodGet, "/healthz", ""), http.StatusOK, `{"status":"ok"}`)
+	})
+}
+
+// TestRedisCrash kills the redis-server itself. It comes back empty (nothing
+// is persisted), so old sessions are gone, but the replica serves again
+// without a restart.
+func TestRedisCrash(t *testing.T) {
+	t.Parallel()
+	rds := redistest.Start(t)
+	r := startReplica(t, baseEnv(rds.Addr(), "crash"))
+	r.register(t, "crash", pw)
+	tok := r.login(t, "crash", pw)
+
+	rds.Stop()
+	checkUnavailable(t, r, tok)
+
+	rds.Restart()
+	waitFor(t, 5*time.Second, "/readyz to answer 200 again", func() bool {
+		return r.do(t, http.MethodGet, "/readyz", "").status == http.StatusOK
+	})
+	wantJSON(t, r.profile(t, tok), http.StatusUnauthorized, `{"error":"Invalid session"}`)
+	r.register(t, "crash", pw)
+	wantStatus(t, r.profile(t, r.login(t, "crash", pw)), http.StatusOK)
+}
+
+// TestStartWhileRedisDown starts a replica with no Redis: it starts, is not
+// ready, and becomes ready when Redis appears.
+func TestStartWhileRedisDown(t *testing.T) {
+	t.Parallel()
+	rds := redistest.Start(t)
+	rds.Stop()
+
+	r := startReplica(t, baseEnv(rds.Addr(), "early")) // waits for /healthz 200
+	wantJSON(t, r.do(t, http.MethodGet, "/readyz", ""), http.StatusServiceUnavailable, `{"error":"Not ready"}`)
+	wantStatus(t, r.do(t, http.MethodPost, "/auth/register", credentials("early", pw)), http.StatusServiceUnavailable)
+
+	rds.Restart()
+	waitFor(t, 5*time.Second, "/readyz to answer 200", func() bool {
+		return r.do(t, http.MethodGet, "/readyz", "").status == http.StatusOK
+	})
+	r.register(t, "early", pw)
+	wantStatus(t, r.profile(t, r.login(t, "early", pw)), http.StatusOK)
+}
+
+// TestSecretsStayOutOfLogs starts a replica with a Redis password (against a
+// closed port: it only needs to start) and checks that the configuration it
+// logs masks it.
+func TestSecretsStayOutOfLogs(t *testing.T) {
+	t.Parallel()
+	const secret = "s3cret-redis-pa55word"
+	r := startReplica(t, baseEnv(closedAddr(t), "masked").with("REDIS_PASSWORD", secret))
+	wantStatus(t, r.do(t, http.MethodGet, "/readyz", ""), http.StatusServiceUnavailable)
+	logs := r.logs.String()
+	if strings.Contains(logs, secret) {
+		t.Errorf("logs contain the Redis password:\n%s", logs)
+	}
+	if !strings.Contains(logs, "REDIS") && !strings.Contains(strings.ToLower(logs), "redis") {
+		t.Errorf("logs do not show the configuration:\n%s", logs)
+	}
+}

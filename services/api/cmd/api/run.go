@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/extra/redisprometheus/v9"
+
+	"redis-session-app/services/api/internal/config"
+	"redis-session-app/services/api/internal/httpapi"
+	"redis-session-app/services/api/internal/metrics"
+	"redis-session-app/services/api/internal/password"
+	"redis-session-app/services/api/internal/ratelimit"
+	"redis-session-app/services/api/internal/redisstore"
+)
+
+// Set at build time with -ldflags "-X main.version=… -X main.revision=…".
+var (
+	version  = "dev"
+	revision = "unknown"
+)
+
+// Exit statuses, from the contract.
+const (
+	exitOK = 0
+	// exitFailure covers a shutdown that had to cut requests off and any
+	// error after start-up.
+	exitFailure = 1
+	// exitConfig means a setting could not be parsed.
+	exitConfig = 2
+)
+
+// HTTP server limits. Login waits up to 5 s for a hashing slot and then
+// hashes, so the write timeout leaves room for that; the idle timeout is
+// longer than nginx's upstream keepalive so that nginx, not the replica,
+// closes idle connections and never sends on one being closed.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 10 * time.Second
+	writeTimeout      = 15 * time.Second
+	idleTimeout       = 75 * time.Second
+	maxHeaderBytes    = 32 << 10
+	readyTimeout      = time.Second
+)
+
+// exitError carries the exit status main should use for an error.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// errCutOff is returned when requests were still in flight at the end of
+// SHUTDOWN_TIMEOUT and had to be cut off.
+var errCutOff = errors.New("shutdown timed out: requests in flight were cut off")
+
+// exitCode maps the error returned by run to the process exit status.
+func exitCode(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return exitFailure
+}
+
+// run starts one replica and serves until ctx ends, then drains as the
+// contract says. It returns nil after a clean shutdown.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	// Settings come from the environment (the contract); the only flag
+	// narrows the interface to bind, which tests set to loopback. In a
+	// container a replica must listen on every interface.
+	fs := flag.NewFlagSet(progName(args), flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	host := fs.String("host", "", "interface to listen on; empty means all")
+	if len(args) > 0 {
+		if err := fs.Parse(args[1:]); err != nil {
+			return &exitError{code: exitConfig, err: fmt.Errorf("parsing flags: %w", err)}
+		}
+	}
+
+	cfg, err := config.Parse(getenv, os.Hostname)
+	if err != nil {
+		return &exitError{code: exitConfig, err: fmt.Errorf("configuration: %w", err)}
+	}
+
+	logger := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel})).
+		With("instance", cfg.InstanceID)
+	logger.Info("starting", "version", version, "revision", revision, "config", cfg)
+
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg, version, revision) // with the Go and process collectors
+
+	// NewClient does not contact Redis: a replica that starts while Redis is
+	// down starts all the same and reports not ready until it appears.
+	client := redisstore.NewClient(redisstore.ClientOptions{
+		Addrs:      cfg.RedisAddrs,
+		MasterName: cfg.RedisMasterName,
+		Username:   cfg.RedisUsername,
+		Password:   cfg.RedisPassword,
+		TLS:        cfg.RedisTLS,
+		Timeout:    cfg.RedisTimeout,
+	})
+	defer func() {
+		if err := client.Close(); err != nil {
+			logger.Warn("closing redis client", "err", err)
+		}
+	}()
+	client.AddHook(redisstore.NewErrorHook(m.RedisErrors.Inc))
+	if err := reg.Register(redisprometheus.NewCollector("api", "redis", client)); err != nil {
+		return fmt.Errorf("registering redis pool collector: %w", err)
+	}
+
+	sessions := redisstore.NewSessions(client, redisstore.SessionOptions{
+		IdleTimeout: cfg.SessionIdleTimeout,
+		MaxLifetime: cfg.SessionMaxLifetime,
+		MaxPerUser:  cfg.SessionMaxPerUser,
+		Now:         time.Now,
+	})
+	users := redisstore.NewUsers(client)
+
+	// One hash per CPU at once: argon2id is CPU-bound, so more would only
+	// queue inside the scheduler and starve authenticated reads.
+	hasher, err := password.NewHasher(password.DefaultParams(), runtime.NumCPU(), 5*time.Second)
+	if err != nil {
+		return fmt.Errorf("creating password hasher: %w", err)
+	}
+	limiter := ratelimit.New(client, cfg.LoginLimitPerUser, cfg.LoginLimitPerIP)
+
+	var draining atomic.Bool
+	handler := httpapi.NewServer(httpapi.Deps{
+		Logger:    logger,
+		Sessions:  sessions,
+		Users:     users,
+		Passwords: hasher,
+		Limiter:   limiter,
+		Ready: func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+			defer cancel()
+			return client.Ping(ctx).Err()
+		},
+		Draining:       draining.Load,
+		Metrics:        m,
+		Gatherer:       reg,
+		InstanceID:     cfg.InstanceID,
+		CookieSecure:   cfg.CookieSecure,
+		TrustedProxies: cfg.TrustedProxies,
+		Now:            time.Now,
+	})
+
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+
+	// Listen before serving so that the address is known (and logged) even
+	// for port 0, and so that a port in use is an error at start.
+	ln, err := net.Listen("tcp", net.JoinHostPort(*host, strconv.Itoa(cfg.Port)))
+	if err != nil {
+		return fmt.Errorf("listening: %w", err)
+	}
+	logger.Info("listening", "addr", ln.Addr().String())
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serving: %w", err)
+	case <-ctx.Done():
+	}
+
+	// Readiness fails at once so that the load balancer stops sending new
+	// requests, while requests already routed here are still served.
+	draining.Store(true)
+	logger.Info("draining", "delay", cfg.ShutdownDelay.String())
+	delay := time.NewTimer(cfg.ShutdownDelay)
+	select {
+	case <-delay.C:
+	case err := <-serveErr:
+		delay.Stop()
+		return fmt.Errorf("serving: %w", err)
+	}
+
+	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	// ctx is already done: the shutdown deadline needs a context of its own.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		if cerr := srv.Close(); cerr != nil {
+			logger.Warn("closing server", "err", cerr)
+		}
+		logger.Error("shutdown", "err", err)
+		return &exitError{code: exitFailure, err: fmt.Errorf("%w: %w", errCutOff, err)}
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+func progName(args []string) string {
+	if len(args) == 0 {
+		return "api"
+	}
+	return args[0]
+}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"redis-session-app/services/api/internal/redistest"
+)
+
+// TestGracefulShutdown checks the drain the contract describes: /readyz
+// fails at once, requests are still served for SHUTDOWN_DELAY, then run
+// returns nil.
+func TestGracefulShutdown(t *testing.T) {
+	t.Parallel()
+	const delay = time.Second
+	rds := redistest.Start(t)
+	r := startReplica(t, baseEnv(rds.Addr(), "drain").with("SHUTDOWN_DELAY", delay.String()))
+	r.register(t, "drain", pw)
+	tok := r.login(t, "drain", pw)
+	wantStatus(t, r.do(t, http.MethodGet, "/readyz", ""), http.StatusOK)
+
+	start := time.Now()
+	r.cancel()
+	// The flag is set by run's goroutine right after the context ends: poll
+	// briefly rather than race it.
+	waitFor(t, 200*time.Millisecond, "/readyz to answer 503", func() bool {
+		return r.do(t, http.MethodGet, "/readyz", "").status == http.StatusServiceUnavailable
+	})
+	wantJSON(t, r.do(t, http.MethodGet, "/readyz", ""), http.StatusServiceUnavailable, `{"error":"Not ready"}`)
+	wantJSON(t, r.do(t, http.MethodGet, "/healthz", ""), http.StatusOK, `{"status":"ok"}`)
+	wantStatus(t, r.profile(t, tok), http.StatusOK)
+	if served := time.Since(start); served >= delay {
+		t.Fatalf("checks took %v, longer than the %v delay they had to fit in", served, delay)
+	}
+
+	if err := r.stop(); err != nil {
+		t.Fatalf("run got %v, want nil", err)
+	}
+	if took := time.Since(start); took < delay {
+		t.Errorf("run returned %v after cancel, want at least SHUTDOWN_DELAY %v", took, delay)
+	}
+	if _, err := net.DialTimeout("tcp", r.addr, time.Second); err == nil {
+		t.Errorf("listener %s still accepts after run returned", r.addr)
+	}
+}
+
+// TestShutdownCutsOff holds a request in flight (its body never finishes)
+// past SHUTDOWN_TIMEOUT: run must report the cut-off, which main turns into
+// exit status 1.
+func TestShutdownCutsOff(t *testing.T) {
+	t.Parallel()
+	rds := redistest.Start(t)
+	r := startReplica(t, baseEnv(rds.Addr(), "cutoff").with(
+		"SHUTDOWN_DELAY", "300ms", "SHUTDOWN_TIMEOUT", "200ms"))
+
+	conn, err := net.Dial("tcp", r.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// A complete request first proves the server has accepted this
+	// connection; the next one then stays in flight.
+	fmt.Fprint(conn, "GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	body := credentials("slow", pw)
+	fmt.Fprintf(conn, "POST /auth/login HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+		len(body), body[:5])
+
+	start := time.Now()
+	err = r.stop()
+	if !errors.Is(err, errCutOff) || exitCode(err) != 1 {
+		t.Fatalf("run got %v (exit %d), want the cut-off error and exit 1", err, exitCode(err))
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("run returned %v after cancel, want about SHUTDOWN_DELAY+SHUTDOWN_TIMEOUT", took)
+	}
+}
+
+// TestConfigErrors checks that a setting that cannot be parsed stops the
+// replica at start with exit status 2 and a message naming the variable.
+func TestConfigErrors(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		key, value string
+	}{
+		{"SESSION_IDLE_TIMEOUT", "abc"},
+		{"SESSION_MAX_LIFETIME", "-1h"},
+		{"SESSION_MAX_PER_USER", "many"},
+		{"PORT", "http"},
+		{"REDIS_TIMEOUT", "soon"},
+		{"LOGIN_LIMIT_PER_USER", "10/fortnight"},
+		{"LOGIN_LIMIT_PER_IP", "x"},
+		{"TRUSTED_PROXIES", "not-an-ip"},
+		{"COOKIE_SECURE", "yes"},
+		{"SHUTDOWN_DELAY", "1"},
+		{"SHUTDOWN_TIMEOUT", "later"},
+		{"LOG_LEVEL", "loud"},
+	} {
+		t.Run(tc.key, func(t *testing.T) {
+			t.Parallel()
+			e := baseEnv(closedAddr(t), "bad").with(tc.key, tc.value)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			var stdout strings.Builder
+			err := run(ctx, []string{"api", "-host", "127.0.0.1"}, e.getenv, &stdout, io.Discard)
+			if got := exitCode(err); got != 2 {
+				t.Fatalf("exit got %d (err %v), want 2", got, err)
+			}
+			if !strings.Contains(err.Error(), tc.key) {
+				t.Errorf("error got %q, want it to name %s", err, tc.key)
+			}
+			if strings.Contains(stdout.String(), "listening") {
+				t.Errorf("replica listened despite the bad setting")
+			}
+		})
+	}
+}
+
+func TestExitCode(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		err  error
+		want int
+	}{
+		{"OK", nil, 0},
+		{"Failure", errors.New("listening: address in use"), 1},
+		{"CutOff", fmt.Errorf("draining: %w", &exitError{code: exitFailure, err: errCutOff}), 1},
+		{"Config", &exitError{code: exitConfig, err: errors.New("SESSION_IDLE_TIMEOUT: bad")}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := exitCode(tc.err); got != tc.want {
+				t.Errorf("got %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
