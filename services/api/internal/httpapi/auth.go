@@ -1,0 +1,124 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"redis-session-app/services/api/internal/session"
+)
+
+// cookieName is the name of the session cookie.
+const cookieName = "sid"
+
+// sessionToken returns the token of the first carrier present, in the
+// contract's order: X-Session-Id, Authorization: Bearer, cookie sid. An
+// empty value, a scheme other than Bearer, a bare "Bearer" and a cookie the
+// HTTP library cannot parse all count as absent. Only the first present
+// carrier counts, valid or not: a later one cannot rescue an invalid token.
+func sessionToken(r *http.Request) (token string, present bool) {
+	// Direct map access with the canonical key: Header.Get would
+	// canonicalise the key again on every request.
+	if v := r.Header["X-Session-Id"]; len(v) > 0 && v[0] != "" {
+		return v[0], true
+	}
+	if v := r.Header["Authorization"]; len(v) > 0 {
+		if tok, ok := bearerToken(v[0]); ok {
+			return tok, true
+		}
+	}
+	if ck, err := r.Cookie(cookieName); err == nil && ck.Value != "" {
+		return ck.Value, true
+	}
+	return "", false
+}
+
+// bearerToken reads "Bearer <token>", the scheme without regard to case.
+func bearerToken(h string) (string, bool) {
+	scheme, rest, _ := strings.Cut(strings.TrimLeft(h, " \t"), " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok := strings.Trim(rest, " \t")
+	return tok, tok != ""
+}
+
+// requireSession lets a request through only with a live session, which it
+// puts, with its token, in the request's state. A token of the wrong shape
+// is refused without asking the store, so it is answered the same during
+// a store outage. An outage itself is a 503, never a 401: it must not log
+// anyone out.
+func requireSession(d Deps) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		tok, ok := sessionToken(c.Request)
+		if !ok {
+			abortWith(c, errNoSession)
+			return
+		}
+		if !session.ValidToken(tok) {
+			abortWith(c, errInvalidSession)
+			return
+		}
+		s, err := d.Sessions.Lookup(c.Request.Context(), tok)
+		if err != nil {
+			fail(c, d, asInvalidSession(err))
+			return
+		}
+		st := state(c)
+		st.token = tok
+		st.session = s
+		st.hasSession = true
+		c.Next()
+	}
+}
+
+// asInvalidSession reads ErrNotFound on a token as an invalid session: it
+// was revoked, expired or never existed.
+func asInvalidSession(err error) error {
+	if errors.Is(err, session.ErrNotFound) {
+		return errInvalidSession
+	}
+	return err
+}
+
+// currentSession returns the session requireSession found.
+func currentSession(c *gin.Context) (*requestState, bool) {
+	st := state(c)
+	return st, st.hasSession
+}
+
+// setSessionCookie hands the token out as the sid cookie, living until the
+// session's absolute end (no later use can extend it).
+func setSessionCookie(c *gin.Context, d Deps, token string, absoluteEnd time.Time) {
+	maxAge := int(absoluteEnd.Sub(d.Now()) / time.Second)
+	if maxAge <= 0 {
+		// The session ends within the second: a cookie without
+		// Max-Age would live until the browser closes.
+		maxAge = -1
+	}
+	http.SetCookie(c.Writer, &http.Cookie{
+		Name:     cookieName,
+		Value:    token,
+		Path:     "/",
+		MaxAge:   maxAge,
+		HttpOnly: true,
+		Secure:   d.CookieSecure,
+		SameSite: http.SameSiteLaxMode,
+	})
+}
+
+// clearSessionCookie deletes the sid cookie (Max-Age=0).
+func clearSessionCookie(c *gin.Context, d Deps) {
+	http.SetCookie(c.Writer, &http.Cookie{
+		Name:     cookieName,
+		Value:    "",
+		Path:     "/",
+		MaxAge:   -1,
+		HttpOnly: true,
+		Secure:   d.CookieSecure,
+		SameSite: http.SameSiteLaxMode,
+	})
+}

@@ -1,0 +1,98 @@
+package httpapi
+
+import (
+	"errors"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"redis-session-app/services/api/internal/session"
+)
+
+// httpError is an answer meant for the client: a status, the message of the
+// {"error": …} body and, for 429 and 503, a Retry-After in whole seconds.
+type httpError struct {
+	status     int
+	msg        string
+	retryAfter int
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+// The errors of the contract, word for word.
+var (
+	errNoSession          = &httpError{status: http.StatusUnauthorized, msg: "No session"}
+	errInvalidSession     = &httpError{status: http.StatusUnauthorized, msg: "Invalid session"}
+	errInvalidCredentials = &httpError{status: http.StatusUnauthorized, msg: "Invalid credentials"}
+	errNotFound           = &httpError{status: http.StatusNotFound, msg: "Not found"}
+	errMethodNotAllowed   = &httpError{status: http.StatusMethodNotAllowed, msg: "Method not allowed"}
+	errUsernameTaken      = &httpError{status: http.StatusConflict, msg: "Username taken"}
+	errTooLarge           = &httpError{status: http.StatusRequestEntityTooLarge, msg: "Request body too large"}
+	errMediaType          = &httpError{status: http.StatusUnsupportedMediaType, msg: "Content-Type must be application/json"}
+	errStoreUnavailable   = &httpError{status: http.StatusServiceUnavailable, msg: "Session store unavailable", retryAfter: 1}
+	errBusy               = &httpError{status: http.StatusServiceUnavailable, msg: "Server busy", retryAfter: 1}
+	errNotReady           = &httpError{status: http.StatusServiceUnavailable, msg: "Not ready"}
+	errInternal           = &httpError{status: http.StatusInternalServerError, msg: "Internal error"}
+)
+
+func badRequest(msg string) *httpError {
+	return &httpError{status: http.StatusBadRequest, msg: msg}
+}
+
+// tooManyRequests rounds the wait up to whole seconds, at least one: a
+// client told "0" would retry at once and be refused again.
+func tooManyRequests(wait time.Duration) *httpError {
+	secs := int(math.Ceil(wait.Seconds()))
+	if secs < 1 {
+		secs = 1
+	}
+	return &httpError{status: http.StatusTooManyRequests, msg: "Too many requests", retryAfter: secs}
+}
+
+// errorBody is the body of every error response.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+// fail answers err and stops the handler chain. It is the one place where
+// errors become statuses: an *httpError is answered as it is, the domain's
+// errors by their meaning, and anything else is a bug, logged here (and
+// nowhere else) and answered 500 without detail.
+//
+// session.ErrNotFound means different things on different routes (an
+// invalid session, an unknown user, a foreign session id); handlers that
+// mean something else than 404 translate it before calling fail.
+func fail(c *gin.Context, d Deps, err error) {
+	var he *httpError
+	switch {
+	case errors.As(err, &he):
+	case errors.Is(err, session.ErrUnavailable):
+		d.Metrics.RedisErrors.Inc()
+		he = errStoreUnavailable
+	case errors.Is(err, session.ErrBusy):
+		he = errBusy
+	case errors.Is(err, session.ErrUsernameTaken):
+		he = errUsernameTaken
+	case errors.Is(err, session.ErrNotFound):
+		he = errNotFound
+	default:
+		d.Logger.LogAttrs(c.Request.Context(), slog.LevelError, "request failed",
+			slog.String("request_id", requestID(c)),
+			slog.String("route", c.FullPath()),
+			slog.String("error", err.Error()),
+		)
+		he = errInternal
+	}
+	abortWith(c, he)
+}
+
+func abortWith(c *gin.Context, he *httpError) {
+	if he.retryAfter > 0 {
+		c.Header("Retry-After", strconv.Itoa(he.retryAfter))
+	}
+	c.AbortWithStatusJSON(he.status, errorBody{Error: he.msg})
+}

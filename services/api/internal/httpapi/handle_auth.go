@@ -1,0 +1,193 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+
+	"redis-session-app/services/api/internal/session"
+)
+
+// maxUserAgentLen bounds the User-Agent kept with a session: the header may
+// be up to a megabyte long, and every session keeps it in Redis.
+const maxUserAgentLen = 512
+
+// limitLabel is the metric label of the limit that refused an attempt.
+func limitLabel(d Decision) string {
+	if d.Limit == "user" {
+		return "user"
+	}
+	return "ip"
+}
+
+// handleRegister creates an account. Every register counts against the
+// client IP's limit, checked before the input is even validated and before
+// any password is hashed, so that failed attempts cost the client too.
+func handleRegister(d Deps) gin.HandlerFunc {
+	type response struct {
+		Username string `json:"username"`
+	}
+	return func(c *gin.Context) {
+		username, password, err := decodeCredentials(c)
+		if err != nil {
+			fail(c, d, err)
+			return
+		}
+		ctx := c.Request.Context()
+		dec, err := d.Limiter.AllowRegister(ctx, state(c).clientIP)
+		if err != nil {
+			fail(c, d, err)
+			return
+		}
+		if !dec.Allowed {
+			d.Metrics.RateLimitRejections.WithLabelValues(limitLabel(dec)).Inc()
+			fail(c, d, tooManyRequests(dec.RetryAfter))
+			return
+		}
+		if !session.ValidUsername(username) {
+			fail(c, d, badRequest(fmt.Sprintf("username must be %d to %d characters of A-Z a-z 0-9 . _ -",
+				session.MinUsernameLen, session.MaxUsernameLen)))
+			return
+		}
+		if !session.ValidPassword(password) {
+			fail(c, d, badRequest(fmt.Sprintf("password must be %d to %d characters of valid UTF-8",
+				session.MinPasswordLen, session.MaxPasswordLen)))
+			return
+		}
+		hash, err := d.Passwords.Hash(ctx, password)
+		if err != nil {
+			fail(c, d, err)
+			return
+		}
+		id, err := session.RandomString(8)
+		if err != nil {
+			fail(c, d, err)
+			return
+		}
+		if err := d.Users.CreateUser(ctx, session.User{ID: id, Username: username, PasswordHash: hash}); err != nil {
+			fail(c, d, err)
+			return
+		}
+		c.JSON(http.StatusCreated, response{Username: username})
+	}
+}
+
+// handleLogin opens a session. The rate limits are checked before anything
+// else is looked at, an unknown user costs a password verification like a
+// known one, and every way of failing is the same 401, so that neither the
+// answer nor its timing tells whether a username exists.
+func handleLogin(d Deps) gin.HandlerFunc {
+	type response struct {
+		Message   string `json:"message"`
+		SessionID string `json:"sessionId"`
+		ExpiresAt string `json:"expiresAt"`
+	}
+	logins := d.Metrics.Logins
+	return func(c *gin.Context) {
+		username, password, err := decodeCredentials(c)
+		if err != nil {
+			fail(c, d, err)
+			return
+		}
+		ctx := c.Request.Context()
+		st := state(c)
+
+		validName := session.ValidUsername(username)
+		limitName := ""
+		if validName {
+			limitName = session.CanonicalUsername(username)
+		}
+		dec, err := d.Limiter.AllowLogin(ctx, st.clientIP, limitName)
+		if err != nil {
+			fail(c, d, loginFailure(d, err))
+			return
+		}
+		if !dec.Allowed {
+			logins.WithLabelValues("rate_limited").Inc()
+			d.Metrics.RateLimitRejections.WithLabelValues(limitLabel(dec)).Inc()
+			fail(c, d, tooManyRequests(dec.RetryAfter))
+			return
+		}
+		if !validName || !session.ValidPassword(password) {
+			logins.WithLabelValues("invalid_credentials").Inc()
+			fail(c, d, errInvalidCredentials)
+			return
+		}
+
+		user, err := d.Users.UserByName(ctx, username)
+		switch {
+		case errors.Is(err, session.ErrNotFound):
+			// Same cost as a wrong password; an empty hash never
+			// matches.
+			user = session.User{}
+		case err != nil:
+			fail(c, d, loginFailure(d, err))
+			return
+		}
+		ok, err := d.Passwords.Verify(ctx, password, user.PasswordHash)
+		if err != nil {
+			fail(c, d, loginFailure(d, err))
+			return
+		}
+		if !ok || user.ID == "" {
+			logins.WithLabelValues("invalid_credentials").Inc()
+			fail(c, d, errInvalidCredentials)
+			return
+		}
+
+		issued, capped, err := d.Sessions.Create(ctx, session.NewSession{
+			UserID:    user.ID,
+			Username:  user.Username,
+			UserAgent: truncateUTF8(c.Request.UserAgent(), maxUserAgentLen),
+			IP:        st.clientIP,
+		})
+		if err != nil {
+			fail(c, d, loginFailure(d, err))
+			return
+		}
+		logins.WithLabelValues("success").Inc()
+		d.Metrics.SessionsCreated.Inc()
+		if capped > 0 {
+			d.Metrics.SessionsRevoked.WithLabelValues("cap").Add(float64(capped))
+		}
+		st.session, st.hasSession = issued.Session, true
+		setSessionCookie(c, d, issued.Token, issued.Session.AbsoluteExpiresAt)
+		c.JSON(http.StatusOK, response{
+			Message:   "Logged in",
+			SessionID: issued.Token,
+			ExpiresAt: formatTime(issued.Session.ExpiresAt),
+		})
+	}
+}
+
+// loginFailure counts a login that failed for another reason than the
+// credentials or a limit, and returns err for fail to answer.
+func loginFailure(d Deps, err error) error {
+	switch {
+	case errors.Is(err, session.ErrBusy):
+		d.Metrics.Logins.WithLabelValues("busy").Inc()
+	case errors.Is(err, session.ErrUnavailable):
+		d.Metrics.Logins.WithLabelValues("unavailable").Inc()
+	}
+	return err
+}
+
+// formatTime writes t as the contract's timestamps: RFC 3339 in UTC.
+func formatTime(t time.Time) string {
+	return t.UTC().Format(time.RFC3339)
+}
+
+// truncateUTF8 cuts s to at most n bytes without splitting a character.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
