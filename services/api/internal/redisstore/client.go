@@ -1,0 +1,129 @@
+// Package redisstore keeps sessions and users in Redis, behind the
+// session.Store and session.UserStore interfaces. It works on one node, a
+// Sentinel-managed master or a Redis Cluster: all of a user's session keys
+// share one hash slot, and every operation is a single command or a single
+// Lua script, so each is atomic on its own.
+//
+// Redis never holds a token, only its SHA-256: a copy of the data does not
+// let anyone in. Every key but a user record expires by itself, so Redis's
+// own expiry is all that ends a session.
+package redisstore
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// DefaultTimeout is the timeout of each call when ClientOptions leaves it
+// zero; it matches the default of REDIS_TIMEOUT.
+const DefaultTimeout = 500 * time.Millisecond
+
+// ClientOptions says how to reach Redis.
+type ClientOptions struct {
+	// Addrs lists host:port addresses: one means a single node, several a
+	// Redis Cluster, unless MasterName is set.
+	Addrs []string
+	// MasterName, when set, means Addrs are Sentinels and this names the
+	// master they watch.
+	MasterName string
+	Username   string
+	Password   string
+	// TLS turns on TLS, verifying the server's certificate.
+	TLS bool
+	// Timeout is the dial, read and write timeout of each call, and how
+	// long a call waits for a free connection; DefaultTimeout when zero.
+	Timeout time.Duration
+}
+
+// NewClient returns a client for the Redis o describes. It does not connect:
+// a replica starts while Redis is down and the first calls fail until it
+// comes up.
+//
+// Calls are not retried. A retry after a timeout doubles the time a caller
+// waits during an outage, and the contract wants a 503 within about one
+// timeout; connections broken by a Redis restart are found by the pool's
+// health check before use, so retries buy little.
+func NewClient(o ClientOptions) redis.UniversalClient {
+	timeout := o.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	opts := &redis.UniversalOptions{
+		Addrs:                 o.Addrs,
+		MasterName:            o.MasterName,
+		Username:              o.Username,
+		Password:              o.Password,
+		DialTimeout:           timeout,
+		ReadTimeout:           timeout,
+		WriteTimeout:          timeout,
+		PoolTimeout:           timeout,
+		ContextTimeoutEnabled: true,
+		MaxRetries:            -1, // none: see above
+		// One dial attempt per call: the default of five attempts 100 ms
+		// apart would make a call during an outage last half a second more.
+		DialerRetries: 1,
+	}
+	if o.MasterName != "" {
+		// Sentinels usually share the master's credentials in small
+		// deployments; without these the Sentinel connection would be
+		// unauthenticated.
+		opts.SentinelUsername = o.Username
+		opts.SentinelPassword = o.Password
+	}
+	if o.TLS {
+		// ServerName is left empty so that each connection verifies the
+		// host it dials, which differs per node in a cluster.
+		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	return redis.NewUniversalClient(opts)
+}
+
+// NewErrorHook returns a hook that calls onError once for every command or
+// pipeline that fails, to count Redis errors. Two failures are not counted
+// because they are part of normal work: redis.Nil (a key that does not
+// exist) and NOSCRIPT (the first run of a Lua script on a node that has not
+// cached it yet, which go-redis answers by sending the script itself).
+func NewErrorHook(onError func()) redis.Hook {
+	return errorHook{onError: onError}
+}
+
+type errorHook struct {
+	onError func()
+}
+
+// DialHook passes dials through: a failed dial also fails the command that
+// needed it, which is counted there, once.
+func (h errorHook) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return next(ctx, network, addr)
+	}
+}
+
+func (h errorHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if counted(err) {
+			h.onError()
+		}
+		return err
+	}
+}
+
+func (h errorHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		if counted(err) {
+			h.onError()
+		}
+		return err
+	}
+}
+
+func counted(err error) bool {
+	return err != nil && !errors.Is(err, redis.Nil) && !redis.HasErrorPrefix(err, "NOSCRIPT")
+}

@@ -1,0 +1,403 @@
+package redisstore
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/redis/go-redis/v9"
+
+	"redis-session-app/services/api/internal/session"
+)
+
+// Shapes of ids and tokens. A user id is 8 random bytes (11 characters); a
+// token is the owner's user id followed by 32 random bytes (43 characters),
+// so the store finds the user's hash slot from the token alone while the
+// token still carries 256 random bits.
+const (
+	userIDBytes  = 8
+	userIDLen    = 11
+	tokenBytes   = 32
+	publicIDSize = 16
+)
+
+// Defaults of SessionOptions, those of the contract.
+const (
+	DefaultIdleTimeout = time.Hour
+	DefaultMaxLifetime = 24 * time.Hour
+)
+
+// maxTextLen bounds the user agent and IP kept with a session: they come
+// from the client, and a session should not cost kilobytes of memory.
+const maxTextLen = 512
+
+// Field names of a session hash: short, since every session carries them.
+const (
+	fUserID    = "uid"
+	fUsername  = "user"
+	fID        = "id"
+	fCreated   = "ct"
+	fSeen      = "seen"
+	fExpires   = "exp"
+	fAbsolute  = "abs"
+	fUserAgent = "ua"
+	fIP        = "ip"
+)
+
+// listFields is the order in which listScript returns a session's fields.
+var listFields = []string{fUserID, fUsername, fID, fCreated, fSeen, fExpires, fAbsolute, fUserAgent, fIP}
+
+// SessionOptions sets the lifetimes of sessions.
+type SessionOptions struct {
+	// IdleTimeout is how long a session lives unused; DefaultIdleTimeout
+	// when zero.
+	IdleTimeout time.Duration
+	// MaxLifetime is how long a session lives at most after login;
+	// DefaultMaxLifetime when zero.
+	MaxLifetime time.Duration
+	// MaxPerUser caps the live sessions of a user; 0 means no cap.
+	MaxPerUser int
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Sessions keeps sessions in Redis. It implements session.Store.
+//
+// Keys, all of one user in the hash slot of {userID}:
+//
+//	sess:{userID}:<hex sha256(token)>  HASH, expires at the idle or absolute end
+//	idx:{userID}                       ZSET of the hex hashes, score createdAt ms;
+//	                                   expires with the last absolute end
+type Sessions struct {
+	c          redis.UniversalClient
+	idle       time.Duration
+	maxLife    time.Duration
+	maxPerUser int
+	now        func() time.Time
+}
+
+var _ session.Store = (*Sessions)(nil)
+
+// NewSessions returns a session store on c.
+func NewSessions(c redis.UniversalClient, o SessionOptions) *Sessions {
+	s := &Sessions{c: c, idle: o.IdleTimeout, maxLife: o.MaxLifetime, maxPerUser: max(o.MaxPerUser, 0), now: o.Now}
+	if s.idle <= 0 {
+		s.idle = DefaultIdleTimeout
+	}
+	if s.maxLife <= 0 {
+		s.maxLife = DefaultMaxLifetime
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s
+}
+
+// Create opens a session for ns.UserID, which must be an id this package's
+// Users made.
+func (s *Sessions) Create(ctx context.Context, ns session.NewSession) (session.Issued, int, error) {
+	if !validUserID(ns.UserID) {
+		// A programming error, not an outage: it must not look like one.
+		return session.Issued{}, 0, errors.New("creating session: malformed user id")
+	}
+	secret, err := session.RandomString(tokenBytes)
+	if err != nil {
+		return session.Issued{}, 0, fmt.Errorf("creating session: %w", err)
+	}
+	id, err := session.RandomString(publicIDSize)
+	if err != nil {
+		return session.Issued{}, 0, fmt.Errorf("creating session: %w", err)
+	}
+	token := ns.UserID + secret
+	k := keysOf(token)
+
+	now := s.now()
+	ct := now.UnixMilli()
+	abs := ct + s.maxLife.Milliseconds()
+	exp := min(ct+s.idle.Milliseconds(), abs)
+	sess := session.Session{
+		ID:                id,
+		UserID:            ns.UserID,
+		Username:          ns.Username,
+		CreatedAt:         msTime(ct),
+		LastSeenAt:        msTime(ct),
+		ExpiresAt:         msTime(exp),
+		AbsoluteExpiresAt: msTime(abs),
+		UserAgent:         truncate(ns.UserAgent, maxTextLen),
+		IP:                truncate(ns.IP, maxTextLen),
+	}
+	capped, err := createScript.Run(ctx, s.c, []string{k.session, k.index},
+		k.member, ct, exp, abs, s.maxPerUser, k.prefix,
+		fUserID, sess.UserID,
+		fUsername, sess.Username,
+		fID, sess.ID,
+		fCreated, ct,
+		fSeen, ct,
+		fExpires, exp,
+		fAbsolute, abs,
+		fUserAgent, sess.UserAgent,
+		fIP, sess.IP,
+	).Int()
+	if err != nil {
+		return session.Issued{}, 0, fmt.Errorf("%w: creating session: %w", session.ErrUnavailable, err)
+	}
+	return session.Issued{Token: token, Session: sess}, capped, nil
+}
+
+// Lookup returns the session token names. When more than half of the idle
+// window is left it costs one HGETALL and writes nothing; otherwise a
+// script slides the expiry.
+func (s *Sessions) Lookup(ctx context.Context, token string) (session.Session, error) {
+	if !session.ValidToken(token) {
+		return session.Session{}, session.ErrNotFound
+	}
+	k := keysOf(token)
+	fields, err := s.c.HGetAll(ctx, k.session).Result()
+	if err != nil {
+		return session.Session{}, fmt.Errorf("%w: looking up session: %w", session.ErrUnavailable, err)
+	}
+	sess, ok := parseSession(fields)
+	if !ok || sess.UserID != k.userID {
+		return session.Session{}, session.ErrNotFound
+	}
+	now := s.now()
+	// Redis expires the key by its own clock; a replica whose clock runs
+	// ahead must not serve a session it considers over.
+	if !sess.ExpiresAt.After(now) {
+		return session.Session{}, session.ErrNotFound
+	}
+	if !s.touchDue(sess, now) {
+		return sess, nil
+	}
+	res, err := touchScript.Run(ctx, s.c, []string{k.session}, now.UnixMilli(), s.idle.Milliseconds()).Int64Slice()
+	switch {
+	case errors.Is(err, redis.Nil):
+		// Revoked or expired between the read and the touch.
+		return session.Session{}, session.ErrNotFound
+	case err != nil:
+		return session.Session{}, fmt.Errorf("%w: sliding session expiry: %w", session.ErrUnavailable, err)
+	case len(res) != 2:
+		return session.Session{}, fmt.Errorf("%w: sliding session expiry: got %d values, want 2", session.ErrUnavailable, len(res))
+	}
+	sess.LastSeenAt = msTime(res[0])
+	sess.ExpiresAt = msTime(res[1])
+	return sess, nil
+}
+
+// touchDue reports whether a lookup at now should write a new expiry: only
+// when less than half of the idle window is left (the contract lets us skip
+// the write before that) and the absolute end leaves room to slide.
+func (s *Sessions) touchDue(sess session.Session, now time.Time) bool {
+	if sess.ExpiresAt.Sub(now) >= s.idle/2 {
+		return false
+	}
+	next := now.Add(s.idle)
+	if sess.AbsoluteExpiresAt.Before(next) {
+		next = sess.AbsoluteExpiresAt
+	}
+	return next.UnixMilli() > sess.ExpiresAt.UnixMilli()
+}
+
+// Refresh gives the session token names a new token. Of concurrent
+// refreshes of one token exactly one succeeds; the others find the old
+// token gone.
+func (s *Sessions) Refresh(ctx context.Context, token string) (session.Issued, error) {
+	if !session.ValidToken(token) {
+		return session.Issued{}, session.ErrNotFound
+	}
+	old := keysOf(token)
+	secret, err := session.RandomString(tokenBytes)
+	if err != nil {
+		return session.Issued{}, fmt.Errorf("refreshing session: %w", err)
+	}
+	// The new token keeps the first userIDLen characters of the old one,
+	// so both keys share the hash slot.
+	next := old.userID + secret
+	nk := keysOf(next)
+
+	now := s.now()
+	res, err := refreshScript.Run(ctx, s.c, []string{old.session, nk.session, old.index},
+		old.member, nk.member, now.UnixMilli(), s.idle.Milliseconds()).StringSlice()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return session.Issued{}, session.ErrNotFound
+	case err != nil:
+		return session.Issued{}, fmt.Errorf("%w: refreshing session: %w", session.ErrUnavailable, err)
+	}
+	fields := make(map[string]string, len(res)/2)
+	for i := 0; i+1 < len(res); i += 2 {
+		fields[res[i]] = res[i+1]
+	}
+	sess, ok := parseSession(fields)
+	if !ok || sess.UserID != old.userID {
+		return session.Issued{}, session.ErrNotFound
+	}
+	return session.Issued{Token: next, Session: sess}, nil
+}
+
+// Revoke ends the session token names, or returns session.ErrNotFound
+// when it names none.
+func (s *Sessions) Revoke(ctx context.Context, token string) error {
+	if !session.ValidToken(token) {
+		return session.ErrNotFound
+	}
+	k := keysOf(token)
+	n, err := revokeScript.Run(ctx, s.c, []string{k.session, k.index}, k.member).Int()
+	if err != nil {
+		return fmt.Errorf("%w: revoking session: %w", session.ErrUnavailable, err)
+	}
+	if n == 0 {
+		return session.ErrNotFound
+	}
+	return nil
+}
+
+// RevokeAll ends every session of userID and returns how many were live.
+func (s *Sessions) RevokeAll(ctx context.Context, userID string) (int, error) {
+	if !validUserID(userID) {
+		return 0, nil
+	}
+	n, err := revokeAllScript.Run(ctx, s.c, []string{indexKey(userID)}, sessionPrefix(userID)).Int()
+	if err != nil {
+		return 0, fmt.Errorf("%w: revoking all sessions: %w", session.ErrUnavailable, err)
+	}
+	return n, nil
+}
+
+// RevokeByID ends the session of userID with public handle id.
+func (s *Sessions) RevokeByID(ctx context.Context, userID, id string) error {
+	if !validUserID(userID) || id == "" {
+		return session.ErrNotFound
+	}
+	n, err := revokeByIDScript.Run(ctx, s.c, []string{indexKey(userID)}, sessionPrefix(userID), id).Int()
+	if err != nil {
+		return fmt.Errorf("%w: revoking session by id: %w", session.ErrUnavailable, err)
+	}
+	if n == 0 {
+		return session.ErrNotFound
+	}
+	return nil
+}
+
+// List returns the live sessions of userID, newest first.
+func (s *Sessions) List(ctx context.Context, userID string) ([]session.Session, error) {
+	if !validUserID(userID) {
+		return nil, nil
+	}
+	args := make([]any, 0, 1+len(listFields))
+	args = append(args, sessionPrefix(userID))
+	for _, f := range listFields {
+		args = append(args, f)
+	}
+	res, err := listScript.Run(ctx, s.c, []string{indexKey(userID)}, args...).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("%w: listing sessions: %w", session.ErrUnavailable, err)
+	}
+	now := s.now()
+	var list []session.Session
+	for i := 0; i+len(listFields) <= len(res); i += len(listFields) {
+		fields := make(map[string]string, len(listFields))
+		for j, f := range listFields {
+			fields[f] = res[i+j]
+		}
+		sess, ok := parseSession(fields)
+		if !ok || sess.UserID != userID || !sess.ExpiresAt.After(now) {
+			continue
+		}
+		list = append(list, sess)
+	}
+	slices.SortFunc(list, func(a, b session.Session) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	return list, nil
+}
+
+// keys are the Redis names that belong to one token.
+type keys struct {
+	userID  string // the hash tag
+	member  string // hex SHA-256 of the token: the index member
+	prefix  string // session key without the member
+	session string
+	index   string
+}
+
+// keysOf derives the keys of a token that passed session.ValidToken. A
+// token not made here still gets keys (from its first characters) that
+// simply hold nothing.
+func keysOf(token string) keys {
+	uid := token[:userIDLen]
+	sum := sha256.Sum256([]byte(token))
+	member := hex.EncodeToString(sum[:])
+	prefix := sessionPrefix(uid)
+	return keys{userID: uid, member: member, prefix: prefix, session: prefix + member, index: indexKey(uid)}
+}
+
+func sessionPrefix(userID string) string { return "sess:{" + userID + "}:" }
+func indexKey(userID string) string      { return "idx:{" + userID + "}" }
+
+// validUserID reports whether id has the shape of the ids Users makes.
+// Anything else could carry braces into a key and move it to another slot.
+func validUserID(id string) bool {
+	if len(id) != userIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// parseSession reads a session hash. Anything missing or unreadable makes
+// the whole session unknown: a corrupt record must not let anyone in.
+func parseSession(f map[string]string) (session.Session, bool) {
+	var ms [4]int64
+	for i, name := range []string{fCreated, fSeen, fExpires, fAbsolute} {
+		n, err := strconv.ParseInt(f[name], 10, 64)
+		if err != nil || n <= 0 {
+			return session.Session{}, false
+		}
+		ms[i] = n
+	}
+	sess := session.Session{
+		ID:                f[fID],
+		UserID:            f[fUserID],
+		Username:          f[fUsername],
+		CreatedAt:         msTime(ms[0]),
+		LastSeenAt:        msTime(ms[1]),
+		ExpiresAt:         msTime(ms[2]),
+		AbsoluteExpiresAt: msTime(ms[3]),
+		UserAgent:         f[fUserAgent],
+		IP:                f[fIP],
+	}
+	if sess.ID == "" || sess.UserID == "" || sess.Username == "" {
+		return session.Session{}, false
+	}
+	return sess, true
+}
+
+// msTime turns Unix milliseconds into a UTC time.
+func msTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}

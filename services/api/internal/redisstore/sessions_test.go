@@ -1,0 +1,567 @@
+package redisstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"redis-session-app/services/api/internal/redisstore"
+	"redis-session-app/services/api/internal/session"
+)
+
+func TestCreateLookup(t *testing.T) {
+	e := newEnv(t, redisstore.SessionOptions{IdleTimeout: time.Hour, MaxLifetime: 24 * time.Hour})
+	ctx := context.Background()
+	uid := newUserID(t)
+	long := strings.Repeat("é", 400) // 800 bytes
+
+	tests := []struct {
+		name   string
+		in     session.NewSession
+		wantUA string
+	}{
+		{"OK", session.NewSession{UserID: uid, Username: "Alice", UserAgent: "curl/8", IP: "192.0.2.1"}, "curl/8"},
+		{"EmptyAgentAndIP", session.NewSession{UserID: uid, Username: "Alice"}, ""},
+		{"LongAgentTruncated", session.NewSession{UserID: uid, Username: "Alice", UserAgent: long, IP: "::1"}, long[:512]},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			now := e.clock.Now()
+			iss, capped, err := e.store.Create(ctx, tc.in)
+			if err != nil {
+				t.Fatalf("Create: %v", err)
+			}
+			if capped != 0 {
+				t.Errorf("capped: got %v, want 0", capped)
+			}
+			if got, want := len(iss.Token), 54; got != want {
+				t.Errorf("token length: got %v, want %v", got, want)
+			}
+			if !session.ValidToken(iss.Token) {
+				t.Errorf("ValidToken(%q): got false, want true", iss.Token)
+			}
+			if !strings.HasPrefix(iss.Token, uid) {
+				t.Errorf("token %q does not start with the user id %q", iss.Token, uid)
+			}
+			if iss.Session.ID == "" || strings.Contains(iss.Token, iss.Session.ID) {
+				t.Errorf("public id %q: empty or part of the token", iss.Session.ID)
+			}
+			want := session.Session{
+				ID:                iss.Session.ID,
+				UserID:            uid,
+				Username:          "Alice",
+				CreatedAt:         time.UnixMilli(now.UnixMilli()).UTC(),
+				LastSeenAt:        time.UnixMilli(now.UnixMilli()).UTC(),
+				ExpiresAt:         time.UnixMilli(now.Add(time.Hour).UnixMilli()).UTC(),
+				AbsoluteExpiresAt: time.UnixMilli(now.Add(24 * time.Hour).UnixMilli()).UTC(),
+				UserAgent:         tc.wantUA,
+				IP:                tc.in.IP,
+			}
+			if iss.Session != want {
+				t.Errorf("created session:\ngot  %+v\nwant %+v", iss.Session, want)
+			}
+			if got := lookup(t, e.store, iss.Token); got != want {
+				t.Errorf("looked up session:\ngot  %+v\nwant %+v", got, want)
+			}
+		})
+	}
+}
+
+func TestLookupUnknown(t *testing.T) {
+	e := newEnv(t, redisstore.SessionOptions{})
+	iss := create(t, e.store, newUserID(t))
+	tests := []struct {
+		name  string
+		token string
+	}{
+		{"Empty", ""},
+		{"TooShort", "abc"},
+		{"BadCharacters", strings.Repeat("{", 40)},
+		{"WellFormedUnknown", strings.Repeat("A", 54)},
+		{"OtherSecretSameUser", iss.Token[:11] + strings.Repeat("x", 43)},
+		{"Truncated", iss.Token[:53]},
+		{"Extended", iss.Token + "A"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := e.store.Lookup(context.Background(), tc.token)
+			wantNotFound(t, "Lookup", err)
+		})
+	}
+}
+
+func TestLookupMalformedTokenMakesNoCall(t *testing.T) {
+	e := newEnv(t, redisstore.SessionOptions{})
+	e.srv.ResetStats(t)
+	for _, tok := range []string{"", "short", strings.Repeat("!", 30), strings.Repeat("a", 129)} {
+		_, err := e.store.Lookup(context.Background(), tok)
+		wantNotFound(t, "Lookup", err)
+	}
+	if got := dataCalls(e.srv.CommandStats(t)); got != 0 {
+		t.Errorf("commands sent: got %v, want 0", got)
+	}
+}
+
+// dataCalls counts the commands of the store, leaving out those of the test
+// harness itself.
+func dataCalls(stats map[string]int64) int64 {
+	var n int64
+	for name, calls := range stats {
+		switch name {
+		case "info", "config|resetstat", "hello", "client|setinfo", "ping":
+		default:
+			n += calls
+		}
+	}
+	return n
+}
+
+func TestLookupIsOneCommandWhenNoTouchIsDue(t *testing.T) {
+	e := newEnv(t, redisstore.SessionOptions{IdleTimeout: time.Hour})
+	iss := create(t, e.store, newUserID(t))
+	e.clock.Advance(29 * time.Minute)
+	e.srv.ResetStats(t)
+	lookup(t, e.store, iss.Token)
+	stats := e.srv.CommandStats(t)
+	if got, want := stats["hgetall"], int64(1); got != want {
+		t.Errorf("HGETALL calls: got %v, want %v", got, want)
+	}
+	if got, want := dataCalls(stats), int64(1); got != want {
+		t.Errorf("commands sent: got %v (%v), want %v", got, stats, want)
+	}
+}
+
+func TestLookupSliding(t *testing.T) {
+	const idle = time.Hour
+	e := newEnv(t, redisstore.SessionOptions{IdleTimeout: idle, MaxLifetime: 24 * time.Hour})
+	iss := create(t, e.store, newUserID(t))
+	created := iss.Session.ExpiresAt
+
+	steps := []struct {
+		name     string
+		advance  time.Duration
+		wantExp  func(now time.Time) time.Time
+		wantSeen func(now time.Time) time.Time
+	}{
+		{"FirstHalfDoesNotWrite", 10 * time.Minute,
+			func(time.Time) time.Time { return created },
+			func(time.Time) time.Time { return iss.Session.CreatedAt }},
+		{"StillFirstHalf", 19*time.Minute + 59*time.Second,
+			func(time.Time) time.Time { return created },
+			func(time.Time) time.Time { return iss.Session.CreatedAt }},
+		{"SecondHalfSlides", 2 * time.Second,
+			func(now time.Time) time.Time { return ms(now.Add(idle)) },
+			func(now time.Time) time.Time { return ms(now) }},
+		{"RightAfterSlideDoesNotWrite", time.Minute,
+			func(now time.Time) time.Time { return ms(now.Add(idle - time.Minute)) },
+			func(now time.Time) time.Time { return ms(now.Add(-time.Minute)) }},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			e.clock.Advance(st.advance)
+			now := e.clock.Now()
+			got := lookup(t, e.store, iss.Token)
+			if want := st.wantExp(now); !got.ExpiresAt.Equal(want) {
+				t.Errorf("ExpiresAt: got %v, want %v", got.ExpiresAt, want)
+			}
+			if want := st.wantSeen(now); !got.LastSeenAt.Equal(want) {
+				t.Errorf("LastSeenAt: got %v, want %v", got.LastSeenAt, want)
+			}
+			// What the next lookup reads back must agree with what this
+			// one returned, and the key must expire exactly then.
+			again := lookup(t, e.store, iss.Token)
+			if !again.ExpiresAt.Equal(got.ExpiresAt) {
+				t.Errorf("ExpiresAt read back: got %v, want %v", again.ExpiresAt, got.ExpiresAt)
+			}
+			if got, want := expireTimeMs(t, e, iss.Token), got.ExpiresAt.UnixMilli(); got != want {
+				t.Errorf("PEXPIRETIME: got %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+func TestLookupAbsoluteCap(t *testing.T) {
+	e := newEnv(t, redisstore.SessionOptions{IdleTimeout: time.Hour, MaxLifetime: 90 * time.Minute})
+	iss := create(t, e.store, newUserID(t))
+	abs := iss.Session.AbsoluteExpiresAt
+
+	for _, advance := range []time.Duration{40 * time.Minute, 20 * time.Minute, 20 * time.Minute, 9 * time.Minute} {
+		e.clock.Advance(advance)
+		got := lookup(t, e.store, iss.Token)
+		if got.ExpiresAt.After(abs) {
+			t.Errorf("after %v: ExpiresAt %v is past the absolute end %v", advance, got.ExpiresAt, abs)
+		}
+		if got, want := got.AbsoluteExpiresAt, abs; !got.Equal(want) {
+			t.Errorf("AbsoluteExpiresAt: got %v, want %v", got, want)
+		}
+		if got := expireTimeMs(t, e, iss.Token); got > abs.UnixMilli() {
+			t.Errorf("PEXPIRETIME: got %v, past the absolute end %v", got, abs.UnixMilli())
+		}
+		if pttl := e.rdb.PTTL(context.Background(), sessionKey(iss.Token)).Val(); pttl > time.Until(abs)+time.Millisecond {
+			t.Errorf("PTTL: got %v, more than the %v left until the absolute end", pttl, time.Until(abs))
+		}
+	}
+	// At the clock's 89th minute, the session ends with its absolute end.
+	if got := lookup(t, e.store, iss.Token).ExpiresAt; !got.Equal(abs) {
+		t.Errorf("ExpiresAt near the end: got %v, want %v", got, abs)
+	}
+	e.clock.Advance(time.Minute)
+	_, err := e.store.Lookup(context.Background(), iss.Token)
+	wantNotFound(t, "Lookup at the absolute end", err)
+
+	_, err = e.store.Refresh(context.Background(), iss.Token)
+	wantNotFound(t, "Refresh at the absolute end", err)
+}
+
+func TestIdleExpiry(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	e := newEnv(t, redisstore.SessionOptions{IdleTimeout: idle, Now: time.Now})
+	ctx := context.Background()
+	iss := create(t, e.store, newUserID(t))
+
+	// Used more often than the idle timeout, the session stays alive for
+	// longer than it.
+	for end := time.Now().Add(2 * idle); time.Now().Before(end); time.Sleep(idle / 6) {
+		lookup(t, e.store, iss.Token)
+	}
+
+	// Left alone, Redis ends it by itself. Polling EXISTS, not Lookup:
+	// lookups would slide the expiry.
+	last := time.Now()
+	lookup(t, e.store, iss.Token)
+	eventually(t, 3*time.Second, "session expires when idle", func() bool {
+		return e.rdb.Exists(ctx, sessionKey(iss.Token)).Val() == 0
+	})
+	// The last lookup left at least half the idle window.
+	if elapsed := time.Since(last); elapsed < idle/2 {
+		t.Errorf("session ended %v after its last use, want at least %v", elapsed, idle/2)
+	}
+	_, err := e.store.Lookup(ctx, iss.Token)
+	wantNotFound(t, "Lookup after idle expiry", err)
+}
+
+func TestRefresh(t *testing.T) {
+	e := newEnv(t, redisstore.SessionOptions{IdleTimeout: time.Hour, MaxLifetime: 24 * time.Hour})
+	ctx := context.Background()
+	uid := newUserID(t)
+	iss := create(t, e.store, uid)
+	e.clock.Advance(5 * time.Minute)
+	now := e.clock.Now()
+
+	got, err := e.store.Refresh(ctx, iss.Token)
+	if err != nil {
+		t.Fatalf("Refresh: %v", err)
+	}
+	if got.Token == iss.Token || !session.ValidToken(got.Token) || len(got.Token) != 54 {
+		t.Errorf("new token %q: same as the old one or malformed", got.Token)
+	}
+	want := iss.Session
+	want.LastSeenAt = ms(now)
+	want.ExpiresAt = ms(now.Add(time.Hour))
+	if got.Session != want {
+		t.Errorf("refreshed session:\ngot  %+v\nwant %+v", got.Session, want)
+	}
+	if looked := lookup(t, e.store, got.Token); looked != want {
+		t.Errorf("looked up after refresh:\ngot  %+v\nwant %+v", looked, want)
+	}
+	_, err = e.store.Lookup(ctx, iss.Token)
+	wantNotFound(t, "Lookup of the old token", err)
+	_, err = e.store.Refresh(ctx, iss.Token)
+	wantNotFound(t, "Refresh of the old token", err)
+
+	list, err := e.store.List(ctx, uid)
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	if len(list) != 1 || list[0].ID != iss.Session.ID {
+		t.Errorf("List after refresh: got %+v, want the one session %v", list, iss.Session.ID)
+	}
+	if got, want := e.rdb.ZCard(ctx, "idx:{"+uid+"}").Val(), int64(1); got != want {
+		t.Errorf("index members: got %v, want %v", got, want)
+	}
+	if got, want := expireTimeMs(t, e, got.Token), want.ExpiresAt.UnixMilli(); got != want {
+		t.Errorf("PEXPIRETIME of the new key: got %v, want %v", got, want)
+	}
+
+	_, err = e.store.Refresh(ctx, "bad")
+	wantNotFound(t, "Refresh of a malformed token", err)
+}
+
+func TestRevoke(t *testing.T) {
+	e := newEnv(t, redisstore.SessionOptions{})
+	ctx := context.Background()
+	uid := newUserID(t)
+	iss := create(t, e.store, uid)
+	other := create(t, e.store, uid)
+
+	if err := e.store.Revoke(ctx, iss.Token); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	_, err := e.store.Lookup(ctx, iss.Token)
+	wantNotFound(t, "Lookup after Revoke", err)
+	wantNotFound(t, "second Revoke", e.store.Revoke(ctx, iss.Token))
+	wantNotFound(t, "Revoke of a malformed token", e.store.Revoke(ctx, "x"))
+	lookup(t, e.store, other.Token)
+	if got, want := e.rdb.ZCard(ctx, "idx:{"+uid+"}").Val(), int64(1); got != want {
+		t.Errorf("index members: got %v, want %v", got, want)
+	}
+}
+
+func TestRevokeAll(t *testing.T) {
+	e := newEnv(t, redisstore.SessionOptions{})
+	ctx := context.Background()
+	alice, bob := newUserID(t), newUserID(t)
+	var tokens []string
+	for range 3 {
+		tokens = append(tokens, create(t, e.store, alice).Token)
+	}
+	bobs := create(t, e.store, bob)
+	// A session already revoked is not counted again.
+	if err := e.store.Revoke(ctx, tokens[0]); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+
+	tests := []struct {
+		name   string
+		userID string
+		want   int
+	}{
+		{"OK", alice, 2},
+		{"Again", alice, 0},
+		{"Unknown", newUserID(t), 0},
+		{"Malformed", "{x}", 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := e.store.RevokeAll(ctx, tc.userID)
+			if err != nil {
+				t.Fatalf("RevokeAll: %v", err)
+			}
+			if got != tc.want {
+				t.Errorf("revoked: got %v, want %v", got, tc.want)
+			}
+		})
+	}
+	for _, tok := range tokens {
+		_, err := e.store.Lookup(ctx, tok)
+		wantNotFound(t, "Lookup after RevokeAll", err)
+	}
+	lookup(t, e.store, bobs.Token)
+	if n := e.rdb.Exists(ctx, "idx:{"+alice+"}").Val(); n != 0 {
+		t.Errorf("EXISTS of the index: got %v, want 0", n)
+	}
+}
+
+func TestRevokeByID(t *testing.T) {
+	e := newEnv(t, redisstore.SessionOptions{})
+	ctx := context.Background()
+	alice, bob := newUserID(t), newUserID(t)
+	a1, a2 := create(t, e.store, alice), create(t, e.store, alice)
+	b1 := create(t, e.store, bob)
+
+	tests := []struct {
+		name    string
+		userID  string
+		id      string
+		wantErr error
+	}{
+		{"OtherUsersID", alice, b1.Session.ID, session.ErrNotFound},
+		{"UnknownID", alice, "nope", session.ErrNotFound},
+		{"EmptyID", alice, "", session.ErrNotFound},
+		{"MalformedUser", "bad", a1.Session.ID, session.ErrNotFound},
+		{"TokenIsNotAnID", alice, a1.Token, session.ErrNotFound},
+		{"OK", alice, a1.Session.ID, nil},
+		{"AlreadyRevoked", alice, a1.Session.ID, session.ErrNotFound},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := e.store.RevokeByID(ctx, tc.userID, tc.id)
+			if !errors.Is(err, tc.wantErr) {
+				t.Errorf("RevokeByID: got %v, want %v", err, tc.wantErr)
+			}
+		})
+	}
+	_, err := e.store.Lookup(ctx, a1.Token)
+	wantNotFound(t, "Lookup of the revoked session", err)
+	lookup(t, e.store, a2.Token)
+	lookup(t, e.store, b1.Token)
+}
+
+func TestList(t *testing.T) {
+	e := newEnv(t, redisstore.SessionOptions{IdleTimeout: time.Hour})
+	ctx := context.Background()
+	uid := newUserID(t)
+	var want []string
+	for i := range 3 {
+		iss, _, err := e.store.Create(ctx, session.NewSession{UserID: uid, Username: "Alice", UserAgent: fmt.Sprint("agent-", i), IP: "127.0.0.1"})
+		if err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+		want = append([]string{iss.Session.ID}, want...)
+		e.clock.Advance(time.Second)
+	}
+	create(t, e.store, newUserID(t)) // another user's
+
+	// A short-lived session of the same user, made by a store with another
+	// idle timeout, goes stale in the index once it expires.
+	short := redisstore.NewSessions(e.rdb, redisstore.SessionOptions{IdleTimeout: 100 * time.Millisecond, Now: time.Now})
+	stale := create(t, short, uid)
+	eventually(t, 3*time.Second, "short session expires", func() bool {
+		return e.rdb.Exists(ctx, sessionKey(stale.Token)).Val() == 0
+	})
+	idx := "idx:{" + uid + "}"
+	if got, want := e.rdb.ZCard(ctx, idx).Val(), int64(4); got != want {
+		t.Fatalf("index members before List: got %v, want %v", got, want)
+	}
+
+	list, err := e.store.List(ctx, uid)
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	var got []string
+	for _, s := range list {
+		got = append(got, s.ID)
+		if s.UserID != uid || s.Username != "Alice" || s.IP != "127.0.0.1" || !strings.HasPrefix(s.UserAgent, "agent-") {
+			t.Errorf("listed session: got %+v", s)
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("listed ids: got %v, want %v (newest first)", got, want)
+	}
+	if got, want := e.rdb.ZCard(ctx, idx).Val(), int64(3); got != want {
+		t.Errorf("index members after List: got %v, want %v (stale one pruned)", got, want)
+	}
+
+	for _, uid := range []string{newUserID(t), "bad"} {
+		list, err := e.store.List(ctx, uid)
+		if err != nil || len(list) != 0 {
+			t.Errorf("List(%q): got %v, %v, want no sessions", uid, list, err)
+		}
+	}
+}
+
+func TestMaxPerUser(t *testing.T) {
+	e := newEnv(t, redisstore.SessionOptions{MaxPerUser: 2})
+	ctx := context.Background()
+	uid := newUserID(t)
+	var issued []session.Issued
+	wantCapped := []int{0, 0, 1, 1}
+	for i, want := range wantCapped {
+		iss, capped, err := e.store.Create(ctx, session.NewSession{UserID: uid, Username: "Alice"})
+		if err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+		if capped != want {
+			t.Errorf("Create %d: capped %v, want %v", i, capped, want)
+		}
+		issued = append(issued, iss)
+		e.clock.Advance(time.Second)
+	}
+	for i, iss := range issued {
+		_, err := e.store.Lookup(ctx, iss.Token)
+		if live := i >= 2; live != (err == nil) {
+			t.Errorf("session %d: Lookup error %v, want live %v", i, err, live)
+		}
+	}
+	if got, want := e.rdb.ZCard(ctx, "idx:{"+uid+"}").Val(), int64(2); got != want {
+		t.Errorf("index members: got %v, want %v", got, want)
+	}
+}
+
+func TestCreateMalformedUserID(t *testing.T) {
+	e := newEnv(t, redisstore.SessionOptions{})
+	for _, uid := range []string{"", "short", "{abcdefghi}", "abcdefghijkl"} {
+		_, _, err := e.store.Create(context.Background(), session.NewSession{UserID: uid, Username: "Alice"})
+		if err == nil || errors.Is(err, session.ErrUnavailable) {
+			t.Errorf("Create with user id %q: got %v, want a programming error", uid, err)
+		}
+	}
+}
+
+// TestRedisHoldsNoToken goes through every kind of write and then reads
+// everything back: no key or value may contain a token, and every key but a
+// user record must expire.
+func TestRedisHoldsNoToken(t *testing.T) {
+	e := newEnv(t, redisstore.SessionOptions{IdleTimeout: time.Hour, MaxPerUser: 3})
+	ctx := context.Background()
+	if err := e.users.CreateUser(ctx, session.User{Username: "Alice", PasswordHash: "$argon2id$x"}); err != nil {
+		t.Fatalf("CreateUser: %v", err)
+	}
+	u, err := e.users.UserByName(ctx, "alice")
+	if err != nil {
+		t.Fatalf("UserByName: %v", err)
+	}
+	var tokens []string
+	for range 5 {
+		tokens = append(tokens, create(t, e.store, u.ID).Token)
+	}
+	refreshed, err := e.store.Refresh(ctx, tokens[4])
+	if err != nil {
+		t.Fatalf("Refresh: %v", err)
+	}
+	tokens = append(tokens, refreshed.Token)
+	e.clock.Advance(45 * time.Minute)
+	lookup(t, e.store, refreshed.Token) // touches
+	if err := e.store.RevokeByID(ctx, u.ID, lookup(t, e.store, tokens[3]).ID); err != nil {
+		t.Fatalf("RevokeByID: %v", err)
+	}
+
+	var keys []string
+	iter := e.rdb.Scan(ctx, 0, "*", 100).Iterator()
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatalf("SCAN: %v", err)
+	}
+	if len(keys) < 3 {
+		t.Fatalf("keys: got %v, want a user, an index and sessions", keys)
+	}
+	for _, k := range keys {
+		var content []string
+		switch typ := e.rdb.Type(ctx, k).Val(); typ {
+		case "hash":
+			for f, v := range e.rdb.HGetAll(ctx, k).Val() {
+				content = append(content, f, v)
+			}
+		case "zset":
+			content = e.rdb.ZRange(ctx, k, 0, -1).Val()
+		default:
+			t.Errorf("key %q: unexpected type %q", k, typ)
+		}
+		for _, tok := range tokens {
+			for _, c := range append(content, k) {
+				if strings.Contains(c, tok) {
+					t.Errorf("key %q holds a token", k)
+				}
+			}
+		}
+		pttl := e.rdb.PTTL(ctx, k).Val()
+		if strings.HasPrefix(k, "user:") {
+			if pttl != -1 {
+				t.Errorf("user key %q: PTTL %v, want none", k, pttl)
+			}
+		} else if pttl <= 0 {
+			t.Errorf("key %q: PTTL %v, want > 0", k, pttl)
+		}
+	}
+}
+
+func sessionKey(token string) string {
+	return "sess:{" + token[:11] + "}:" + sha256Hex(token)
+}
+
+func expireTimeMs(t testing.TB, e *env, token string) int64 {
+	t.Helper()
+	v, err := e.rdb.Do(context.Background(), "PEXPIRETIME", sessionKey(token)).Int64()
+	if err != nil {
+		t.Fatalf("PEXPIRETIME: %v", err)
+	}
+	return v
+}
+
+// ms truncates t to the milliseconds the store keeps.
+func ms(t time.Time) time.Time { return time.UnixMilli(t.UnixMilli()).UTC() }
