@@ -31,6 +31,10 @@ type fakeStore struct {
 	err      error
 	capped   int
 	calls    int
+	// failAfter lets that many calls through before err applies.
+	failAfter int
+	// listEmpty makes List return nil.
+	listEmpty bool
 	// panicOnLookup makes Lookup panic, to exercise the recovery.
 	panicOnLookup bool
 }
@@ -44,6 +48,9 @@ func newFakeStore(now func() time.Time) *fakeStore {
 func (s *fakeStore) begin() error {
 	s.mu.Lock()
 	s.calls++
+	if s.calls <= s.failAfter {
+		return nil
+	}
 	return s.err
 }
 
@@ -159,6 +166,9 @@ func (s *fakeStore) List(_ context.Context, userID string) ([]session.Session, e
 	defer s.mu.Unlock()
 	if err := s.begin(); err != nil {
 		return nil, err
+	}
+	if s.listEmpty {
+		return nil, nil
 	}
 	var out []session.Session
 	for _, sess := range s.sessions {
