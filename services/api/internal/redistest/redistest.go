@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -79,9 +80,36 @@ func (s *Server) Stop() {
 	if s.cmd == nil {
 		return
 	}
+	// SIGKILL ends even a paused process.
 	_ = s.cmd.Process.Kill()
 	<-s.done
 	s.cmd = nil
+}
+
+// Pause stops the server process with SIGSTOP: connections are still
+// accepted by the kernel but nothing answers, as with a hung or partitioned
+// Redis. Resume, Stop or the end of the test wakes or ends it.
+func (s *Server) Pause() {
+	s.t.Helper()
+	s.signal(syscall.SIGSTOP)
+}
+
+// Resume continues a paused server.
+func (s *Server) Resume() {
+	s.t.Helper()
+	s.signal(syscall.SIGCONT)
+}
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		s.t.Fatalf("signal %v: redis-server is not running", sig)
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("signal %v to redis-server: %v", sig, err)
+	}
 }
 
 // Restart starts the server again on the same port and waits until it
@@ -104,10 +132,11 @@ func (s *Server) Restart() {
 	}
 }
 
-// Client returns a client of the server, closed when the test ends.
+// Client returns a client of the server, closed when the test ends. It
+// honours context deadlines, so a test bounds each call with its context.
 func (s *Server) Client(t testing.TB) redis.UniversalClient {
 	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	c := redis.NewClient(&redis.Options{Addr: s.Addr(), ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }

@@ -47,3 +47,25 @@ func TestServer(t *testing.T) {
 		t.Errorf("PING after Restart with the same client: %v", err)
 	}
 }
+
+func TestPauseResume(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(t)
+	ctx := context.Background()
+	if err := c.Ping(ctx).Err(); err != nil {
+		t.Fatalf("PING: %v", err)
+	}
+
+	srv.Pause()
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if err := c.Ping(short).Err(); err == nil {
+		t.Fatalf("PING while paused: got nil error, want a timeout")
+	}
+
+	srv.Resume()
+	if err := c.Ping(ctx).Err(); err != nil {
+		t.Errorf("PING after Resume: %v", err)
+	}
+	srv.Pause() // the cleanup must end a paused server too
+}
