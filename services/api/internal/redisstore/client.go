@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
 // DefaultTimeout is the timeout of each call when ClientOptions leaves it
@@ -67,6 +68,12 @@ func NewClient(o ClientOptions) redis.UniversalClient {
 		// One dial attempt per call: the default of five attempts 100 ms
 		// apart would make a call during an outage last half a second more.
 		DialerRetries: 1,
+		// Redis 7.0 (Debian bookworm's) knows neither CLIENT SETINFO nor
+		// CLIENT MAINT_NOTIFICATIONS, which go-redis sends on every new
+		// connection: each failure would count as a Redis error. Both are
+		// of no use to the service (the latter is for Redis Enterprise).
+		DisableIdentity:          true,
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
 	}
 	if o.MasterName != "" {
 		// Sentinels usually share the master's credentials in small
@@ -83,8 +90,8 @@ func NewClient(o ClientOptions) redis.UniversalClient {
 	return redis.NewUniversalClient(opts)
 }
 
-// NewErrorHook returns a hook that calls onError once for every command or
-// pipeline that fails, to count Redis errors. Two failures are not counted
+// NewErrorHook returns a hook that calls onError once for every command, and
+// once for every pipeline or transaction, that fails, to count Redis errors. Two failures are not counted
 // because they are part of normal work: redis.Nil (a key that does not
 // exist) and NOSCRIPT (the first run of a Lua script on a node that has not
 // cached it yet, which go-redis answers by sending the script itself).
@@ -117,7 +124,13 @@ func (h errorHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 func (h errorHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		err := next(ctx, cmds)
-		if counted(err) {
+		// The pipeline's error is that of its first failed command, which
+		// may be a harmless redis.Nil hiding a real failure behind it.
+		failed := counted(err)
+		for _, cmd := range cmds {
+			failed = failed || counted(cmd.Err())
+		}
+		if failed {
 			h.onError()
 		}
 		return err
