@@ -182,6 +182,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	logger.Info("listening", "addr", ln.Addr().String())
 
+	return serve(ctx, logger, srv, ln, &draining, cfg.ShutdownDelay, cfg.ShutdownTimeout)
+}
+
+// serve serves on ln until ctx ends, then drains: /readyz fails at once (via
+// draining) so that the load balancer stops sending new requests, requests
+// keep being served for delay, then the listener closes and requests in
+// flight get up to timeout to finish. Cutting any off is an error.
+func serve(ctx context.Context, logger *slog.Logger, srv *http.Server, ln net.Listener,
+	draining *atomic.Bool, delay, timeout time.Duration) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
@@ -191,27 +200,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case <-ctx.Done():
 	}
 
-	// Readiness fails at once so that the load balancer stops sending new
-	// requests, while requests already routed here are still served.
 	draining.Store(true)
-	logger.Info("draining", "delay", cfg.ShutdownDelay.String())
-	delay := time.NewTimer(cfg.ShutdownDelay)
+	logger.Info("draining", "delay", delay.String())
+	t := time.NewTimer(delay)
 	select {
-	case <-delay.C:
+	case <-t.C:
 	case err := <-serveErr:
-		delay.Stop()
+		t.Stop()
 		return fmt.Errorf("serving: %w", err)
 	}
 
-	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	logger.Info("shutting down", "timeout", timeout.String())
 	// ctx is already done: the shutdown deadline needs a context of its own.
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		if cerr := srv.Close(); cerr != nil {
 			logger.Warn("closing server", "err", cerr)
 		}
-		logger.Error("shutdown", "err", err)
+		logger.Error("shutdown cut requests off", "err", err)
 		return &exitError{code: exitFailure, err: fmt.Errorf("%w: %w", errCutOff, err)}
 	}
 	logger.Info("stopped")
