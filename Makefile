@@ -12,7 +12,7 @@ FUZZTIME       ?= 5s
 GO_MODULES     := $(API_DIR) deploy/e2e
 
 .PHONY: build test lint test-api fuzz run deps \
-        images up down logs ps test-deploy
+        images up down down-volumes logs ps test-deploy
 
 ## build: compile the API binary into bin/api
 build:
@@ -53,26 +53,66 @@ run:
 
 # ---- deployment (docker-compose stack, offline images) ----
 
-## images: build every image the stack needs, without a registry
+# Whichever Compose exists: the v2 plugin, else docker-compose 1.29.
+COMPOSE = $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+
+# Local images built without a registry (deploy/docker/build-images.sh).
+# They never carry an official image's name; plain `docker compose up`
+# without these variables uses the official images instead.
+IMAGE_PREFIX     ?= redis-session-app
+REDIS_IMAGE      ?= $(IMAGE_PREFIX)/redis:bookworm
+NGINX_IMAGE      ?= $(IMAGE_PREFIX)/nginx:bookworm
+PROMETHEUS_IMAGE ?= $(IMAGE_PREFIX)/prometheus:bookworm
+API_IMAGE        ?= $(IMAGE_PREFIX)/api:dev
+NGINX_PORT       ?= 8080
+PROMETHEUS_PORT  ?= 9090
+UP_TIMEOUT       ?= 60
+
+DEPLOY_ENV = REDIS_IMAGE=$(REDIS_IMAGE) NGINX_IMAGE=$(NGINX_IMAGE) \
+	PROMETHEUS_IMAGE=$(PROMETHEUS_IMAGE) API_IMAGE=$(API_IMAGE) \
+	NGINX_PORT=$(NGINX_PORT) PROMETHEUS_PORT=$(PROMETHEUS_PORT) \
+	VERSION=$(VERSION) REVISION=$(REVISION)
+
+## images: build every image the stack needs, without a registry (skips up-to-date ones; the API image is always rebuilt)
 images:
-	@echo "images: not yet implemented"
+	$(DEPLOY_ENV) deploy/docker/build-images.sh
 
-## up: build images when needed and start the stack
-up:
-	@echo "up: not yet implemented"
+## up: build images when needed, start the stack, wait until nginx answers, print the URLs
+up: images
+	$(DEPLOY_ENV) $(COMPOSE) up -d --no-build
+	@echo "waiting up to $(UP_TIMEOUT) s for http://127.0.0.1:$(NGINX_PORT)/healthz"
+	@for i in $$(seq $(UP_TIMEOUT)); do \
+		if curl -fsS -o /dev/null --max-time 2 http://127.0.0.1:$(NGINX_PORT)/healthz 2>/dev/null; then \
+			echo "API (through nginx): http://127.0.0.1:$(NGINX_PORT)"; \
+			echo "Prometheus:          http://127.0.0.1:$(PROMETHEUS_PORT)"; \
+			exit 0; \
+		fi; \
+		sleep 1; \
+	done; \
+	echo "nginx did not answer /healthz within $(UP_TIMEOUT) s; see make logs" >&2; \
+	$(DEPLOY_ENV) $(COMPOSE) ps >&2; exit 1
 
-## down: stop the stack
+## down: stop and remove the stack's containers (the Redis and Prometheus volumes stay)
 down:
-	@echo "down: not yet implemented"
+	$(DEPLOY_ENV) $(COMPOSE) down --remove-orphans
+
+## down-volumes: like down, and delete the volumes too (all users and sessions)
+down-volumes:
+	$(DEPLOY_ENV) $(COMPOSE) down --remove-orphans --volumes
 
 ## logs: follow the stack's logs
 logs:
-	@echo "logs: not yet implemented"
+	$(DEPLOY_ENV) $(COMPOSE) logs -f --tail=100
 
 ## ps: list the stack's containers
 ps:
-	@echo "ps: not yet implemented"
+	$(DEPLOY_ENV) $(COMPOSE) ps
 
-## test-deploy: promtool and nginx checks and the compose smoke test
-test-deploy:
-	@echo "test-deploy: not yet implemented"
+## test-deploy: promtool checks of the Prometheus config and alert rules, then the compose smoke test (deploy/e2e)
+test-deploy: images
+	@# promtool from the Prometheus image, so no host package is needed.
+	docker run --rm --network none -v "$(CURDIR)/deploy/prometheus:/etc/prometheus:ro" -w /etc/prometheus \
+		--entrypoint promtool $(PROMETHEUS_IMAGE) check config prometheus.yml
+	docker run --rm --network none -v "$(CURDIR)/deploy/prometheus:/etc/prometheus:ro" -w /etc/prometheus \
+		--entrypoint promtool $(PROMETHEUS_IMAGE) test rules rules_test.yml
+	cd deploy/e2e && $(DEPLOY_ENV) go test -count=1 -timeout 15m ./...

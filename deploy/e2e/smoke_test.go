@@ -1,0 +1,302 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// client talks to the stack's published loopback ports only.
+var client = &http.Client{Timeout: 10 * time.Second}
+
+type response struct {
+	status   int
+	instance string
+	body     string
+	header   http.Header
+}
+
+func (s *stack) do(method, path, token, body string) (response, error) {
+	req, err := http.NewRequest(method, s.nginx+path, strings.NewReader(body))
+	if err != nil {
+		return response{}, err
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("X-Session-Id", token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return response{}, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return response{}, err
+	}
+	return response{resp.StatusCode, resp.Header.Get("X-Instance"), string(b), resp.Header}, nil
+}
+
+func (s *stack) mustDo(method, path, token, body string) response {
+	s.t.Helper()
+	r, err := s.do(method, path, token, body)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return r
+}
+
+// profileOK checks that token reads username's profile and returns the
+// replica that answered.
+func (s *stack) profileOK(token, username string) (string, error) {
+	r, err := s.do("GET", "/profile", token, "")
+	if err != nil {
+		return "", err
+	}
+	var p struct{ Username string }
+	if r.status != http.StatusOK || json.Unmarshal([]byte(r.body), &p) != nil || p.Username != username {
+		return r.instance, fmt.Errorf("GET /profile: got %d %s from %q, want 200 with username %q", r.status, r.body, r.instance, username)
+	}
+	return r.instance, nil
+}
+
+// TestStack runs the deployment end to end: one stack, brought up once,
+// checked step by step, torn down with its volumes.
+func TestStack(t *testing.T) {
+	s := startStack(t)
+
+	t.Run("NginxAnswers", func(t *testing.T) {
+		err := poll(90*time.Second, 500*time.Millisecond, func() error {
+			r, err := s.do("GET", "/readyz", "", "")
+			if err != nil {
+				return err
+			}
+			if r.status != http.StatusOK {
+				return fmt.Errorf("GET /readyz: got %d %s, want 200", r.status, r.body)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("stack not ready through nginx: %v", err)
+		}
+	})
+
+	t.Run("NginxConfigValid", func(t *testing.T) {
+		out, err := s.run(time.Minute, "exec", "-T", "nginx", "nginx", "-t")
+		if err != nil || !strings.Contains(out, "test is successful") {
+			t.Fatalf("nginx -t: got %v\n%s, want success", err, out)
+		}
+	})
+
+	t.Run("PortsOnLoopbackOnly", func(t *testing.T) {
+		for _, svc := range []string{"redis", "api1", "api2", "api3", "nginx", "prometheus"} {
+			out, err := docker("inspect", "-f", "{{json .NetworkSettings.Ports}}", s.container(svc))
+			if err != nil {
+				t.Fatalf("inspecting %s: %v %s", svc, err, out)
+			}
+			var ports map[string][]struct{ HostIp, HostPort string }
+			if err := json.Unmarshal([]byte(out), &ports); err != nil {
+				t.Fatalf("ports of %s: %v in %s", svc, err, out)
+			}
+			for port, bindings := range ports {
+				if svc != "nginx" && svc != "prometheus" && len(bindings) > 0 {
+					t.Errorf("%s %s: got published on %v, want not published", svc, port, bindings)
+				}
+				for _, b := range bindings {
+					if b.HostIp != "127.0.0.1" {
+						t.Errorf("%s %s: got published on %q, want 127.0.0.1 only", svc, port, b.HostIp)
+					}
+				}
+			}
+		}
+	})
+
+	t.Run("RedisAppendOnly", func(t *testing.T) {
+		out := s.mustRun(time.Minute, "exec", "-T", "redis", "redis-cli", "CONFIG", "GET", "append*")
+		if got := strings.Fields(out); strings.Join(got, " ") != "appendfilename appendonly.aof appendfsync everysec appendonly yes" {
+			t.Errorf("redis append-only settings: got %q, want appendonly yes, appendfsync everysec", got)
+		}
+		out, _ = s.run(time.Minute, "exec", "-T", "-e", "REDISCLI_AUTH=", "redis", "redis-cli", "GET", "x")
+		if !strings.Contains(out, "NOAUTH") {
+			t.Errorf("redis without password: got %q, want NOAUTH", out)
+		}
+	})
+
+	username := "e2e_" + randomHex(t, 6)
+	const password = "correct horse battery staple"
+	var token string
+
+	t.Run("RegisterAndLoginThroughNginx", func(t *testing.T) {
+		creds := fmt.Sprintf(`{"username":%q,"password":%q}`, username, password)
+		if r := s.mustDo("POST", "/auth/register", "", creds); r.status != http.StatusCreated {
+			t.Fatalf("register: got %d %s, want 201", r.status, r.body)
+		}
+		r := s.mustDo("POST", "/auth/login", "", creds)
+		var login struct{ SessionID string }
+		if r.status != http.StatusOK || json.Unmarshal([]byte(r.body), &login) != nil || login.SessionID == "" {
+			t.Fatalf("login: got %d %s, want 200 with a sessionId", r.status, r.body)
+		}
+		token = login.SessionID
+		if _, err := s.profileOK(token, username); err != nil {
+			t.Fatal(err)
+		}
+		if id := r.header.Get("X-Request-Id"); id == "" {
+			t.Logf("login answered without X-Request-Id")
+		}
+	})
+	if token == "" {
+		t.Fatal("no session to go on with")
+	}
+
+	t.Run("RoundRobinCoversEveryReplica", func(t *testing.T) {
+		seen := map[string]int{}
+		for range 30 {
+			instance, err := s.profileOK(token, username)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen[instance]++
+		}
+		if got, want := keys(seen), strings.Join(s.replicas, ","); got != want {
+			t.Errorf("X-Instance values over 30 requests: got %v (%v), want %v", got, seen, want)
+		}
+	})
+
+	// servedBy polls the profile until replica answers it, and requires
+	// every answer on the way to be a 200: nginx must route around a replica
+	// that is not back yet.
+	servedBy := func(t *testing.T, replica string) {
+		t.Helper()
+		requests := 0
+		err := poll(60*time.Second, 200*time.Millisecond, func() error {
+			requests++
+			instance, err := s.profileOK(token, username)
+			if err != nil {
+				t.Fatalf("request %d after %s came back: %v", requests, replica, err)
+			}
+			if instance != replica {
+				return fmt.Errorf("%s has not answered after %d requests", replica, requests)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	t.Run("RestartedReplicaServesTheSameSession", func(t *testing.T) {
+		s.mustRun(2*time.Minute, "restart", "api2")
+		servedBy(t, "api2")
+	})
+
+	t.Run("RecreatedReplicaServesTheSameSession", func(t *testing.T) {
+		before := s.container("api3")
+		s.mustRun(2*time.Minute, "up", "-d", "--no-deps", "--no-build", "--force-recreate", "api3")
+		if after := s.container("api3"); after == before {
+			t.Fatalf("api3 container: got %s again, want a new one", after)
+		}
+		servedBy(t, "api3")
+	})
+
+	t.Run("SessionSurvivesRedisRestart", func(t *testing.T) {
+		s.mustRun(2*time.Minute, "restart", "redis")
+		// While Redis comes back the API answers 503, never 401.
+		err := poll(60*time.Second, 250*time.Millisecond, func() error {
+			r, err := s.do("GET", "/profile", token, "")
+			if err != nil {
+				return err
+			}
+			if r.status == http.StatusUnauthorized {
+				t.Fatalf("GET /profile after a Redis restart: got 401 %s, want the session kept", r.body)
+			}
+			if r.status != http.StatusOK {
+				return fmt.Errorf("GET /profile: got %d %s", r.status, r.body)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("MetricsNotRouted", func(t *testing.T) {
+		for _, path := range []string{"/metrics", "/metrics/", "/metrics?x=1", "//metrics", "/metrics/x"} {
+			r := s.mustDo("GET", path, "", "")
+			if r.status != http.StatusNotFound || strings.Contains(r.body, "api_http_requests_total") {
+				t.Errorf("GET %s through nginx: got %d %.80q, want 404", path, r.status, r.body)
+			}
+			if r.instance != "" {
+				t.Errorf("GET %s through nginx: got an answer from replica %s, want nginx's own", path, r.instance)
+			}
+		}
+	})
+
+	t.Run("NginxErrorsAreJSON", func(t *testing.T) {
+		big := fmt.Sprintf(`{"username":"u","password":%q}`, strings.Repeat("a", 70000))
+		r := s.mustDo("POST", "/auth/login", "", big)
+		if r.status != http.StatusRequestEntityTooLarge || !isErrorJSON(r.body) {
+			t.Errorf("login with a 70 kB body: got %d %.80q, want 413 {\"error\":…}", r.status, r.body)
+		}
+		r = s.mustDo("GET", "/no-such-route", "", "")
+		if r.status != http.StatusNotFound || !isErrorJSON(r.body) || r.instance == "" {
+			t.Errorf("unknown route: got %d %q from %q, want the API's 404 JSON", r.status, r.body, r.instance)
+		}
+	})
+
+	t.Run("PrometheusScrapesEveryReplica", func(t *testing.T) {
+		q := s.prom + "/api/v1/query?query=" + url.QueryEscape(`up{job="api"}`)
+		err := poll(90*time.Second, time.Second, func() error {
+			resp, err := client.Get(q)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			var v struct {
+				Data struct {
+					Result []struct {
+						Metric map[string]string
+						Value  [2]any
+					}
+				}
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+				return err
+			}
+			up := map[string]int{}
+			for _, r := range v.Data.Result {
+				if r.Value[1] == "1" {
+					up[r.Metric["instance"]]++
+				}
+			}
+			if got, want := keys(up), strings.Join(s.replicas, ","); got != want || len(v.Data.Result) != len(s.replicas) {
+				return fmt.Errorf("up{job=\"api\"} == 1: got %v of %d series, want %v", got, len(v.Data.Result), want)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func isErrorJSON(body string) bool {
+	var e struct{ Error string }
+	return json.Unmarshal([]byte(body), &e) == nil && e.Error != ""
+}
+
+func keys(m map[string]int) string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return strings.Join(ks, ",")
+}

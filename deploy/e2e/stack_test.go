@@ -1,0 +1,213 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	mrand "math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Local images of `make images`; the environment may name others.
+var defaultImages = map[string]string{
+	"REDIS_IMAGE":      "redis-session-app/redis:bookworm",
+	"NGINX_IMAGE":      "redis-session-app/nginx:bookworm",
+	"PROMETHEUS_IMAGE": "redis-session-app/prometheus:bookworm",
+	"API_IMAGE":        "redis-session-app/api:dev",
+}
+
+// stack is one running copy of docker-compose.yml under its own project
+// name, ports and subnet, so it never clashes with `make up` or another run.
+type stack struct {
+	t        *testing.T
+	compose  []string // "docker compose" or "docker-compose"
+	file     string
+	project  string
+	env      []string
+	nginx    string // base URL of nginx on loopback
+	prom     string // base URL of Prometheus on loopback
+	replicas []string
+}
+
+// composeTool returns the Compose command line that exists here.
+func composeTool(t *testing.T) []string {
+	t.Helper()
+	if _, err := exec.LookPath("docker"); err != nil {
+		t.Fatalf("the deployment smoke test needs Docker: %v", err)
+	}
+	if out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
+		t.Fatalf("the deployment smoke test needs a running Docker Engine: %v: %s", err, out)
+	}
+	if exec.Command("docker", "compose", "version").Run() == nil {
+		return []string{"docker", "compose"}
+	}
+	if _, err := exec.LookPath("docker-compose"); err == nil {
+		return []string{"docker-compose"}
+	}
+	t.Fatal("the deployment smoke test needs `docker compose` or `docker-compose`; neither is installed")
+	return nil
+}
+
+// freePort returns a loopback port that nothing listens on right now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("finding a free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func randomHex(t *testing.T, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// startStack brings the compose file up and registers its teardown, with
+// volumes, on every outcome. On failure it first logs the containers' output.
+func startStack(t *testing.T) *stack {
+	t.Helper()
+	file, err := filepath.Abs("../../docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &stack{
+		t:        t,
+		compose:  composeTool(t),
+		file:     file,
+		project:  "e2e" + randomHex(t, 4),
+		replicas: []string{"api1", "api2", "api3"},
+	}
+
+	env := os.Environ()
+	for name, def := range defaultImages {
+		image := os.Getenv(name)
+		if image == "" {
+			image = def
+			env = append(env, name+"="+image)
+		}
+		if out, err := exec.Command("docker", "image", "inspect", image).CombinedOutput(); err != nil {
+			t.Fatalf("image %s (%s) is missing; build it with `make images`: %v: %s", image, name, err, firstLine(out))
+		}
+	}
+	nginxPort, promPort := freePort(t), freePort(t)
+	s.nginx = fmt.Sprintf("http://127.0.0.1:%d", nginxPort)
+	s.prom = fmt.Sprintf("http://127.0.0.1:%d", promPort)
+	env = append(env,
+		"NGINX_PORT="+strconv.Itoa(nginxPort),
+		"PROMETHEUS_PORT="+strconv.Itoa(promPort),
+		"REDIS_PASSWORD=e2e-"+randomHex(t, 8),
+		"COOKIE_SECURE=false",
+	)
+
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := s.run(2*time.Minute, "logs", "--no-color", "--tail=60")
+			t.Logf("logs of project %s:\n%s", s.project, out)
+		}
+		if out, err := s.run(3*time.Minute, "down", "--volumes", "--remove-orphans", "--timeout", "5"); err != nil {
+			t.Errorf("tearing down project %s: %v\n%s", s.project, err, out)
+		}
+	})
+
+	// The subnet is fixed per stack (replicas have fixed addresses), so
+	// pick one that no other network on this engine uses; a clash is
+	// reported at once by `up`, and then another one is tried.
+	const attempts = 5
+	for i := 1; ; i++ {
+		s.env = append(env, fmt.Sprintf("SUBNET_PREFIX=172.29.%d", 16+mrand.IntN(224)))
+		out, err := s.run(5*time.Minute, "up", "-d", "--no-build")
+		if err == nil {
+			break
+		}
+		if i == attempts || !strings.Contains(out, "overlap") {
+			t.Fatalf("compose up: %v\n%s", err, out)
+		}
+		if out, err := s.run(time.Minute, "down", "--volumes", "--remove-orphans"); err != nil {
+			t.Fatalf("compose down after a subnet clash: %v\n%s", err, out)
+		}
+	}
+	return s
+}
+
+// run runs one Compose command for this stack and returns its combined output.
+func (s *stack) run(timeout time.Duration, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	full := append(append([]string{}, s.compose[1:]...), "-p", s.project, "-f", s.file)
+	full = append(full, args...)
+	cmd := exec.CommandContext(ctx, s.compose[0], full...)
+	cmd.Env = s.env
+	cmd.Dir = filepath.Dir(s.file)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		err = fmt.Errorf("%s: %w", strings.Join(args, " "), ctx.Err())
+	}
+	return out.String(), err
+}
+
+// mustRun is run that fails the test on error.
+func (s *stack) mustRun(timeout time.Duration, args ...string) string {
+	s.t.Helper()
+	out, err := s.run(timeout, args...)
+	if err != nil {
+		s.t.Fatalf("compose %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// container returns the id of a service's container.
+func (s *stack) container(service string) string {
+	s.t.Helper()
+	id := strings.TrimSpace(s.mustRun(time.Minute, "ps", "-q", service))
+	if id == "" || strings.Contains(id, "\n") {
+		s.t.Fatalf("containers of %s: got %q, want one id", service, id)
+	}
+	return id
+}
+
+func firstLine(b []byte) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+	return line
+}
+
+// poll calls check until it returns nil or timeout passes, and returns the
+// last error.
+func poll(timeout, every time.Duration, check func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(every)
+	}
+}
+
+
+// docker runs one docker command and returns its combined output.
+func docker(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "docker", args...).CombinedOutput()
+	return string(out), err
+}
