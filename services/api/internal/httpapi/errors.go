@@ -71,7 +71,8 @@ func fail(c *gin.Context, d Deps, err error) {
 	switch {
 	case errors.As(err, &he):
 	case errors.Is(err, session.ErrUnavailable):
-		d.Metrics.RedisErrors.Inc()
+		// Not counted in api_redis_errors_total here: the Redis
+		// client counts each failed command where it happens.
 		he = errStoreUnavailable
 	case errors.Is(err, session.ErrBusy):
 		he = errBusy

@@ -50,8 +50,9 @@ type Metrics struct {
 	// RateLimitRejections counts attempts refused by a rate limit, by limit
 	// (see Limits).
 	RateLimitRejections *prometheus.CounterVec
-	// RedisErrors counts requests that failed because Redis could not be
-	// reached or did not answer in time.
+	// RedisErrors counts Redis commands (and pipelines) that failed; the
+	// Redis client increments it from a hook, so that every failure is
+	// counted once, whichever code path made the call.
 	RedisErrors prometheus.Counter
 	// BuildInfo is always 1; its labels say which build runs.
 	BuildInfo *prometheus.GaugeVec
@@ -92,7 +93,7 @@ func New(reg prometheus.Registerer, version, revision string) *Metrics {
 		}, []string{"limit"}),
 		RedisErrors: f.NewCounter(prometheus.CounterOpts{
 			Name: "api_redis_errors_total",
-			Help: "Requests that failed because Redis could not be reached or did not answer in time.",
+			Help: "Redis commands and pipelines that failed.",
 		}),
 		BuildInfo: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "api_build_info",
