@@ -1,0 +1,160 @@
+package httpapi_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alexedwards/argon2id"
+	"github.com/go-redis/redis_rate/v10"
+
+	"redis-session-app/services/api/internal/httpapi"
+	"redis-session-app/services/api/internal/password"
+	"redis-session-app/services/api/internal/ratelimit"
+	"redis-session-app/services/api/internal/redisstore"
+	"redis-session-app/services/api/internal/redistest"
+)
+
+// newRedisHarness is a server on the real stores, against a redis-server of
+// its own. Hashing is cheap here: its cost is not what this test is about.
+func newRedisHarness(t *testing.T) (*harness, *redistest.Server) {
+	t.Helper()
+	srv := redistest.Start(t)
+	client := redisstore.NewClient(redisstore.ClientOptions{Addrs: []string{srv.Addr()}, Timeout: 200 * time.Millisecond})
+	t.Cleanup(func() { _ = client.Close() })
+	hasher, err := password.NewHasher(&argon2id.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}, 2, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, func(d *httpapi.Deps) {
+		d.Sessions = redisstore.NewSessions(client, redisstore.SessionOptions{})
+		d.Users = redisstore.NewUsers(client)
+		d.Passwords = hasher
+		d.Limiter = ratelimit.New(client, redis_rate.PerMinute(100), redis_rate.PerMinute(100))
+		d.Ready = func(ctx context.Context) error { return client.Ping(ctx).Err() }
+		d.Now = time.Now
+	})
+	return h, srv
+}
+
+func login(t *testing.T, h *harness, ua string) string {
+	t.Helper()
+	req := newRequest(http.MethodPost, "/auth/login", `{"username":"Alice","password":"correct horse"}`)
+	req.Header.Set("User-Agent", ua)
+	rec := h.do(req)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("login: got %v %s, want 200", rec.Code, rec.Body)
+	}
+	var body struct {
+		SessionID string `json:"sessionId"`
+	}
+	decodeBody(t, rec, &body)
+	return body.SessionID
+}
+
+func TestJourneyWithRedis(t *testing.T) {
+	h, _ := newRedisHarness(t)
+	profile := `{"username":"Alice","secretData":"This came from protected route"}`
+
+	checkResponse(t, h.do(newRequest(http.MethodGet, "/readyz", "")), http.StatusOK, `{"status":"ready"}`)
+	checkResponse(t, h.do(newRequest(http.MethodPost, "/auth/register", `{"username":"Alice","password":"correct horse"}`)),
+		http.StatusCreated, `{"username":"Alice"}`)
+	checkResponse(t, h.do(newRequest(http.MethodPost, "/auth/register", `{"username":"alice","password":"other horse"}`)),
+		http.StatusConflict, `{"error":"Username taken"}`)
+	checkResponse(t, h.do(newRequest(http.MethodPost, "/auth/login", `{"username":"alice","password":"wrong horse"}`)),
+		http.StatusUnauthorized, `{"error":"Invalid credentials"}`)
+
+	tok := login(t, h, "first")
+	second := login(t, h, "second")
+
+	bearer := newRequest(http.MethodGet, "/profile", "")
+	bearer.Header.Set("Authorization", "Bearer "+tok)
+	checkResponse(t, h.do(bearer), http.StatusOK, profile)
+	cookie := newRequest(http.MethodGet, "/profile", "")
+	cookie.Header.Set("Cookie", "sid="+tok)
+	checkResponse(t, h.do(cookie), http.StatusOK, profile)
+
+	rec := h.do(authed(newRequest(http.MethodGet, "/auth/sessions", ""), tok))
+	var list struct {
+		Sessions []struct {
+			ID        string `json:"id"`
+			UserAgent string `json:"userAgent"`
+			IP        string `json:"ip"`
+			Current   bool   `json:"current"`
+		} `json:"sessions"`
+	}
+	decodeBody(t, rec, &list)
+	if len(list.Sessions) != 2 || list.Sessions[0].UserAgent != "second" || !list.Sessions[1].Current || list.Sessions[1].IP != "192.0.2.10" {
+		t.Fatalf("sessions: got %+v, want second then first (current), ip 192.0.2.10", list.Sessions)
+	}
+
+	rec = h.do(authed(newRequest(http.MethodPost, "/auth/refresh", ""), tok))
+	checkResponse(t, rec, http.StatusOK, "")
+	newTok := cookieOf(t, rec).Value
+	checkResponse(t, h.do(authed(newRequest(http.MethodGet, "/profile", ""), tok)), http.StatusUnauthorized, `{"error":"Invalid session"}`)
+	checkResponse(t, h.do(authed(newRequest(http.MethodGet, "/profile", ""), newTok)), http.StatusOK, profile)
+
+	checkResponse(t, h.do(authed(newRequest(http.MethodDelete, "/auth/sessions/"+list.Sessions[0].ID, ""), newTok)), http.StatusNoContent, "")
+	checkResponse(t, h.do(authed(newRequest(http.MethodGet, "/profile", ""), second)), http.StatusUnauthorized, `{"error":"Invalid session"}`)
+	checkResponse(t, h.do(authed(newRequest(http.MethodDelete, "/auth/sessions/"+list.Sessions[0].ID, ""), newTok)), http.StatusNotFound, `{"error":"Not found"}`)
+
+	third := login(t, h, "third")
+	checkResponse(t, h.do(authed(newRequest(http.MethodPost, "/auth/logout-all", ""), third)), http.StatusOK, `{"message":"Logged out","revoked":2}`)
+	checkResponse(t, h.do(authed(newRequest(http.MethodGet, "/profile", ""), newTok)), http.StatusUnauthorized, `{"error":"Invalid session"}`)
+
+	last := login(t, h, "last")
+	checkResponse(t, h.do(authed(newRequest(http.MethodPost, "/auth/logout", ""), last)), http.StatusOK, `{"message":"Logged out"}`)
+	checkResponse(t, h.do(authed(newRequest(http.MethodGet, "/profile", ""), last)), http.StatusUnauthorized, `{"error":"Invalid session"}`)
+}
+
+func TestRedisOutage(t *testing.T) {
+	h, srv := newRedisHarness(t)
+	checkResponse(t, h.do(newRequest(http.MethodPost, "/auth/register", `{"username":"Alice","password":"correct horse"}`)),
+		http.StatusCreated, `{"username":"Alice"}`)
+	tok := login(t, h, "ua")
+	profile := `{"username":"Alice","secretData":"This came from protected route"}`
+
+	// A hung Redis: answered within the timeout, and the session
+	// survives it.
+	srv.Pause()
+	start := time.Now()
+	rec := h.do(authed(newRequest(http.MethodGet, "/profile", ""), tok))
+	checkResponse(t, rec, http.StatusServiceUnavailable, `{"error":"Session store unavailable"}`)
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("profile during a hang took %v, want under a second", took)
+	}
+	srv.Resume()
+	checkResponse(t, h.do(authed(newRequest(http.MethodGet, "/profile", ""), tok)), http.StatusOK, profile)
+
+	srv.Stop()
+	for _, r := range authRoutes {
+		start := time.Now()
+		rec := h.do(authed(newRequest(r.method, r.path, ""), tok))
+		checkResponse(t, rec, http.StatusServiceUnavailable, `{"error":"Session store unavailable"}`)
+		checkHeader(t, rec, "Retry-After", "1")
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("%s %s took %v, want under a second", r.method, r.path, took)
+		}
+	}
+	for _, path := range []string{"/auth/login", "/auth/register"} {
+		rec := h.do(newRequest(http.MethodPost, path, `{"username":"Alice","password":"correct horse"}`))
+		checkResponse(t, rec, http.StatusServiceUnavailable, `{"error":"Session store unavailable"}`)
+	}
+	checkResponse(t, h.do(authed(newRequest(http.MethodGet, "/profile", ""), "malformed")), http.StatusUnauthorized, `{"error":"Invalid session"}`)
+	checkResponse(t, h.do(newRequest(http.MethodGet, "/readyz", "")), http.StatusServiceUnavailable, `{"error":"Not ready"}`)
+	checkResponse(t, h.do(newRequest(http.MethodGet, "/healthz", "")), http.StatusOK, `{"status":"ok"}`)
+	if logs := h.logs.String(); strings.Contains(logs, `"level":"ERROR"`) {
+		t.Errorf("an outage is not a bug, want no error logged:\n%s", logs)
+	}
+
+	// Redis comes back empty (nothing persisted): the old session is gone,
+	// and the service works again without a restart.
+	srv.Restart()
+	checkResponse(t, h.do(newRequest(http.MethodGet, "/readyz", "")), http.StatusOK, `{"status":"ready"}`)
+	checkResponse(t, h.do(authed(newRequest(http.MethodGet, "/profile", ""), tok)), http.StatusUnauthorized, `{"error":"Invalid session"}`)
+	checkResponse(t, h.do(newRequest(http.MethodPost, "/auth/register", `{"username":"Alice","password":"correct horse"}`)),
+		http.StatusCreated, `{"username":"Alice"}`)
+	login(t, h, "ua")
+}
