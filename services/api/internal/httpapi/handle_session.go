@@ -166,4 +166,3 @@ func handleRefresh(d Deps) gin.HandlerFunc {
 		})
 	}
 }
-
