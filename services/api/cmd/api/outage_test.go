@@ -92,6 +92,24 @@ func checkUnavailable(t *testing.T, r *replica, tok string) {
 	})
 }
 
+// TestRedisHung freezes the redis-server process (SIGSTOP): connections are
+// accepted but nothing answers until REDIS_TIMEOUT, and nothing is lost.
+func TestRedisHung(t *testing.T) {
+	t.Parallel()
+	rds := redistest.Start(t)
+	r := startReplica(t, baseEnv(rds.Addr(), "hung")) // default REDIS_TIMEOUT
+	r.register(t, "hung", pw)
+	tok := r.login(t, "hung", pw)
+
+	rds.Pause()
+	checkUnavailable(t, r, tok)
+	rds.Resume()
+	waitFor(t, 5*time.Second, "/readyz to answer 200 again", func() bool {
+		return r.do(t, http.MethodGet, "/readyz", "").status == http.StatusOK
+	})
+	wantStatus(t, r.profile(t, tok), http.StatusOK)
+}
+
 // TestRedisCrash kills the redis-server itself. It comes back empty (nothing
 // is persisted), so old sessions are gone, but the replica serves again
 // without a restart.

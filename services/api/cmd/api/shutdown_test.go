@@ -47,9 +47,6 @@ func TestGracefulShutdown(t *testing.T) {
 	if took := time.Since(start); took < delay {
 		t.Errorf("run returned %v after cancel, want at least SHUTDOWN_DELAY %v", took, delay)
 	}
-	if _, err := net.DialTimeout("tcp", r.addr, time.Second); err == nil {
-		t.Errorf("listener %s still accepts after run returned", r.addr)
-	}
 }
 
 // TestShutdownCutsOff holds a request in flight (its body never finishes)
