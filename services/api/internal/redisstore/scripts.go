@@ -49,8 +49,9 @@ end
 local capped = 0
 local max = tonumber(ARGV[5])
 if max > 0 then
-  -- others is ordered oldest first (ZRANGE by createdAt); the new
-  -- session is never among them, so it always survives.
+  -- others is ordered oldest first (ZRANGE by createdAt, ties within
+  -- one millisecond in no particular order); the new session is never
+  -- among them, so it always survives.
   for i = 1, #others + 1 - max do
     redis.call('DEL', prefix .. others[i])
     redis.call('ZREM', KEYS[2], others[i])
