@@ -28,9 +28,10 @@ const readyTimeout = 10 * time.Second
 
 // Server is one redis-server process listening on a loopback port.
 type Server struct {
-	t    testing.TB
-	dir  string
-	port int
+	t       testing.TB
+	dir     string
+	port    int
+	cluster bool
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -44,10 +45,28 @@ type Server struct {
 // let a broken store pass CI.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return start(t, false)
+}
+
+// StartCluster runs a redis-server as a Redis Cluster of one node that
+// serves every hash slot, and waits until the cluster is up. It holds a
+// store to the cluster rules that matter to a client: every command or
+// script must declare keys of one slot only, or Redis refuses it with
+// CROSSSLOT. Use it with a cluster client (several addresses, or the same
+// address twice, given to redis.NewUniversalClient). Redis holds a new
+// cluster node back for about two seconds before it serves, so this start,
+// and each Restart, takes that long.
+func StartCluster(t testing.TB) *Server {
+	t.Helper()
+	return start(t, true)
+}
+
+func start(t testing.TB, cluster bool) *Server {
+	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("redis-server not found on PATH (install it with `apt-get install redis-server`): %v", err)
 	}
-	s := &Server{t: t, dir: t.TempDir()}
+	s := &Server{t: t, dir: t.TempDir(), cluster: cluster}
 	t.Cleanup(s.Stop)
 
 	// A free port found by listening on :0 can be taken by someone else
@@ -59,11 +78,35 @@ func Start(t testing.TB) *Server {
 			t.Fatalf("finding a free port: %v", err)
 		}
 		if err = s.start(); err == nil {
-			return s
+			break
 		}
 	}
-	t.Fatalf("starting redis-server: %v", err)
-	return nil
+	if err != nil {
+		t.Fatalf("starting redis-server: %v", err)
+	}
+	if cluster {
+		if _, err := s.do(t, "CLUSTER", "ADDSLOTSRANGE", 0, 16383); err != nil {
+			t.Fatalf("CLUSTER ADDSLOTSRANGE: %v", err)
+		}
+		s.waitClusterOK()
+	}
+	return s
+}
+
+// waitClusterOK polls CLUSTER INFO until the cluster state is ok.
+func (s *Server) waitClusterOK() {
+	s.t.Helper()
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		info, err := s.do(s.t, "CLUSTER", "INFO")
+		if text, ok := info.(string); err == nil && ok && strings.Contains(text, "cluster_state:ok") {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("cluster on %s not ok within %v: %v %v", s.Addr(), readyTimeout, info, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // Addr is the host:port the server listens on; it stays the same across
@@ -123,6 +166,10 @@ func (s *Server) Restart() {
 	for {
 		err := s.start()
 		if err == nil {
+			if s.cluster {
+				// The node kept its slots in nodes.conf.
+				s.waitClusterOK()
+			}
 			return
 		}
 		if time.Now().After(deadline) {
@@ -196,7 +243,7 @@ func (s *Server) start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := &syncBuffer{}
-	cmd := exec.Command("redis-server",
+	args := []string{
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
 		"--save", "",
@@ -204,7 +251,16 @@ func (s *Server) start() error {
 		"--dir", s.dir,
 		"--daemonize", "no",
 		"--loglevel", "warning",
-	)
+	}
+	if s.cluster {
+		args = append(args,
+			"--cluster-enabled", "yes",
+			"--cluster-config-file", "nodes.conf",
+			// Otherwise CLUSTER SLOTS names the node by an empty host.
+			"--cluster-announce-ip", "127.0.0.1",
+		)
+	}
+	cmd := exec.Command("redis-server", args...)
 	cmd.Stdout = out
 	cmd.Stderr = out
 	if err := cmd.Start(); err != nil {

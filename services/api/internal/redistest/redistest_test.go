@@ -1,6 +1,10 @@
 package redistest_test
 
 import (
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
 	"context"
 	"testing"
 	"time"
@@ -68,4 +72,24 @@ func TestPauseResume(t *testing.T) {
 		t.Errorf("PING after Resume: %v", err)
 	}
 	srv.Pause() // the cleanup must end a paused server too
+}
+
+func TestStartCluster(t *testing.T) {
+	srv := redistest.StartCluster(t)
+	c := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{srv.Addr(), srv.Addr()}})
+	t.Cleanup(func() { _ = c.Close() })
+	ctx := context.Background()
+
+	if err := c.Set(ctx, "{a}x", 1, 0).Err(); err != nil {
+		t.Fatalf("SET through the cluster client: %v", err)
+	}
+	// Keys of two slots in one command are refused, as in a real cluster.
+	if err := c.Do(ctx, "MSET", "a", 1, "b", 2).Err(); err == nil || !strings.Contains(err.Error(), "CROSSSLOT") {
+		t.Errorf("MSET across slots: got %v, want a CROSSSLOT error", err)
+	}
+
+	srv.Restart()
+	if err := c.Set(ctx, "{a}x", 1, 0).Err(); err != nil {
+		t.Errorf("SET after Restart: %v", err)
+	}
 }
