@@ -13,7 +13,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"net"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -106,9 +105,7 @@ type errorHook struct {
 // DialHook passes dials through: a failed dial also fails the command that
 // needed it, which is counted there, once.
 func (h errorHook) DialHook(next redis.DialHook) redis.DialHook {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		return next(ctx, network, addr)
-	}
+	return next
 }
 
 func (h errorHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {

@@ -92,7 +92,7 @@ return {now, exp}
 // KEYS: old session key, new session key, index key.
 // ARGV: old member, new member, now, idle timeout (ms).
 // Returns the new key's fields as HGETALL would, or nil when the old key is
-// gone, unreadable or already past its end.
+// gone, unreadable or already over.
 var refreshScript = redis.NewScript(luaExtend + `
 local f = redis.call('HGETALL', KEYS[1])
 if #f == 0 then
@@ -102,15 +102,14 @@ local h = {}
 for i = 1, #f, 2 do
   h[f[i]] = f[i + 1]
 end
-local abs, ct = tonumber(h['abs']), tonumber(h['ct'])
-if not abs or not ct then
-  return false
-end
+local abs, ct, cur = tonumber(h['abs']), tonumber(h['ct']), tonumber(h['exp'])
 local now = tonumber(ARGV[3])
-local exp = math.min(now + tonumber(ARGV[4]), abs)
-if exp <= now then
+-- Like Lookup, a session over by the caller's clock is not found even
+-- if Redis has not expired it yet.
+if not abs or not ct or not cur or cur <= now then
   return false
 end
+local exp = math.min(now + tonumber(ARGV[4]), abs)
 redis.call('HSET', KEYS[2], unpack(f))
 redis.call('HSET', KEYS[2], 'seen', ARGV[3], 'exp', exp)
 redis.call('PEXPIREAT', KEYS[2], exp)

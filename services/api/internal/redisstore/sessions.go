@@ -103,9 +103,12 @@ func NewSessions(c redis.UniversalClient, o SessionOptions) *Sessions {
 // Create opens a session for ns.UserID, which must be an id this package's
 // Users made.
 func (s *Sessions) Create(ctx context.Context, ns session.NewSession) (session.Issued, int, error) {
+	// Both are programming errors, not outages, and must not look like one.
 	if !validUserID(ns.UserID) {
-		// A programming error, not an outage: it must not look like one.
 		return session.Issued{}, 0, errors.New("creating session: malformed user id")
+	}
+	if ns.Username == "" {
+		return session.Issued{}, 0, errors.New("creating session: empty username")
 	}
 	secret, err := session.RandomString(tokenBytes)
 	if err != nil {

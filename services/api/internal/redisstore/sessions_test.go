@@ -292,6 +292,15 @@ func TestRefresh(t *testing.T) {
 
 	_, err = e.store.Refresh(ctx, "bad")
 	wantNotFound(t, "Refresh of a malformed token", err)
+
+	// Over by this replica's clock, though Redis, by its own, still has it.
+	idle := create(t, e.store, uid)
+	e.clock.Advance(time.Hour)
+	_, err = e.store.Refresh(ctx, idle.Token)
+	wantNotFound(t, "Refresh of an idle-expired session", err)
+	if n := e.rdb.Exists(ctx, sessionKey(idle.Token)).Val(); n != 1 {
+		t.Fatalf("EXISTS of the idle-expired session: got %v, want 1 (Redis's clock is behind)", n)
+	}
 }
 
 func TestRevoke(t *testing.T) {
@@ -475,13 +484,25 @@ func TestMaxPerUser(t *testing.T) {
 	}
 }
 
-func TestCreateMalformedUserID(t *testing.T) {
+func TestCreateInvalid(t *testing.T) {
 	e := newEnv(t, redisstore.SessionOptions{})
-	for _, uid := range []string{"", "short", "{abcdefghi}", "abcdefghijkl"} {
-		_, _, err := e.store.Create(context.Background(), session.NewSession{UserID: uid, Username: "Alice"})
-		if err == nil || errors.Is(err, session.ErrUnavailable) {
-			t.Errorf("Create with user id %q: got %v, want a programming error", uid, err)
-		}
+	tests := []struct {
+		name string
+		in   session.NewSession
+	}{
+		{"EmptyUserID", session.NewSession{Username: "Alice"}},
+		{"ShortUserID", session.NewSession{UserID: "short", Username: "Alice"}},
+		{"BracesInUserID", session.NewSession{UserID: "{abcdefghi}", Username: "Alice"}},
+		{"LongUserID", session.NewSession{UserID: "abcdefghijkl", Username: "Alice"}},
+		{"EmptyUsername", session.NewSession{UserID: newUserID(t)}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := e.store.Create(context.Background(), tc.in)
+			if err == nil || errors.Is(err, session.ErrUnavailable) {
+				t.Errorf("Create: got %v, want a programming error", err)
+			}
+		})
 	}
 }
 
