@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/extra/redisprometheus/v9"
+	"github.com/redis/go-redis/v9"
 
 	"redis-session-app/services/api/internal/config"
 	"redis-session-app/services/api/internal/httpapi"
@@ -103,6 +104,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	logger := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel})).
 		With("instance", cfg.InstanceID)
 	logger.Info("starting", "version", version, "revision", revision, "config", cfg)
+	// go-redis offers only a process-wide logger; without this its dial
+	// failures would go to stderr as plain text instead of JSON lines.
+	redis.SetLogger(redisLogger{logger})
 
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, version, revision) // with the Go and process collectors
@@ -230,4 +234,12 @@ func progName(args []string) string {
 		return "api"
 	}
 	return args[0]
+}
+
+// redisLogger writes go-redis's own messages (dial failures, pool events) as
+// structured warnings.
+type redisLogger struct{ logger *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.logger.WarnContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...))
 }
