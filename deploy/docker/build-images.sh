@@ -130,10 +130,22 @@ build_api() {
 		-o "$ctx/api" ./cmd/api)
 	# CA roots let REDIS_TLS=true verify a managed Redis's certificate.
 	cp /etc/ssl/certs/ca-certificates.crt "$ctx/ca-certificates.crt"
-	docker build --quiet -f "$root/deploy/docker/api.local.Dockerfile" \
+	local previous
+	previous=$(docker image inspect -f '{{.Id}}' "$API_IMAGE" 2>/dev/null || true)
+	# The legacy builder warns about its deprecation on every run; its
+	# output is shown only when the build fails.
+	if ! docker build --quiet -f "$root/deploy/docker/api.local.Dockerfile" \
 		--label "org.opencontainers.image.version=$VERSION" \
 		--label "org.opencontainers.image.revision=$REVISION" \
-		-t "$API_IMAGE" "$ctx" >/dev/null
+		-t "$API_IMAGE" "$ctx" >"$build_dir/api-image.log" 2>&1; then
+		cat "$build_dir/api-image.log" >&2
+		return 1
+	fi
+	# The image it replaces would linger untagged; a container still
+	# running it keeps it (rmi refuses).
+	if [ -n "$previous" ] && [ "$previous" != "$(docker image inspect -f '{{.Id}}' "$API_IMAGE")" ]; then
+		docker rmi "$previous" >/dev/null 2>&1 || true
+	fi
 	log "built $API_IMAGE"
 }
 

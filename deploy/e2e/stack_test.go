@@ -36,7 +36,11 @@ type stack struct {
 	nginx    string // base URL of nginx on loopback
 	prom     string // base URL of Prometheus on loopback
 	replicas []string
+	images   map[string]string // image of each *_IMAGE variable
 }
+
+// image returns the image the stack uses for one *_IMAGE variable.
+func (s *stack) image(name string) string { return s.images[name] }
 
 // composeTool returns the Compose command line that exists here.
 func composeTool(t *testing.T) []string {
@@ -94,12 +98,14 @@ func startStack(t *testing.T) *stack {
 	}
 
 	env := os.Environ()
+	s.images = map[string]string{}
 	for name, def := range defaultImages {
 		image := os.Getenv(name)
 		if image == "" {
 			image = def
 			env = append(env, name+"="+image)
 		}
+		s.images[name] = image
 		if out, err := exec.Command("docker", "image", "inspect", image).CombinedOutput(); err != nil {
 			t.Fatalf("image %s (%s) is missing; build it with `make images`: %v: %s", image, name, err, firstLine(out))
 		}
