@@ -44,15 +44,22 @@ slim_opts=(
 	--customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin'
 )
 
+# ensure_mmdebstrap installs mmdebstrap when an image must be built and it
+# is missing. The images build in parallel, so the check and the install
+# happen under a lock: only the first build installs.
 ensure_mmdebstrap() {
-	command -v mmdebstrap >/dev/null 2>&1 && return
-	if [ "$(id -u)" -ne 0 ]; then
-		log "mmdebstrap is missing; install it as root: apt-get install -y mmdebstrap"
-		exit 1
-	fi
-	log "installing mmdebstrap"
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mmdebstrap >/dev/null
+	mkdir -p "$build_dir"
+	(
+		flock 9
+		command -v mmdebstrap >/dev/null 2>&1 && exit 0
+		if [ "$(id -u)" -ne 0 ]; then
+			log "mmdebstrap is missing; install it as root: apt-get install -y mmdebstrap"
+			exit 1
+		fi
+		log "installing mmdebstrap"
+		apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mmdebstrap >/dev/null
+	) 9>"$build_dir/.apt.lock"
 }
 
 # up_to_date IMAGE HASH: the image exists and carries the recipe hash.
@@ -164,8 +171,7 @@ main() {
 		*) log "unknown image $t (want redis, nginx, prometheus or api)"; exit 2 ;;
 		esac
 		# The Debian images spend their time downloading, so they build side
-		# by side; mmdebstrap is installed first so they do not race for apt.
-		ensure_mmdebstrap
+		# by side.
 		"build_$t" &
 		pids+=($!) names+=("$t")
 	done
