@@ -131,11 +131,11 @@ func startStack(t *testing.T) *stack {
 	})
 
 	// The subnet is fixed per stack (replicas have fixed addresses), so
-	// pick one that no other network on this engine uses; a clash is
-	// reported at once by `up`, and then another one is tried.
+	// pick one that no other network on this engine uses; a network made
+	// meanwhile makes `up` fail at once, and then another one is tried.
 	const attempts = 5
 	for i := 1; ; i++ {
-		s.env = append(env, fmt.Sprintf("SUBNET_PREFIX=172.29.%d", 16+mrand.IntN(224)))
+		s.env = append(env, "SUBNET_PREFIX="+freeSubnetPrefix(t))
 		out, err := s.run(5*time.Minute, "up", "-d", "--no-build")
 		if err == nil {
 			break
@@ -216,4 +216,45 @@ func docker(args ...string) (string, error) {
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "docker", args...).CombinedOutput()
 	return string(out), err
+}
+
+// freeSubnetPrefix returns "172.X.Y" such that 172.X.Y.0/24 overlaps no
+// network of the Docker Engine. It stays in 172.16.0.0/12, Docker's own
+// private range, away from the 10.x and 192.168.x ranges machines and
+// their VPNs tend to use.
+func freeSubnetPrefix(t *testing.T) string {
+	t.Helper()
+	out, err := docker("network", "ls", "-q")
+	if err != nil {
+		t.Fatalf("listing networks: %v %s", err, out)
+	}
+	var used []*net.IPNet
+	if ids := strings.Fields(out); len(ids) > 0 {
+		args := append([]string{"network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{end}}"}, ids...)
+		out, err := docker(args...)
+		if err != nil {
+			t.Fatalf("inspecting networks: %v %s", err, out)
+		}
+		for _, cidr := range strings.Fields(out) {
+			if _, n, err := net.ParseCIDR(cidr); err == nil {
+				used = append(used, n)
+			}
+		}
+	}
+	for range 200 {
+		prefix := fmt.Sprintf("172.%d.%d", 16+mrand.IntN(16), mrand.IntN(256))
+		_, candidate, _ := net.ParseCIDR(prefix + ".0/24")
+		free := true
+		for _, n := range used {
+			if n.Contains(candidate.IP) || candidate.Contains(n.IP) {
+				free = false
+				break
+			}
+		}
+		if free {
+			return prefix
+		}
+	}
+	t.Fatalf("found no free /24 in 172.16.0.0/12 among networks %v", used)
+	return ""
 }
