@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -197,8 +198,41 @@ func TestStack(t *testing.T) {
 		}
 	}
 
+	// readsDuring reads the profile in a loop while action runs and
+	// returns how many reads there were and the failed ones: nginx must
+	// retry a GET that a stopping replica refuses on another replica.
+	readsDuring := func(action func()) (int, []error) {
+		type result struct {
+			n      int
+			failed []error
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		results := make(chan result, 1) // buffered: the reader never blocks
+		go func() {
+			var r result
+			for ctx.Err() == nil {
+				r.n++
+				if _, err := s.profileOK(token, username); err != nil {
+					r.failed = append(r.failed, err)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			results <- r
+		}()
+		func() {
+			defer cancel() // also when action fails the test
+			action()
+		}()
+		r := <-results
+		return r.n, r.failed
+	}
+
 	t.Run("RestartedReplicaServesTheSameSession", func(t *testing.T) {
-		s.mustRun(2*time.Minute, "restart", "api2")
+		n, failed := readsDuring(func() { s.mustRun(2*time.Minute, "restart", "api2") })
+		if len(failed) > 0 {
+			t.Errorf("reads during the restart of api2: got %d of %d failed, first: %v, want none", len(failed), n, failed[0])
+		}
+		t.Logf("%d reads during the restart of api2", n)
 		servedBy(t, "api2")
 	})
 

@@ -209,7 +209,6 @@ func poll(timeout, every time.Duration, check func() error) error {
 	}
 }
 
-
 // docker runs one docker command and returns its combined output.
 func docker(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
