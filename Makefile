@@ -9,9 +9,9 @@ LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.revision=$(REVISION)
 API_DIR        := services/api
 STATICCHECK    := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME       ?= 5s
-GO_MODULES     := $(API_DIR) deploy/e2e
+GO_MODULES     := $(API_DIR) loadtest deploy/e2e
 
-.PHONY: build test lint test-api fuzz run deps \
+.PHONY: build test lint test-api fuzz run deps loadtest \
         images up down down-volumes logs ps test-deploy
 
 ## build: compile the API binary into bin/api
@@ -33,9 +33,10 @@ lint:
 		echo "staticcheck $$m"; (cd $$m && go run $(STATICCHECK) ./...); \
 	done
 
-## test-api: the service's tests, against a real redis-server the tests start
+## test-api: the service's tests, against a real redis-server the tests start, and the load generator's own tests
 test-api: deps
 	cd $(API_DIR) && go test -count=1 -timeout 10m ./...
+	cd loadtest && go test -count=1 ./...
 
 ## fuzz: run every fuzz target of the service briefly (FUZZTIME each)
 fuzz:
@@ -50,6 +51,12 @@ fuzz:
 ## run: one replica on :3000 against the Redis at REDIS_ADDR (default localhost:6379)
 run:
 	cd $(API_DIR) && COOKIE_SECURE=$${COOKIE_SECURE:-false} go run -ldflags "$(LDFLAGS)" ./cmd/api
+
+## loadtest: GET /profile through nginx for LOAD_DURATION (default 10s) at LOAD_RATE req/s (0 = as fast as possible); needs `make up`
+LOAD_DURATION ?= 10s
+LOAD_RATE     ?= 0
+loadtest:
+	cd loadtest && go run . -target http://127.0.0.1:$(NGINX_PORT) -duration $(LOAD_DURATION) -rate $(LOAD_RATE)
 
 # ---- deployment (docker-compose stack, offline images) ----
 
