@@ -29,10 +29,19 @@ func TestDecodeErrors(t *testing.T) {
 		{"OKWhitespaceAround", "application/json", " \n\t" + `{"username":"alice","password":"` + pw + `"}` + "\r\n ", false, 0, ""},
 		{"OKExactlyTheLimit", "application/json", exact, false, 0, ""},
 		{"OKExactlyTheLimitChunked", "application/json", exact, true, 0, ""},
+		{"OKTrailingSemicolon", "application/json;", `{"username":"alice","password":"` + pw + `"}`, false, 0, ""},
+		{"OKQuotedCharset", `application/json ; charset="utf-8"`, `{"username":"alice","password":"` + pw + `"}`, false, 0, ""},
+		{"OKEscapedFieldName", "application/json", `{"user\u006eame":"alice","password":"` + pw + `"}`, false, 0, ""},
+		{"OKOtherCaseFieldIgnored", "application/json", `{"username":"alice","password":"` + pw + `","Password":"other-password"}`, false, 0, ""},
+		{"OKDuplicateUnknownField", "application/json", `{"x":1,"username":"alice","x":2,"password":"` + pw + `"}`, false, 0, ""},
+		{"OKLoneSurrogateInUnknownField", "application/json", `{"username":"alice","password":"` + pw + `","note":"\ud800"}`, false, 0, ""},
 		{"ErrTextPlain", "text/plain", `{"username":"alice","password":"` + pw + `"}`, false, 415, "Content-Type must be application/json"},
 		{"ErrForm", "application/x-www-form-urlencoded", "username=alice&password=" + pw, false, 415, "Content-Type must be application/json"},
 		{"ErrJSONLookalike", "application/jsonx", `{}`, false, 415, "Content-Type must be application/json"},
 		{"ErrUnparsableContentType", "/", `{}`, false, 415, "Content-Type must be application/json"},
+		{"ErrEmptyParameter", "application/json;;", `{"username":"alice","password":"` + pw + `"}`, false, 415, "Content-Type must be application/json"},
+		{"ErrParameterWithoutValue", "application/json; charset", `{"username":"alice","password":"` + pw + `"}`, false, 415, "Content-Type must be application/json"},
+		{"ErrDuplicateParameter", "application/json; charset=utf-8; charset=latin1", `{"username":"alice","password":"` + pw + `"}`, false, 415, "Content-Type must be application/json"},
 		{"ErrTooLarge", "application/json", big, false, 413, "Request body too large"},
 		{"ErrTooLargeChunked", "application/json", big, true, 413, "Request body too large"},
 		{"ErrTooLargeByOneChunked", "application/json", exact + " ", true, 413, "Request body too large"},
@@ -50,6 +59,17 @@ func TestDecodeErrors(t *testing.T) {
 		{"ErrUsernameNull", "application/json", `{"username":null,"password":"` + pw + `"}`, false, 400, "username is required"},
 		{"ErrPasswordMissing", "application/json", `{"username":"alice"}`, false, 400, "password is required"},
 		{"ErrBothMissing", "application/json", `{}`, false, 400, "username is required"},
+		{"ErrCapitalisedFields", "application/json", `{"Username":"alice","Password":"` + pw + `"}`, false, 400, "username is required"},
+		{"ErrUpperCaseUsername", "application/json", `{"USERNAME":"alice","password":"` + pw + `"}`, false, 400, "username is required"},
+		{"ErrCapitalisedPassword", "application/json", `{"username":"alice","Password":"` + pw + `"}`, false, 400, "password is required"},
+		{"ErrUnicodeFoldedName", "application/json", `{"u\u017fername":"alice","password":"` + pw + `"}`, false, 400, "username is required"},
+		{"ErrDuplicateUsername", "application/json", `{"username":"bob","username":"alice","password":"` + pw + `"}`, false, 400, "request body holds username more than once"},
+		{"ErrDuplicateEscapedPassword", "application/json", `{"username":"alice","password":"` + pw + `","passwor\u0064":"` + pw + `"}`, false, 400, "request body holds password more than once"},
+		{"ErrPasswordTypeUsernameMissing", "application/json", `{"password":true}`, false, 400, "password must be a string"},
+		{"ErrInvalidUTF8", "application/json", `{"username":"alice","password":"` + pw + "\xff" + `"}`, false, 400, "request body is not valid UTF-8"},
+		{"ErrInvalidUTF8InUnknownField", "application/json", `{"username":"alice","password":"` + pw + `","x":"` + "\xc3" + `"}`, false, 400, "request body is not valid UTF-8"},
+		{"ErrLoneSurrogate", "application/json", `{"username":"alice","password":"` + pw + `\ud800"}`, false, 400, "password must be valid Unicode; it holds an unpaired surrogate escape"},
+		{"ErrLoneSurrogateInUsername", "application/json", `{"username":"ali\udfffce","password":"` + pw + `"}`, false, 400, "username must be valid Unicode; it holds an unpaired surrogate escape"},
 	}
 	for _, path := range []string{"/auth/login", "/auth/register"} {
 		for _, tc := range tests {
@@ -100,5 +120,82 @@ func TestPasswordNeverLogged(t *testing.T) {
 	}
 	if strings.Contains(h.logs.String(), pw) {
 		t.Errorf("logs hold the password:\n%s", h.logs)
+	}
+}
+
+// TestPasswordKeptByteForByte registers passwords written in the ways JSON
+// allows and checks what is hashed is exactly what was sent, and that no
+// two different inputs can become the same password.
+func TestPasswordKeptByteForByte(t *testing.T) {
+	tests := []struct {
+		name       string
+		password   string // as written in the JSON string literal
+		wantStatus int
+		wantError  string
+		wantStored string // the password handed to the hasher
+	}{
+		{"RawUTF8", "pässwörd-1", 201, "", "pässwörd-1"},
+		{"EscapedPair", `\ud83d\ude00abcdefgh`, 201, "", "\U0001F600abcdefgh"},
+		{"EscapedPairUpperHex", `\uD83D\uDE00abcdefgh`, 201, "", "\U0001F600abcdefgh"},
+		{"EscapedBackslashThenU", `\\ud800xxxxxxxx`, 201, "", `\ud800xxxxxxxx`},
+		{"EscapedReplacementCharacter", `\ufffdxxxxxxxx`, 201, "", "\uFFFDxxxxxxxx"},
+		{"ErrInvalidByteFF", "pass\xffword123", 400, "request body is not valid UTF-8", ""},
+		{"ErrInvalidByteFE", "pass\xfeword123", 400, "request body is not valid UTF-8", ""},
+		{"ErrTruncatedSequence", "pass\xe2\x82word123", 400, "request body is not valid UTF-8", ""},
+		{"ErrEncodedSurrogate", "pass\xed\xa0\x80word123", 400, "request body is not valid UTF-8", ""},
+		{"ErrLoneHighSurrogate", `pass\ud800word123`, 400, "password must be valid Unicode; it holds an unpaired surrogate escape", ""},
+		{"ErrLoneLowSurrogate", `pass\udc00word123`, 400, "password must be valid Unicode; it holds an unpaired surrogate escape", ""},
+		{"ErrHighSurrogateThenLetter", `\ud800\u0041xxxxxxxx`, 400, "password must be valid Unicode; it holds an unpaired surrogate escape", ""},
+		{"ErrTwoHighSurrogates", `\ud800\ud800xxxxxxxx`, 400, "password must be valid Unicode; it holds an unpaired surrogate escape", ""},
+		{"ErrReversedPair", `\ude00\ud83dxxxxxxxx`, 400, "password must be valid Unicode; it holds an unpaired surrogate escape", ""},
+		{"ErrHighSurrogateAtEnd", `xxxxxxxx\ud83d`, 400, "password must be valid Unicode; it holds an unpaired surrogate escape", ""},
+		{"ErrHighSurrogateThenRawLow", "xxxxxxxx\\ud83d\xed\xb8\x80", 400, "request body is not valid UTF-8", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			body := `{"username":"utf8user","password":"` + tc.password + `"}`
+			rec := h.do(newRequest(http.MethodPost, "/auth/register", body))
+			if tc.wantError != "" {
+				checkResponse(t, rec, tc.wantStatus, `{"error":"`+tc.wantError+`"}`)
+				if h.hasher.hashed != 0 {
+					t.Errorf("hashes: got %v, want 0", h.hasher.hashed)
+				}
+				return
+			}
+			checkResponse(t, rec, tc.wantStatus, `{"username":"utf8user"}`)
+			u, err := h.users.UserByName(t.Context(), "utf8user")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := u.PasswordHash, "hash:"+tc.wantStored; got != want {
+				t.Errorf("hashed: got %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestLoginNoReplacementCollision: a password holding U+FFFD cannot be
+// matched by a body whose invalid byte or lone surrogate encoding/json
+// would have replaced with U+FFFD.
+func TestLoginNoReplacementCollision(t *testing.T) {
+	h := newHarness(t)
+	h.addUser(t, "utf8user", "pass\uFFFDword123")
+	tests := []struct {
+		name       string
+		password   string // as written in the JSON string literal
+		wantStatus int
+	}{
+		{"Exact", "pass\uFFFDword123", 200},
+		{"ExactEscaped", `pass\ufffdword123`, 200},
+		{"InvalidByte", "pass\xfeword123", 400},
+		{"LoneHighSurrogate", `pass\ud800word123`, 400},
+		{"LoneLowSurrogate", `pass\udc00word123`, 400},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := h.do(newRequest(http.MethodPost, "/auth/login", `{"username":"utf8user","password":"`+tc.password+`"}`))
+			checkResponse(t, rec, tc.wantStatus, "")
+		})
 	}
 }

@@ -61,6 +61,8 @@ func FuzzDecodeCredentials(f *testing.F) {
 	f.Add(`[]`, "application/json")
 	f.Add(`{} {}`, "text/json")
 	f.Add(`{"username":"alice","password":"correct horse"`, "application/json;;")
+	f.Add(`{"Username":"alice","password":"correct horse","password":"x"}`, "application/json")
+	f.Add("{\"username\":\"alice\",\"password\":\"correct\xffhorse\\udc00\\ud83d\"}", "application/json")
 	f.Fuzz(func(t *testing.T, body, contentType string) {
 		for _, path := range []string{"/auth/login", "/auth/register"} {
 			req := httptest.NewRequest(http.MethodPost, path, nil)
