@@ -91,13 +91,19 @@ func currentSession(c *gin.Context) (*requestState, bool) {
 }
 
 // setSessionCookie hands the token out as the sid cookie, living until the
-// session's absolute end (no later use can extend it).
+// session's absolute end (no later use can extend it). Max-Age is rounded
+// up to whole seconds: rounded down, a refresh in the last second of the
+// lifetime would send Max-Age=0 and delete a cookie whose token still
+// works. The session is live when this is called, so the cookie lives at
+// least a second; the store, not the cookie, ends the session.
 func setSessionCookie(c *gin.Context, d Deps, token string, absoluteEnd time.Time) {
-	maxAge := int(absoluteEnd.Sub(d.Now()) / time.Second)
-	if maxAge <= 0 {
-		// The session ends within the second: a cookie without
-		// Max-Age would live until the browser closes.
-		maxAge = -1
+	left := absoluteEnd.Sub(d.Now())
+	maxAge := int(left / time.Second)
+	if left%time.Second > 0 {
+		maxAge++
+	}
+	if maxAge < 1 {
+		maxAge = 1
 	}
 	http.SetCookie(c.Writer, &http.Cookie{
 		Name:     cookieName,

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"redis-session-app/services/api/internal/httpapi"
 	"redis-session-app/services/api/internal/session"
 )
 
@@ -300,14 +301,45 @@ func TestRefresh(t *testing.T) {
 	}
 }
 
-func TestRefreshAtEndOfLifetimeDeletesCookie(t *testing.T) {
-	h := newHarness(t)
-	u := h.addUser(t, "alice", "correct horse")
-	old := h.addSession(u, "ua")
-	h.now = h.now.Add(24*time.Hour - 300*time.Millisecond)
-	rec := h.do(authed(newRequest(http.MethodPost, "/auth/refresh", ""), old.Token))
-	checkResponse(t, rec, http.StatusOK, "")
-	if c := cookieOf(t, rec); c.MaxAge >= 0 {
-		t.Errorf("cookie Max-Age: got %v, want it deleted (Max-Age=0)", c.MaxAge)
+// TestSessionCookieMaxAge: Max-Age is the time left until the absolute end
+// rounded up to whole seconds, and at least 1 while the session lives.
+func TestSessionCookieMaxAge(t *testing.T) {
+	tests := []struct {
+		name    string
+		refresh bool          // refresh a session opened at the start, else log in
+		elapsed time.Duration // since the session was opened
+		lag     time.Duration // between the store's clock and the handler's
+		want    int
+	}{
+		{"LoginAtOnce", false, 0, 0, 86400},
+		{"LoginAfterStoreCall", false, 0, time.Millisecond, 86400},
+		{"LoginSecondLater", false, 0, time.Second, 86399},
+		{"RefreshWholeSeconds", true, 10 * time.Minute, 0, 85800},
+		{"RefreshPartSecond", true, 10*time.Minute + time.Millisecond, 0, 85800},
+		{"RefreshLastSecond", true, 24*time.Hour - 300*time.Millisecond, 0, 1},
+		{"RefreshOneSecondLeft", true, 24*time.Hour - time.Second, 0, 1},
+		{"RefreshJustOverOneSecondLeft", true, 24*time.Hour - time.Second - time.Nanosecond, 0, 2},
+		{"RefreshAtTheEnd", true, 24 * time.Hour, 0, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var lag time.Duration
+			h := newHarness(t, func(d *httpapi.Deps) {
+				storeNow := d.Now
+				d.Now = func() time.Time { return storeNow().Add(lag) }
+			})
+			u := h.addUser(t, "alice", "correct horse")
+			req := newRequest(http.MethodPost, "/auth/login", `{"username":"alice","password":"correct horse"}`)
+			if tc.refresh {
+				req = authed(newRequest(http.MethodPost, "/auth/refresh", ""), h.addSession(u, "ua").Token)
+			}
+			h.now = h.now.Add(tc.elapsed)
+			lag = tc.lag
+			rec := h.do(req)
+			checkResponse(t, rec, http.StatusOK, "")
+			if got := cookieOf(t, rec).MaxAge; got != tc.want {
+				t.Errorf("Max-Age: got %v, want %v (Set-Cookie %q)", got, tc.want, rec.Header().Get("Set-Cookie"))
+			}
+		})
 	}
 }
