@@ -21,7 +21,9 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -159,17 +161,20 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 }
 
-// loginUsers registers n fresh users and logs each in, returning their tokens.
+// loginUsers logs in n load-test users, registering those that do not exist
+// yet, and returns their tokens. The names are stable, so repeated runs
+// reuse the accounts and spend only logins against the per-IP limit; when a
+// limit answers 429 it waits the Retry-After it was given, within a bound.
 func loginUsers(ctx context.Context, client *http.Client, target string, n int) ([]string, error) {
-	prefix := fmt.Sprintf("lt%d", time.Now().UnixNano()%1_000_000_000)
-	password := "load-test-password"
+	const password = "load-test-password"
+	deadline := time.Now().Add(2 * time.Minute)
 	tokens := make([]string, 0, n)
 	for i := 0; i < n; i++ {
-		creds := map[string]string{"username": fmt.Sprintf("%s-%d", prefix, i), "password": password}
-		if _, err := postJSON(ctx, client, target+"/auth/register", creds, http.StatusCreated); err != nil {
+		creds := map[string]string{"username": fmt.Sprintf("loadtest-%d", i), "password": password}
+		if _, err := postJSON(ctx, client, deadline, target+"/auth/register", creds, http.StatusCreated, http.StatusConflict); err != nil {
 			return nil, fmt.Errorf("registering: %w", err)
 		}
-		body, err := postJSON(ctx, client, target+"/auth/login", creds, http.StatusOK)
+		body, err := postJSON(ctx, client, deadline, target+"/auth/login", creds, http.StatusOK)
 		if err != nil {
 			return nil, fmt.Errorf("logging in: %w", err)
 		}
@@ -184,26 +189,38 @@ func loginUsers(ctx context.Context, client *http.Client, target string, n int) 
 	return tokens, nil
 }
 
-func postJSON(ctx context.Context, client *http.Client, url string, v any, want int) ([]byte, error) {
+// postJSON posts v and returns the body of an answer with one of the wanted
+// statuses, waiting out 429s until deadline.
+func postJSON(ctx context.Context, client *http.Client, deadline time.Time, url string, v any, want ...int) ([]byte, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
-	if err != nil {
-		return nil, err
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		if slices.Contains(want, resp.StatusCode) {
+			return body, nil
+		}
+		wait, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+		if resp.StatusCode != http.StatusTooManyRequests || wait < 1 || time.Now().Add(time.Duration(wait)*time.Second).After(deadline) {
+			return nil, fmt.Errorf("POST %s: got status %d, want %v: %s", url, resp.StatusCode, want, body)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(wait) * time.Second):
+		}
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode != want {
-		return nil, fmt.Errorf("POST %s: got status %d, want %d: %s", url, resp.StatusCode, want, body)
-	}
-	return body, nil
 }
 
 func report(w io.Writer, o options, m *vegeta.Metrics, instances map[string]uint64) error {
