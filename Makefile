@@ -48,9 +48,9 @@ fuzz:
 		done; \
 	done
 
-## run: one replica on :3000 against the Redis at REDIS_ADDR (default localhost:6379)
+## run: one replica on 127.0.0.1:3000 against the Redis at REDIS_ADDR (default localhost:6379)
 run:
-	cd $(API_DIR) && COOKIE_SECURE=$${COOKIE_SECURE:-false} go run -ldflags "$(LDFLAGS)" ./cmd/api
+	cd $(API_DIR) && COOKIE_SECURE=$${COOKIE_SECURE:-false} go run -ldflags "$(LDFLAGS)" ./cmd/api -host 127.0.0.1
 
 ## loadtest: GET /profile through nginx for LOAD_DURATION (default 10s) at LOAD_RATE req/s (0 = as fast as possible); needs `make up`
 LOAD_DURATION ?= 10s
