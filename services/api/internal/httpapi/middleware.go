@@ -109,16 +109,14 @@ func saneRequestID(id string) bool {
 
 // unmatchedRoute is the route label and log value of requests that matched
 // no route: 404s and 405s. The raw path would let any client create series
-// at will.
+// at will, and it is not logged either: a client that puts its token in the
+// path (GET /profile/<token>) would put the token in the log.
 const unmatchedRoute = "unmatched"
-
-// maxLoggedPath bounds the raw path logged for unmatched requests.
-const maxLoggedPath = 256
 
 // observe writes the access log line and the request metrics of every
 // request, by route template. Probes and /metrics are not counted and are
-// logged at debug level only. Nothing of a request's body, headers or token
-// is logged; the session appears by its public id.
+// logged at debug level only. Nothing of a request's path, query, body,
+// headers or token is logged; the session appears by its public id.
 func observe(d Deps) gin.HandlerFunc {
 	rm := newRequestMetrics(d.Metrics)
 	log := d.Logger
@@ -148,7 +146,7 @@ func observe(d Deps) gin.HandlerFunc {
 			return
 		}
 		st := state(c)
-		attrs := make([]slog.Attr, 0, 9)
+		attrs := make([]slog.Attr, 0, 7)
 		attrs = append(attrs,
 			slog.String("request_id", st.id),
 			slog.String("method", method),
@@ -157,13 +155,6 @@ func observe(d Deps) gin.HandlerFunc {
 			slog.Float64("duration_ms", float64(elapsed)/float64(time.Millisecond)),
 			slog.String("client_ip", st.clientIP),
 		)
-		if route == unmatchedRoute {
-			p := c.Request.URL.Path
-			if len(p) > maxLoggedPath {
-				p = p[:maxLoggedPath]
-			}
-			attrs = append(attrs, slog.String("path", p))
-		}
 		if st.hasSession {
 			attrs = append(attrs, slog.String("session", st.session.ID))
 		}

@@ -373,6 +373,43 @@ func TestAccessLog(t *testing.T) {
 	}
 }
 
+// TestUnmatchedPathNotLogged: a token a client puts in a path that matches
+// no route never reaches the log, which names such requests "unmatched".
+func TestUnmatchedPathNotLogged(t *testing.T) {
+	tok := mustRandom(32)
+	tests := []struct {
+		name, method, target string
+		wantStatus           int
+	}{
+		{"NotFound", http.MethodGet, "/profile/" + tok, http.StatusNotFound},
+		{"NotFoundDeep", http.MethodPost, "/auth/refresh/" + tok + "/x", http.StatusNotFound},
+		{"NotFoundQuery", http.MethodGet, "/nope?sid=" + tok, http.StatusNotFound},
+		{"NotFoundEscaped", http.MethodGet, "/profile/%2F" + tok, http.StatusNotFound},
+		{"MethodNotAllowed", http.MethodGet, "/auth/sessions/" + tok, http.StatusMethodNotAllowed},
+		{"MethodNotAllowedUnknownMethod", "BREW", "/auth/sessions/" + tok, http.StatusMethodNotAllowed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			rec := h.do(newRequest(tc.method, tc.target, ""))
+			if rec.Code != tc.wantStatus {
+				t.Fatalf("status: got %v, want %v", rec.Code, tc.wantStatus)
+			}
+			logs := h.logs.String()
+			if strings.Contains(logs, tok) {
+				t.Errorf("logs hold the token:\n%s", logs)
+			}
+			var line map[string]any
+			if err := json.Unmarshal([]byte(strings.TrimSpace(logs)), &line); err != nil {
+				t.Fatalf("want one JSON access log line, got %q: %v", logs, err)
+			}
+			if got, want := line["route"], "unmatched"; got != want {
+				t.Errorf("route: got %v, want %v", got, want)
+			}
+		})
+	}
+}
+
 func TestProbesLoggedAtDebug(t *testing.T) {
 	h := newHarness(t)
 	h.do(newRequest(http.MethodGet, "/healthz", ""))

@@ -54,6 +54,11 @@ func TestTokenCarriers(t *testing.T) {
 		{"EmptyXSessionIDIsAbsent", map[string]string{"X-Session-Id": ""}, "sid=" + valid, 200, ""},
 		{"BareBearerIsAbsent", map[string]string{"Authorization": "Bearer"}, "sid=" + valid, 200, ""},
 		{"BearerSpaceIsAbsent", map[string]string{"Authorization": "Bearer "}, "sid=" + valid, 200, ""},
+		// RFC 7235 allows only SP between the scheme and the token: a
+		// tab makes "Bearer\t<token>" one word, a scheme other than
+		// Bearer, so the carrier is absent.
+		{"BearerTabIsAbsent", map[string]string{"Authorization": "Bearer\t" + valid}, "sid=" + valid, 200, ""},
+		{"OnlyBearerTab", map[string]string{"Authorization": "Bearer\t" + valid}, "", 401, `{"error":"No session"}`},
 		{"OtherSchemeIsAbsent", map[string]string{"Authorization": "Basic " + valid}, "sid=" + valid, 200, ""},
 		{"EmptyCookieIsAbsent", nil, "sid=", 401, `{"error":"No session"}`},
 		{"UnparsableCookieIsAbsent", nil, "sid=a b\x7f", 401, `{"error":"No session"}`},
