@@ -37,6 +37,9 @@ func sessionToken(r *http.Request) (token string, present bool) {
 }
 
 // bearerToken reads "Bearer <token>", the scheme without regard to case.
+// RFC 7235 separates the scheme from the token by spaces only, so a tab
+// after Bearer leaves one word, which is not the scheme Bearer: the carrier
+// counts as absent, like any other scheme, rather than as a token.
 func bearerToken(h string) (string, bool) {
 	scheme, rest, _ := strings.Cut(strings.TrimLeft(h, " \t"), " ")
 	if !strings.EqualFold(scheme, "Bearer") {
