@@ -260,6 +260,38 @@ func TestStack(t *testing.T) {
 		servedBy(t, "api3")
 	})
 
+	t.Run("RedisOutageThroughNginx", func(t *testing.T) {
+		// A frozen Redis: every replica answers 503 "Session store
+		// unavailable". nginx must pass that on, not count it as a failed
+		// replica: with all three marked down it would answer 502 itself,
+		// and keep doing so for fail_timeout after Redis is back.
+		s.mustRun(time.Minute, "pause", "redis")
+		paused := true
+		defer func() {
+			if paused {
+				s.run(time.Minute, "unpause", "redis")
+			}
+		}()
+		for i := 0; i < 12; i++ {
+			r := s.mustDo("GET", "/profile", token, "")
+			if r.status != http.StatusServiceUnavailable || !strings.Contains(r.body, "Session store unavailable") ||
+				r.header.Get("Retry-After") != "1" || r.instance == "" {
+				t.Fatalf("GET /profile #%d with Redis paused: got %d %q (Retry-After %q, X-Instance %q), want a replica's 503 Session store unavailable",
+					i, r.status, r.body, r.header.Get("Retry-After"), r.instance)
+			}
+		}
+		s.mustRun(time.Minute, "unpause", "redis")
+		paused = false
+		// Recovery needs nothing but Redis: well within nginx's fail_timeout.
+		err := poll(5*time.Second, 100*time.Millisecond, func() error {
+			_, err := s.profileOK(token, username)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("after Redis came back: %v", err)
+		}
+	})
+
 	t.Run("SessionSurvivesRedisRecreate", func(t *testing.T) {
 		// A new container on the same named volume: only the append-only
 		// file can bring the session back.
