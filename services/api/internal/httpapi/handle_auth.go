@@ -5,16 +5,11 @@ import (
 	"fmt"
 	"net/http"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
 	"redis-session-app/services/api/internal/session"
 )
-
-// maxUserAgentLen bounds the User-Agent kept with a session: the header may
-// be up to a megabyte long, and every session keeps it in Redis.
-const maxUserAgentLen = 512
 
 // limitLabel is the metric label of the limit that refused an attempt.
 func limitLabel(d Decision) string {
@@ -142,7 +137,7 @@ func handleLogin(d Deps) gin.HandlerFunc {
 		issued, capped, err := d.Sessions.Create(ctx, session.NewSession{
 			UserID:    user.ID,
 			Username:  user.Username,
-			UserAgent: truncateUTF8(c.Request.UserAgent(), maxUserAgentLen),
+			UserAgent: session.ClientText(c.Request.UserAgent()),
 			IP:        st.clientIP,
 		})
 		if err != nil {
@@ -179,15 +174,4 @@ func loginFailure(d Deps, err error) error {
 // formatTime writes t as the contract's timestamps: RFC 3339 in UTC.
 func formatTime(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
-}
-
-// truncateUTF8 cuts s to at most n bytes without splitting a character.
-func truncateUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }

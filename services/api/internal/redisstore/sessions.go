@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 
@@ -33,10 +32,6 @@ const (
 	DefaultIdleTimeout = time.Hour
 	DefaultMaxLifetime = 24 * time.Hour
 )
-
-// maxTextLen bounds the user agent and IP kept with a session: they come
-// from the client, and a session should not cost kilobytes of memory.
-const maxTextLen = 512
 
 // Field names of a session hash: short, since every session carries them.
 const (
@@ -133,8 +128,8 @@ func (s *Sessions) Create(ctx context.Context, ns session.NewSession) (session.I
 		LastSeenAt:        msTime(ct),
 		ExpiresAt:         msTime(exp),
 		AbsoluteExpiresAt: msTime(abs),
-		UserAgent:         truncate(ns.UserAgent, maxTextLen),
-		IP:                truncate(ns.IP, maxTextLen),
+		UserAgent:         session.ClientText(ns.UserAgent),
+		IP:                session.ClientText(ns.IP),
 	}
 	capped, err := createScript.Run(ctx, s.c, []string{k.session, k.index},
 		k.member, ct, exp, abs, s.maxPerUser, k.prefix,
@@ -393,14 +388,3 @@ func parseSession(f map[string]string) (session.Session, bool) {
 
 // msTime turns Unix milliseconds into a UTC time.
 func msTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
-
-// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
-}

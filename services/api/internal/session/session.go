@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"time"
+	"unicode/utf8"
 )
 
 // Errors returned by the stores. The HTTP adapter maps each of them to one
@@ -108,4 +109,21 @@ type UserStore interface {
 	// UserByName finds a user by name without regard to case, or returns
 	// ErrNotFound.
 	UserByName(ctx context.Context, username string) (User, error)
+}
+
+// MaxClientTextLen bounds the user agent and IP kept with a session: both
+// come from the client, and a session should not cost kilobytes of memory.
+const MaxClientTextLen = 512
+
+// ClientText cuts s to at most MaxClientTextLen bytes without splitting a
+// UTF-8 sequence.
+func ClientText(s string) string {
+	n := MaxClientTextLen
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
