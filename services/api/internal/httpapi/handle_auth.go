@@ -38,9 +38,7 @@ func handleRegister(d Deps) gin.HandlerFunc {
 			fail(c, d, err)
 			return
 		}
-		if !dec.Allowed {
-			d.Metrics.RateLimitRejections.WithLabelValues(limitLabel(dec)).Inc()
-			fail(c, d, tooManyRequests(dec.RetryAfter))
+		if refused(c, d, dec) {
 			return
 		}
 		if !session.ValidUsername(username) {
@@ -101,10 +99,8 @@ func handleLogin(d Deps) gin.HandlerFunc {
 			fail(c, d, loginFailure(d, err))
 			return
 		}
-		if !dec.Allowed {
+		if refused(c, d, dec) {
 			logins.WithLabelValues("rate_limited").Inc()
-			d.Metrics.RateLimitRejections.WithLabelValues(limitLabel(dec)).Inc()
-			fail(c, d, tooManyRequests(dec.RetryAfter))
 			return
 		}
 		if !validName || !session.ValidPassword(password) {
@@ -174,4 +170,15 @@ func loginFailure(d Deps, err error) error {
 // formatTime writes t as the contract's timestamps: RFC 3339 in UTC.
 func formatTime(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
+}
+
+// refused answers 429 and counts the rejection when a rate limit refused
+// the attempt, and reports whether it did.
+func refused(c *gin.Context, d Deps, dec Decision) bool {
+	if dec.Allowed {
+		return false
+	}
+	d.Metrics.RateLimitRejections.WithLabelValues(limitLabel(dec)).Inc()
+	fail(c, d, tooManyRequests(dec.RetryAfter))
+	return true
 }
