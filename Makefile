@@ -33,9 +33,9 @@ lint:
 		echo "staticcheck $$m"; (cd $$m && go run $(STATICCHECK) ./...); \
 	done
 
-## test-api: the service's tests, against a real redis-server the tests start, and the load generator's own tests
+## test-api: the service's tests with the race detector, against a real redis-server the tests start, and the load generator's own tests
 test-api: deps
-	cd $(API_DIR) && go test -count=1 -timeout 10m ./...
+	cd $(API_DIR) && go test -race -count=1 -timeout 10m ./...
 	cd loadtest && go test -count=1 ./...
 
 ## fuzz: run every fuzz target of the service briefly (FUZZTIME each)
