@@ -2,8 +2,10 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
-VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+# Evaluated once, so that every image and binary of one make run carries the
+# same labels even when a commit lands meanwhile.
+VERSION  := $(or $(VERSION),$(shell git describe --tags --always --dirty 2>/dev/null || echo dev))
+REVISION := $(or $(REVISION),$(shell git rev-parse --short HEAD 2>/dev/null || echo unknown))
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.revision=$(REVISION)
 
 API_DIR        := services/api
@@ -12,7 +14,7 @@ FUZZTIME       ?= 5s
 GO_MODULES     := $(API_DIR) loadtest deploy/e2e
 
 .PHONY: build test lint test-api fuzz run deps loadtest \
-        images up down down-volumes logs ps test-deploy
+        images up down down-volumes logs ps redis-cli test-deploy
 
 ## build: compile the API binary into bin/api
 build:
@@ -86,6 +88,7 @@ images:
 
 ## up: build images when needed, start the stack, wait until nginx answers, print the URLs
 up: images
+	@command -v curl >/dev/null || { echo "make up waits for nginx with curl: apt-get install -y curl" >&2; exit 1; }
 	$(DEPLOY_ENV) $(COMPOSE) up -d --no-build
 	@echo "waiting up to $(UP_TIMEOUT) s for http://127.0.0.1:$(NGINX_PORT)/healthz"
 	@for i in $$(seq $(UP_TIMEOUT)); do \
@@ -110,6 +113,10 @@ down-volumes:
 ## logs: follow the stack's logs
 logs:
 	$(DEPLOY_ENV) $(COMPOSE) logs -f --tail=100
+
+## redis-cli: an interactive redis-cli in the stack's Redis container (authenticated)
+redis-cli:
+	$(DEPLOY_ENV) $(COMPOSE) exec redis redis-cli
 
 ## ps: list the stack's containers
 ps:

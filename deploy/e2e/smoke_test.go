@@ -343,6 +343,59 @@ func TestStack(t *testing.T) {
 		}
 	})
 
+	t.Run("RequestIDsAgree", func(t *testing.T) {
+		// nginx's log, the replica and the response must carry one id: a
+		// client's id when it is sane, otherwise one nginx makes.
+		tests := []struct {
+			name, path, sent string
+			kept             bool
+		}{
+			{"SaneKept", "/profile", "e2e-request.id_" + randomHex(t, 4), true},
+			{"SpaceReplaced", "/profile", "has space", false},
+			{"TooLongReplaced", "/profile", strings.Repeat("a", 129), false},
+			{"NginxOwnAnswer", "/metrics", "e2e-metrics-" + randomHex(t, 4), true},
+		}
+		var ids []string
+		for _, tc := range tests {
+			req, err := http.NewRequest("GET", s.nginx+tc.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("X-Session-Id", token)
+			req.Header.Set("X-Request-Id", tc.sent)
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			got := resp.Header.Get("X-Request-Id")
+			switch {
+			case tc.kept && got != tc.sent:
+				t.Errorf("%s: got X-Request-Id %q, want %q", tc.name, got, tc.sent)
+			case !tc.kept && (got == "" || got == tc.sent || len(got) > 128 || strings.ContainsAny(got, " \"")):
+				t.Errorf("%s: got X-Request-Id %q, want a fresh sane id", tc.name, got)
+			}
+			ids = append(ids, got)
+		}
+		err := poll(10*time.Second, 200*time.Millisecond, func() error {
+			nginxLog := s.mustRun(time.Minute, "logs", "--no-color", "nginx")
+			apiLog := s.mustRun(time.Minute, "logs", "--no-color", "api1", "api2", "api3")
+			for i, id := range ids {
+				if !strings.Contains(nginxLog, `"request_id":"`+id+`"`) {
+					return fmt.Errorf("nginx log: no line with request_id %q", id)
+				}
+				if tests[i].path == "/profile" && !strings.Contains(apiLog, `"request_id":"`+id+`"`) {
+					return fmt.Errorf("replica logs: no line with request_id %q", id)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Error(err)
+		}
+	})
+
 	t.Run("AccessLogNamesTheUpstream", func(t *testing.T) {
 		out := s.mustRun(time.Minute, "logs", "--no-color", "nginx")
 		for _, line := range strings.Split(out, "\n") {
