@@ -20,7 +20,8 @@ import (
 // returns nil.
 func TestGracefulShutdown(t *testing.T) {
 	t.Parallel()
-	const delay = time.Second
+	// Long enough that the checks below fit in it on a loaded CI machine.
+	const delay = 3 * time.Second
 	rds := redistest.Start(t)
 	r := startReplica(t, baseEnv(rds.Addr(), "drain").with("SHUTDOWN_DELAY", delay.String()))
 	r.register(t, "drain", pw)
@@ -31,7 +32,7 @@ func TestGracefulShutdown(t *testing.T) {
 	r.cancel()
 	// The flag is set by run's goroutine right after the context ends: poll
 	// briefly rather than race it.
-	waitFor(t, 200*time.Millisecond, "/readyz to answer 503", func() bool {
+	waitFor(t, time.Second, "/readyz to answer 503", func() bool {
 		return r.do(t, http.MethodGet, "/readyz", "").status == http.StatusServiceUnavailable
 	})
 	wantJSON(t, r.do(t, http.MethodGet, "/readyz", ""), http.StatusServiceUnavailable, `{"error":"Not ready"}`)
