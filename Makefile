@@ -27,10 +27,11 @@ test: lint test-api fuzz test-deploy
 deps:
 	@command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
 
-## lint: go vet and staticcheck on every module
+## lint: gofmt, go vet and staticcheck on every module
 lint:
 	@for m in $(GO_MODULES); do \
 		[ -f $$m/go.mod ] || continue; \
+		echo "gofmt $$m"; unformatted=$$(gofmt -l $$m); [ -z "$$unformatted" ] || { echo "not gofmt'ed: $$unformatted" >&2; exit 1; }; \
 		echo "vet $$m"; (cd $$m && go vet ./...); \
 		echo "staticcheck $$m"; (cd $$m && go run $(STATICCHECK) ./...); \
 	done
