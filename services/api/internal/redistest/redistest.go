@@ -11,7 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,6 +34,8 @@ type Server struct {
 	dir     string
 	port    int
 	cluster bool
+	// master is the address a Sentinel monitors; empty for a data node.
+	master string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -61,12 +65,29 @@ func StartCluster(t testing.TB) *Server {
 	return start(t, true)
 }
 
+// SentinelMasterName is the name under which a Sentinel from StartSentinel
+// knows its master.
+const SentinelMasterName = "redistest"
+
+// StartSentinel runs a Redis Sentinel (redis-server in sentinel mode) on a
+// free loopback port that monitors master under SentinelMasterName, with a
+// quorum of one, and waits until it answers PING. It is killed when the
+// test ends.
+func StartSentinel(t testing.TB, master *Server) *Server {
+	t.Helper()
+	return startServer(t, &Server{t: t, dir: t.TempDir(), master: master.Addr()})
+}
+
 func start(t testing.TB, cluster bool) *Server {
+	t.Helper()
+	return startServer(t, &Server{t: t, dir: t.TempDir(), cluster: cluster})
+}
+
+func startServer(t testing.TB, s *Server) *Server {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("redis-server not found on PATH (install it with `apt-get install redis-server`): %v", err)
 	}
-	s := &Server{t: t, dir: t.TempDir(), cluster: cluster}
 	t.Cleanup(s.Stop)
 
 	// A free port found by listening on :0 can be taken by someone else
@@ -84,7 +105,7 @@ func start(t testing.TB, cluster bool) *Server {
 	if err != nil {
 		t.Fatalf("starting redis-server: %v", err)
 	}
-	if cluster {
+	if s.cluster {
 		if _, err := s.do(t, "CLUSTER", "ADDSLOTSRANGE", 0, 16383); err != nil {
 			t.Fatalf("CLUSTER ADDSLOTSRANGE: %v", err)
 		}
@@ -260,6 +281,20 @@ func (s *Server) start() error {
 			"--cluster-announce-ip", "127.0.0.1",
 		)
 	}
+	if s.master != "" {
+		// A Sentinel takes its monitor from a file it may rewrite.
+		host, port, err := net.SplitHostPort(s.master)
+		if err != nil {
+			return fmt.Errorf("master address %q: %w", s.master, err)
+		}
+		conf := filepath.Join(s.dir, "sentinel.conf")
+		monitor := fmt.Sprintf("sentinel monitor %s %s %s 1\n", SentinelMasterName, host, port)
+		if err := os.WriteFile(conf, []byte(monitor), 0o600); err != nil {
+			return fmt.Errorf("writing sentinel config: %w", err)
+		}
+		args = append([]string{conf, "--sentinel"}, args...)
+		args = withoutDataOptions(args)
+	}
 	cmd := exec.Command("redis-server", args...)
 	cmd.Stdout = out
 	cmd.Stderr = out
@@ -279,6 +314,20 @@ func (s *Server) start() error {
 	}
 	s.cmd, s.done, s.out = cmd, done, out
 	return nil
+}
+
+// withoutDataOptions drops the persistence options a Sentinel refuses.
+func withoutDataOptions(args []string) []string {
+	var kept []string
+	for i := 0; i < len(args); i++ {
+		switch args[i] {
+		case "--save", "--appendonly":
+			i++ // and its value
+		default:
+			kept = append(kept, args[i])
+		}
+	}
+	return kept
 }
 
 // waitReady polls PING until it succeeds, the process exits or the ready
