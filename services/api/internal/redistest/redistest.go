@@ -36,6 +36,8 @@ type Server struct {
 	cluster bool
 	// master is the address a Sentinel monitors; empty for a data node.
 	master string
+	// tlsPort, when not zero, is a TLS listener besides the plain port.
+	tlsPort int
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -280,6 +282,9 @@ func (s *Server) start() error {
 			// Otherwise CLUSTER SLOTS names the node by an empty host.
 			"--cluster-announce-ip", "127.0.0.1",
 		)
+	}
+	if s.tlsPort != 0 {
+		args = append(args, s.tlsArgs()...)
 	}
 	if s.master != "" {
 		// A Sentinel takes its monitor from a file it may rewrite.
