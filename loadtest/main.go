@@ -33,9 +33,12 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args, os.Stdout)
+	err := run(ctx, os.Args, os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
 		os.Exit(1)
 	}
@@ -105,8 +108,8 @@ func checkLoopback(target string) error {
 	return nil
 }
 
-func run(ctx context.Context, args []string, stdout io.Writer) error {
-	o, err := parseOptions(args, stdout)
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseOptions(args, stderr)
 	if err != nil {
 		return err
 	}
@@ -141,10 +144,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		seen      uint64
 	)
 	results := attacker.Attack(vegeta.NewStaticTargeter(targets...), pacer, o.duration, "profile")
+	interrupted := ctx.Done()
 	for {
 		select {
-		case <-ctx.Done():
+		case <-interrupted:
+			// Stop once; the results of requests in flight still arrive.
 			attacker.Stop()
+			interrupted = nil
 		case r, ok := <-results:
 			if !ok {
 				metrics.Close()

@@ -155,7 +155,7 @@ func TestStack(t *testing.T) {
 			t.Fatal(err)
 		}
 		if id := r.header.Get("X-Request-Id"); id == "" {
-			t.Logf("login answered without X-Request-Id")
+			t.Errorf("login: got no X-Request-Id, want one on every response")
 		}
 	})
 	if token == "" {
