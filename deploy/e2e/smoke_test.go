@@ -46,11 +46,11 @@ func (s *stack) do(method, path, token, body string) (response, error) {
 	return response{resp.StatusCode, resp.Header.Get("X-Instance"), string(b), resp.Header}, nil
 }
 
-func (s *stack) mustDo(method, path, token, body string) response {
-	s.t.Helper()
+func (s *stack) mustDo(t testing.TB, method, path, token, body string) response {
+	t.Helper()
 	r, err := s.do(method, path, token, body)
 	if err != nil {
-		s.t.Fatalf("%s %s: %v", method, path, err)
+		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	return r
 }
@@ -99,7 +99,7 @@ func TestStack(t *testing.T) {
 
 	t.Run("PortsOnLoopbackOnly", func(t *testing.T) {
 		for _, svc := range []string{"redis", "api1", "api2", "api3", "nginx", "prometheus"} {
-			out, err := docker("inspect", "-f", "{{json .NetworkSettings.Ports}}", s.container(svc))
+			out, err := docker("inspect", "-f", "{{json .NetworkSettings.Ports}}", s.container(t, svc))
 			if err != nil {
 				t.Fatalf("inspecting %s: %v %s", svc, err, out)
 			}
@@ -121,7 +121,7 @@ func TestStack(t *testing.T) {
 	})
 
 	t.Run("RedisAppendOnly", func(t *testing.T) {
-		out := s.mustRun(time.Minute, "exec", "-T", "redis", "redis-cli", "CONFIG", "GET", "appendonly", "appendfsync")
+		out := s.mustRun(t, time.Minute, "exec", "-T", "redis", "redis-cli", "CONFIG", "GET", "appendonly", "appendfsync")
 		got := map[string]string{}
 		f := strings.Fields(out)
 		for i := 0; i+1 < len(f); i += 2 {
@@ -142,10 +142,10 @@ func TestStack(t *testing.T) {
 
 	t.Run("RegisterAndLoginThroughNginx", func(t *testing.T) {
 		creds := fmt.Sprintf(`{"username":%q,"password":%q}`, username, password)
-		if r := s.mustDo("POST", "/auth/register", "", creds); r.status != http.StatusCreated {
+		if r := s.mustDo(t, "POST", "/auth/register", "", creds); r.status != http.StatusCreated {
 			t.Fatalf("register: got %d %s, want 201", r.status, r.body)
 		}
-		r := s.mustDo("POST", "/auth/login", "", creds)
+		r := s.mustDo(t, "POST", "/auth/login", "", creds)
 		var login struct{ SessionID string }
 		if r.status != http.StatusOK || json.Unmarshal([]byte(r.body), &login) != nil || login.SessionID == "" {
 			t.Fatalf("login: got %d %s, want 200 with a sessionId", r.status, r.body)
@@ -228,7 +228,7 @@ func TestStack(t *testing.T) {
 	}
 
 	t.Run("RestartedReplicaServesTheSameSession", func(t *testing.T) {
-		n, failed := readsDuring(func() { s.mustRun(2*time.Minute, "restart", "api2") })
+		n, failed := readsDuring(func() { s.mustRun(t, 2*time.Minute, "restart", "api2") })
 		if len(failed) > 0 {
 			t.Errorf("reads during the restart of api2: got %d of %d failed, first: %v, want none", len(failed), n, failed[0])
 		}
@@ -241,8 +241,8 @@ func TestStack(t *testing.T) {
 	// then the replica is created again. Only a fixed address brings it
 	// back where nginx sends its requests.
 	t.Run("RecreatedReplicaServesTheSameSession", func(t *testing.T) {
-		before := s.container("api3")
-		s.mustRun(2*time.Minute, "rm", "--stop", "--force", "api3")
+		before := s.container(t, "api3")
+		s.mustRun(t, 2*time.Minute, "rm", "--stop", "--force", "api3")
 		squatter, err := docker("run", "-d", "--rm", "--network", s.project+"_backend",
 			"--entrypoint", "sleep", s.image("REDIS_IMAGE"), "600")
 		if err != nil {
@@ -253,8 +253,8 @@ func TestStack(t *testing.T) {
 				t.Errorf("removing the squatting container: %v %s", err, out)
 			}
 		})
-		s.mustRun(2*time.Minute, "up", "-d", "--no-deps", "--no-build", "api3")
-		if after := s.container("api3"); after == before {
+		s.mustRun(t, 2*time.Minute, "up", "-d", "--no-deps", "--no-build", "api3")
+		if after := s.container(t, "api3"); after == before {
 			t.Fatalf("api3 container: got %s again, want a new one", after)
 		}
 		servedBy(t, "api3")
@@ -265,7 +265,7 @@ func TestStack(t *testing.T) {
 		// unavailable". nginx must pass that on, not count it as a failed
 		// replica: with all three marked down it would answer 502 itself,
 		// and keep doing so for fail_timeout after Redis is back.
-		s.mustRun(time.Minute, "pause", "redis")
+		s.mustRun(t, time.Minute, "pause", "redis")
 		paused := true
 		defer func() {
 			if paused {
@@ -273,14 +273,14 @@ func TestStack(t *testing.T) {
 			}
 		}()
 		for i := 0; i < 12; i++ {
-			r := s.mustDo("GET", "/profile", token, "")
+			r := s.mustDo(t, "GET", "/profile", token, "")
 			if r.status != http.StatusServiceUnavailable || !strings.Contains(r.body, "Session store unavailable") ||
 				r.header.Get("Retry-After") != "1" || r.instance == "" {
 				t.Fatalf("GET /profile #%d with Redis paused: got %d %q (Retry-After %q, X-Instance %q), want a replica's 503 Session store unavailable",
 					i, r.status, r.body, r.header.Get("Retry-After"), r.instance)
 			}
 		}
-		s.mustRun(time.Minute, "unpause", "redis")
+		s.mustRun(t, time.Minute, "unpause", "redis")
 		paused = false
 		// Recovery needs nothing but Redis: well within nginx's fail_timeout.
 		err := poll(5*time.Second, 100*time.Millisecond, func() error {
@@ -295,9 +295,9 @@ func TestStack(t *testing.T) {
 	t.Run("SessionSurvivesRedisRecreate", func(t *testing.T) {
 		// A new container on the same named volume: only the append-only
 		// file can bring the session back.
-		before := s.container("redis")
-		s.mustRun(2*time.Minute, "up", "-d", "--no-deps", "--no-build", "--force-recreate", "redis")
-		if after := s.container("redis"); after == before {
+		before := s.container(t, "redis")
+		s.mustRun(t, 2*time.Minute, "up", "-d", "--no-deps", "--no-build", "--force-recreate", "redis")
+		if after := s.container(t, "redis"); after == before {
 			t.Fatalf("redis container: got %s again, want a new one", after)
 		}
 		// While Redis comes back the API answers 503, never 401.
@@ -321,7 +321,7 @@ func TestStack(t *testing.T) {
 
 	t.Run("MetricsNotRouted", func(t *testing.T) {
 		for _, path := range []string{"/metrics", "/metrics/", "/metrics?x=1", "//metrics", "/metrics/x"} {
-			r := s.mustDo("GET", path, "", "")
+			r := s.mustDo(t, "GET", path, "", "")
 			if r.status != http.StatusNotFound || strings.Contains(r.body, "api_http_requests_total") {
 				t.Errorf("GET %s through nginx: got %d %.80q, want 404", path, r.status, r.body)
 			}
@@ -333,11 +333,11 @@ func TestStack(t *testing.T) {
 
 	t.Run("NginxErrorsAreJSON", func(t *testing.T) {
 		big := fmt.Sprintf(`{"username":"u","password":%q}`, strings.Repeat("a", 70000))
-		r := s.mustDo("POST", "/auth/login", "", big)
+		r := s.mustDo(t, "POST", "/auth/login", "", big)
 		if r.status != http.StatusRequestEntityTooLarge || !isErrorJSON(r.body) {
 			t.Errorf("login with a 70 kB body: got %d %.80q, want 413 {\"error\":…}", r.status, r.body)
 		}
-		r = s.mustDo("GET", "/no-such-route", "", "")
+		r = s.mustDo(t, "GET", "/no-such-route", "", "")
 		if r.status != http.StatusNotFound || !isErrorJSON(r.body) || r.instance == "" {
 			t.Errorf("unknown route: got %d %q from %q, want the API's 404 JSON", r.status, r.body, r.instance)
 		}
@@ -379,8 +379,8 @@ func TestStack(t *testing.T) {
 			ids = append(ids, got)
 		}
 		err := poll(10*time.Second, 200*time.Millisecond, func() error {
-			nginxLog := s.mustRun(time.Minute, "logs", "--no-color", "nginx")
-			apiLog := s.mustRun(time.Minute, "logs", "--no-color", "api1", "api2", "api3")
+			nginxLog := s.mustRun(t, time.Minute, "logs", "--no-color", "nginx")
+			apiLog := s.mustRun(t, time.Minute, "logs", "--no-color", "api1", "api2", "api3")
 			for i, id := range ids {
 				if !strings.Contains(nginxLog, `"request_id":"`+id+`"`) {
 					return fmt.Errorf("nginx log: no line with request_id %q", id)
@@ -397,7 +397,7 @@ func TestStack(t *testing.T) {
 	})
 
 	t.Run("AccessLogNamesTheUpstream", func(t *testing.T) {
-		out := s.mustRun(time.Minute, "logs", "--no-color", "nginx")
+		out := s.mustRun(t, time.Minute, "logs", "--no-color", "nginx")
 		for _, line := range strings.Split(out, "\n") {
 			_, record, ok := strings.Cut(line, "| ")
 			if !ok || !strings.Contains(record, `"uri":"/profile"`) {

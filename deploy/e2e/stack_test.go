@@ -28,7 +28,6 @@ var defaultImages = map[string]string{
 // stack is one running copy of docker-compose.yml under its own project
 // name, ports and subnet, so it never clashes with `make up` or another run.
 type stack struct {
-	t        *testing.T
 	compose  []string // "docker compose" or "docker-compose"
 	file     string
 	project  string
@@ -90,7 +89,6 @@ func startStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	s := &stack{
-		t:        t,
 		compose:  composeTool(t),
 		file:     file,
 		project:  "e2e" + randomHex(t, 4),
@@ -169,21 +167,21 @@ func (s *stack) run(timeout time.Duration, args ...string) (string, error) {
 }
 
 // mustRun is run that fails the test on error.
-func (s *stack) mustRun(timeout time.Duration, args ...string) string {
-	s.t.Helper()
+func (s *stack) mustRun(t testing.TB, timeout time.Duration, args ...string) string {
+	t.Helper()
 	out, err := s.run(timeout, args...)
 	if err != nil {
-		s.t.Fatalf("compose %s: %v\n%s", strings.Join(args, " "), err, out)
+		t.Fatalf("compose %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return out
 }
 
 // container returns the id of a service's container.
-func (s *stack) container(service string) string {
-	s.t.Helper()
-	id := strings.TrimSpace(s.mustRun(time.Minute, "ps", "-q", service))
+func (s *stack) container(t testing.TB, service string) string {
+	t.Helper()
+	id := strings.TrimSpace(s.mustRun(t, time.Minute, "ps", "-q", service))
 	if id == "" || strings.Contains(id, "\n") {
-		s.t.Fatalf("containers of %s: got %q, want one id", service, id)
+		t.Fatalf("containers of %s: got %q, want one id", service, id)
 	}
 	return id
 }
