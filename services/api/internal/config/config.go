@@ -14,9 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-redis/redis_rate/v10"
-
-	"redis-session-app/services/api/internal/ratelimit"
+	"redis-session-app/services/api/internal/session"
 )
 
 // Names of the environment variables, as the contract lists them.
@@ -72,8 +70,8 @@ type Config struct {
 	// SessionMaxPerUser caps live sessions per user; 0 means no cap.
 	SessionMaxPerUser int
 
-	LoginLimitPerUser redis_rate.Limit
-	LoginLimitPerIP   redis_rate.Limit
+	LoginLimitPerUser session.Limit
+	LoginLimitPerIP   session.Limit
 
 	// TrustedProxies are the networks whose X-Forwarded-For is believed.
 	// A single address is held as a /32 or /128.
@@ -144,8 +142,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("session_idle_timeout", c.SessionIdleTimeout.String()),
 		slog.String("session_max_lifetime", c.SessionMaxLifetime.String()),
 		slog.Int("session_max_per_user", c.SessionMaxPerUser),
-		slog.String("login_limit_per_user", ratelimit.FormatLimit(c.LoginLimitPerUser)),
-		slog.String("login_limit_per_ip", ratelimit.FormatLimit(c.LoginLimitPerIP)),
+		slog.String("login_limit_per_user", c.LoginLimitPerUser.String()),
+		slog.String("login_limit_per_ip", c.LoginLimitPerIP.String()),
 		slog.Any("trusted_proxies", proxies),
 		slog.Bool("cookie_secure", c.CookieSecure),
 		slog.String("shutdown_delay", c.ShutdownDelay.String()),
@@ -223,12 +221,12 @@ func (p *parser) boolean(name string, def bool) bool {
 	}
 }
 
-func (p *parser) limit(name, def string) redis_rate.Limit {
+func (p *parser) limit(name, def string) session.Limit {
 	v := p.getenv(name)
 	if v == "" {
 		v = def
 	}
-	l, err := ratelimit.ParseLimit(v)
+	l, err := session.ParseLimit(v)
 	if err != nil {
 		p.errs = append(p.errs, fmt.Errorf("%s: %w", name, err))
 	}

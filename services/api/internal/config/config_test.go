@@ -12,9 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-redis/redis_rate/v10"
-
 	"redis-session-app/services/api/internal/config"
+	"redis-session-app/services/api/internal/session"
 )
 
 // env is a fake environment.
@@ -43,8 +42,8 @@ func TestDefaults(t *testing.T) {
 		SessionIdleTimeout: time.Hour,
 		SessionMaxLifetime: 24 * time.Hour,
 		SessionMaxPerUser:  0,
-		LoginLimitPerUser:  redis_rate.PerMinute(10),
-		LoginLimitPerIP:    redis_rate.PerMinute(30),
+		LoginLimitPerUser:  session.Limit{Rate: 10, Period: time.Minute},
+		LoginLimitPerIP:    session.Limit{Rate: 30, Period: time.Minute},
 		CookieSecure:       true,
 		ShutdownDelay:      time.Second,
 		ShutdownTimeout:    15 * time.Second,
@@ -125,10 +124,10 @@ func TestVariables(t *testing.T) {
 		{name: "SESSION_MAX_PER_USER", value: "five", wantErr: "not an integer"},
 		{name: "SESSION_MAX_PER_USER", value: "99999999999999999999", wantErr: "not an integer"},
 
-		{name: "LOGIN_LIMIT_PER_USER", value: "5/h", field: func(c config.Config) any { return c.LoginLimitPerUser }, want: redis_rate.PerHour(5)},
+		{name: "LOGIN_LIMIT_PER_USER", value: "5/h", field: func(c config.Config) any { return c.LoginLimitPerUser }, want: session.Limit{Rate: 5, Period: time.Hour}},
 		{name: "LOGIN_LIMIT_PER_USER", value: "10", wantErr: "N/m"},
 		{name: "LOGIN_LIMIT_PER_USER", value: "0/m", wantErr: "N/m"},
-		{name: "LOGIN_LIMIT_PER_IP", value: "100/s", field: func(c config.Config) any { return c.LoginLimitPerIP }, want: redis_rate.PerSecond(100)},
+		{name: "LOGIN_LIMIT_PER_IP", value: "100/s", field: func(c config.Config) any { return c.LoginLimitPerIP }, want: session.Limit{Rate: 100, Period: time.Second}},
 		{name: "LOGIN_LIMIT_PER_IP", value: "30 per minute", wantErr: "N/m"},
 
 		{name: "TRUSTED_PROXIES", value: "10.0.0.1", field: proxies, want: prefixes("10.0.0.1/32")},

@@ -23,15 +23,6 @@ type PasswordHasher interface {
 	Verify(ctx context.Context, password, encoded string) (bool, error)
 }
 
-// Decision is the answer of a rate limiter.
-type Decision struct {
-	Allowed bool
-	// RetryAfter is how long the client should wait when not allowed.
-	RetryAfter time.Duration
-	// Limit names the limit that refused: "user" or "ip".
-	Limit string
-}
-
 // LoginLimiter limits login and register attempts across all replicas. Its
 // errors wrap session.ErrUnavailable when the store cannot be reached: the
 // caller fails closed.
@@ -39,9 +30,9 @@ type LoginLimiter interface {
 	// AllowLogin counts one attempt against the IP's limit and, when
 	// username is not empty, against that username's limit (without regard
 	// to case).
-	AllowLogin(ctx context.Context, ip, username string) (Decision, error)
+	AllowLogin(ctx context.Context, ip, username string) (session.RateDecision, error)
 	// AllowRegister counts one attempt against the IP's limit.
-	AllowRegister(ctx context.Context, ip string) (Decision, error)
+	AllowRegister(ctx context.Context, ip string) (session.RateDecision, error)
 }
 
 // Deps is everything the HTTP server needs, passed explicitly.

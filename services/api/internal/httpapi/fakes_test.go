@@ -256,31 +256,31 @@ func (h *fakeHasher) Verify(_ context.Context, pw, encoded string) (bool, error)
 // each attempt as "ip|username" or "register|ip".
 type fakeLimiter struct {
 	mu       sync.Mutex
-	decision *httpapi.Decision
+	decision *session.RateDecision
 	err      error
 	attempts []string
 }
 
 var _ httpapi.LoginLimiter = (*fakeLimiter)(nil)
 
-func (l *fakeLimiter) answer(rec string) (httpapi.Decision, error) {
+func (l *fakeLimiter) answer(rec string) (session.RateDecision, error) {
 	l.attempts = append(l.attempts, rec)
 	if l.err != nil {
-		return httpapi.Decision{}, l.err
+		return session.RateDecision{}, l.err
 	}
 	if l.decision != nil {
 		return *l.decision, nil
 	}
-	return httpapi.Decision{Allowed: true}, nil
+	return session.RateDecision{Allowed: true}, nil
 }
 
-func (l *fakeLimiter) AllowLogin(_ context.Context, ip, username string) (httpapi.Decision, error) {
+func (l *fakeLimiter) AllowLogin(_ context.Context, ip, username string) (session.RateDecision, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.answer("login|" + ip + "|" + username)
 }
 
-func (l *fakeLimiter) AllowRegister(_ context.Context, ip string) (httpapi.Decision, error) {
+func (l *fakeLimiter) AllowRegister(_ context.Context, ip string) (session.RateDecision, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.answer("register|" + ip)

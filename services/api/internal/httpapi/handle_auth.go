@@ -12,7 +12,7 @@ import (
 )
 
 // limitLabel is the metric label of the limit that refused an attempt.
-func limitLabel(d Decision) string {
+func limitLabel(d session.RateDecision) string {
 	if d.Limit == "user" {
 		return "user"
 	}
@@ -174,7 +174,7 @@ func formatTime(t time.Time) string {
 
 // refused answers 429 and counts the rejection when a rate limit refused
 // the attempt, and reports whether it did.
-func refused(c *gin.Context, d Deps, dec Decision) bool {
+func refused(c *gin.Context, d Deps, dec session.RateDecision) bool {
 	if dec.Allowed {
 		return false
 	}

@@ -8,13 +8,13 @@ import (
 	"time"
 
 	"github.com/alexedwards/argon2id"
-	"github.com/go-redis/redis_rate/v10"
 
 	"redis-session-app/services/api/internal/httpapi"
 	"redis-session-app/services/api/internal/password"
 	"redis-session-app/services/api/internal/ratelimit"
 	"redis-session-app/services/api/internal/redisstore"
 	"redis-session-app/services/api/internal/redistest"
+	"redis-session-app/services/api/internal/session"
 )
 
 // newRedisHarness is a server on the real stores, against a redis-server of
@@ -32,7 +32,7 @@ func newRedisHarness(t *testing.T) (*harness, *redistest.Server) {
 		d.Sessions = redisstore.NewSessions(client, redisstore.SessionOptions{})
 		d.Users = redisstore.NewUsers(client)
 		d.Passwords = hasher
-		d.Limiter = ratelimit.New(client, redis_rate.PerMinute(100), redis_rate.PerMinute(100))
+		d.Limiter = ratelimit.New(client, session.Limit{Rate: 100, Period: time.Minute}, session.Limit{Rate: 100, Period: time.Minute})
 		d.Ready = func(ctx context.Context) error { return client.Ping(ctx).Err() }
 		d.Now = time.Now
 	})

@@ -74,7 +74,7 @@ func TestRegister(t *testing.T) {
 			name: "ErrRateLimited",
 			body: `{"username":"alice","password":"correct horse"}`,
 			setup: func(h *harness) {
-				h.limiter.decision = &httpapi.Decision{RetryAfter: 2100 * time.Millisecond, Limit: "ip"}
+				h.limiter.decision = &session.RateDecision{RetryAfter: 2100 * time.Millisecond, Limit: "ip"}
 			},
 			wantStatus: http.StatusTooManyRequests,
 			wantBody:   `{"error":"Too many requests"}`,
@@ -84,7 +84,7 @@ func TestRegister(t *testing.T) {
 			name: "ErrRateLimitedRetryAtLeastOneSecond",
 			body: `{"username":"alice","password":"correct horse"}`,
 			setup: func(h *harness) {
-				h.limiter.decision = &httpapi.Decision{RetryAfter: 0, Limit: "ip"}
+				h.limiter.decision = &session.RateDecision{RetryAfter: 0, Limit: "ip"}
 			},
 			wantStatus: http.StatusTooManyRequests,
 			wantBody:   `{"error":"Too many requests"}`,
@@ -94,7 +94,7 @@ func TestRegister(t *testing.T) {
 			name: "ErrRateLimitedEvenWhenInvalid",
 			body: `{"username":"x","password":"y"}`,
 			setup: func(h *harness) {
-				h.limiter.decision = &httpapi.Decision{RetryAfter: time.Second, Limit: "ip"}
+				h.limiter.decision = &session.RateDecision{RetryAfter: time.Second, Limit: "ip"}
 			},
 			wantStatus: http.StatusTooManyRequests,
 			wantBody:   `{"error":"Too many requests"}`,
@@ -232,7 +232,7 @@ func TestLogin(t *testing.T) {
 			name: "ErrRateLimitedUser",
 			body: `{"username":"alice","password":"correct horse"}`,
 			setup: func(h *harness) {
-				h.limiter.decision = &httpapi.Decision{RetryAfter: 5500 * time.Millisecond, Limit: "user"}
+				h.limiter.decision = &session.RateDecision{RetryAfter: 5500 * time.Millisecond, Limit: "user"}
 			},
 			wantStatus:  http.StatusTooManyRequests,
 			wantBody:    `{"error":"Too many requests"}`,
@@ -425,7 +425,7 @@ func TestRateLimitRejectionsCounted(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
-			h.limiter.decision = &httpapi.Decision{RetryAfter: time.Second, Limit: tc.limit}
+			h.limiter.decision = &session.RateDecision{RetryAfter: time.Second, Limit: tc.limit}
 			rec := h.do(newRequest(http.MethodPost, tc.path, `{"username":"alice","password":"correct horse"}`))
 			checkResponse(t, rec, http.StatusTooManyRequests, `{"error":"Too many requests"}`)
 			if got := testutil.ToFloat64(h.metrics.RateLimitRejections.WithLabelValues(tc.limit)); got != 1 {

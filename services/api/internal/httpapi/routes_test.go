@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"redis-session-app/services/api/internal/httpapi"
+	"redis-session-app/services/api/internal/session"
 )
 
 func TestNotFound(t *testing.T) {
@@ -231,7 +232,7 @@ func TestRoutesMatchOpenAPI(t *testing.T) {
 
 func TestXInstanceOnEveryResponse(t *testing.T) {
 	h := newHarness(t)
-	h.limiter.decision = &httpapi.Decision{RetryAfter: time.Second}
+	h.limiter.decision = &session.RateDecision{RetryAfter: time.Second}
 	big := strings.Repeat("x", 70000)
 	for _, req := range []*http.Request{
 		newRequest(http.MethodGet, "/healthz", ""),

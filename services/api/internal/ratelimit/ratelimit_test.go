@@ -3,11 +3,8 @@ package ratelimit_test
 import (
 	"context"
 	"errors"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/go-redis/redis_rate/v10"
 
 	"redis-session-app/services/api/internal/httpapi"
 	"redis-session-app/services/api/internal/ratelimit"
@@ -19,11 +16,11 @@ var _ httpapi.LoginLimiter = (*ratelimit.Limiter)(nil)
 
 // Per hour, so that nothing recovers while a test runs.
 var (
-	perUser = redis_rate.PerHour(3)
-	perIP   = redis_rate.PerHour(5)
+	perUser = session.Limit{Rate: 3, Period: time.Hour}
+	perIP   = session.Limit{Rate: 5, Period: time.Hour}
 )
 
-func login(t *testing.T, l *ratelimit.Limiter, ip, username string) httpapi.Decision {
+func login(t *testing.T, l *ratelimit.Limiter, ip, username string) session.RateDecision {
 	t.Helper()
 	d, err := l.AllowLogin(context.Background(), ip, username)
 	if err != nil {
@@ -42,7 +39,7 @@ func drain(t *testing.T, l *ratelimit.Limiter, ip, username string, n int) {
 	}
 }
 
-func wantRefused(t *testing.T, d httpapi.Decision, limit string) {
+func wantRefused(t *testing.T, d session.RateDecision, limit string) {
 	t.Helper()
 	if d.Allowed {
 		t.Fatalf("got %+v, want refused by %q", d, limit)
@@ -60,9 +57,9 @@ func TestAllowLogin(t *testing.T) {
 
 	t.Run("UserBurstThenRefused", func(t *testing.T) {
 		l := ratelimit.New(srv.Client(t), perUser, perIP)
-		drain(t, l, "10.0.0.1", "burst", perUser.Burst)
+		drain(t, l, "10.0.0.1", "burst", perUser.Rate)
 		d := login(t, l, "10.0.0.1", "burst")
-		wantRefused(t, d, ratelimit.LimitUser)
+		wantRefused(t, d, session.LimitUser)
 		// One of three per hour: the next one is some 20 minutes away.
 		if d.RetryAfter < 19*time.Minute || d.RetryAfter > 20*time.Minute {
 			t.Errorf("got RetryAfter %v, want about 20m", d.RetryAfter)
@@ -71,14 +68,14 @@ func TestAllowLogin(t *testing.T) {
 
 	t.Run("IPBurstThenRefused", func(t *testing.T) {
 		l := ratelimit.New(srv.Client(t), perUser, perIP)
-		for i := range perIP.Burst {
+		for i := range perIP.Rate {
 			// A new username each time: only the IP limit fills up.
 			if d := login(t, l, "10.0.0.2", "ipuser"+string(rune('a'+i))); !d.Allowed {
 				t.Fatalf("attempt %d: got %+v, want allowed", i+1, d)
 			}
 		}
-		wantRefused(t, login(t, l, "10.0.0.2", "ipuser-fresh"), ratelimit.LimitIP)
-		wantRefused(t, login(t, l, "10.0.0.2", ""), ratelimit.LimitIP)
+		wantRefused(t, login(t, l, "10.0.0.2", "ipuser-fresh"), session.LimitIP)
+		wantRefused(t, login(t, l, "10.0.0.2", ""), session.LimitIP)
 	})
 
 	t.Run("UsernamesIgnoreCase", func(t *testing.T) {
@@ -89,7 +86,7 @@ func TestAllowLogin(t *testing.T) {
 				t.Fatalf("%s: got %+v, want allowed", name, d)
 			}
 		}
-		wantRefused(t, login(t, l, "10.0.1.9", "aLiCe"), ratelimit.LimitUser)
+		wantRefused(t, login(t, l, "10.0.1.9", "aLiCe"), session.LimitUser)
 	})
 
 	t.Run("ReplicasShareCounts", func(t *testing.T) {
@@ -98,62 +95,62 @@ func TestAllowLogin(t *testing.T) {
 		b := ratelimit.New(srv.Client(t), perUser, perIP)
 		drain(t, a, "10.0.2.1", "shared", 2)
 		drain(t, b, "10.0.2.2", "shared", 1)
-		wantRefused(t, login(t, a, "10.0.2.3", "shared"), ratelimit.LimitUser)
-		wantRefused(t, login(t, b, "10.0.2.4", "shared"), ratelimit.LimitUser)
+		wantRefused(t, login(t, a, "10.0.2.3", "shared"), session.LimitUser)
+		wantRefused(t, login(t, b, "10.0.2.4", "shared"), session.LimitUser)
 	})
 
 	t.Run("LimitsIndependent", func(t *testing.T) {
 		l := ratelimit.New(srv.Client(t), perUser, perIP)
-		drain(t, l, "10.0.3.1", "indep", perUser.Burst)
-		wantRefused(t, login(t, l, "10.0.3.1", "indep"), ratelimit.LimitUser)
+		drain(t, l, "10.0.3.1", "indep", perUser.Rate)
+		wantRefused(t, login(t, l, "10.0.3.1", "indep"), session.LimitUser)
 		// The same IP may still try other users, and the user is refused
 		// from anywhere.
 		if d := login(t, l, "10.0.3.1", "indep-other"); !d.Allowed {
 			t.Errorf("other user from same IP: got %+v, want allowed", d)
 		}
-		wantRefused(t, login(t, l, "10.0.3.2", "indep"), ratelimit.LimitUser)
+		wantRefused(t, login(t, l, "10.0.3.2", "indep"), session.LimitUser)
 	})
 
 	t.Run("RefusedByIPStillCountsForUser", func(t *testing.T) {
 		l := ratelimit.New(srv.Client(t), perUser, perIP)
-		for i := range perIP.Burst {
+		for i := range perIP.Rate {
 			drain(t, l, "10.0.4.1", "filler"+string(rune('a'+i)), 1)
 		}
 		// Refused by the IP limit, yet each attempt uses up the user's.
-		for range perUser.Burst {
-			wantRefused(t, login(t, l, "10.0.4.1", "victim"), ratelimit.LimitIP)
+		for range perUser.Rate {
+			wantRefused(t, login(t, l, "10.0.4.1", "victim"), session.LimitIP)
 		}
-		wantRefused(t, login(t, l, "10.0.4.2", "victim"), ratelimit.LimitUser)
+		wantRefused(t, login(t, l, "10.0.4.2", "victim"), session.LimitUser)
 	})
 
 	t.Run("BothRefuseNamesLongerWait", func(t *testing.T) {
 		// The user limit recovers far more slowly than the IP limit.
-		l := ratelimit.New(srv.Client(t), redis_rate.PerHour(1), redis_rate.PerSecond(1))
+		l := ratelimit.New(srv.Client(t), session.Limit{Rate: 1, Period: time.Hour}, session.Limit{Rate: 1, Period: time.Second})
 		drain(t, l, "10.0.5.1", "both", 1)
 		d := login(t, l, "10.0.5.1", "both")
-		wantRefused(t, d, ratelimit.LimitUser)
+		wantRefused(t, d, session.LimitUser)
 		if d.RetryAfter < 59*time.Minute {
 			t.Errorf("got RetryAfter %v, want about 1h", d.RetryAfter)
 		}
 
 		// And the other way round.
-		l = ratelimit.New(srv.Client(t), redis_rate.PerSecond(1), redis_rate.PerHour(1))
+		l = ratelimit.New(srv.Client(t), session.Limit{Rate: 1, Period: time.Second}, session.Limit{Rate: 1, Period: time.Hour})
 		drain(t, l, "10.0.5.2", "both2", 1)
-		wantRefused(t, login(t, l, "10.0.5.2", "both2"), ratelimit.LimitIP)
+		wantRefused(t, login(t, l, "10.0.5.2", "both2"), session.LimitIP)
 	})
 
 	t.Run("IPv6By64", func(t *testing.T) {
-		l := ratelimit.New(srv.Client(t), perUser, redis_rate.PerHour(2))
+		l := ratelimit.New(srv.Client(t), perUser, session.Limit{Rate: 2, Period: time.Hour})
 		drain(t, l, "2001:db8:1:2::1", "", 1)
 		drain(t, l, "2001:db8:1:2:ffff::9", "", 1)
-		wantRefused(t, login(t, l, "2001:db8:1:2::abcd", ""), ratelimit.LimitIP)
+		wantRefused(t, login(t, l, "2001:db8:1:2::abcd", ""), session.LimitIP)
 		drain(t, l, "2001:db8:1:3::1", "", 1)
 	})
 
 	t.Run("IPv4MappedIsIPv4", func(t *testing.T) {
-		l := ratelimit.New(srv.Client(t), perUser, redis_rate.PerHour(1))
+		l := ratelimit.New(srv.Client(t), perUser, session.Limit{Rate: 1, Period: time.Hour})
 		drain(t, l, "10.0.6.1", "", 1)
-		wantRefused(t, login(t, l, "::ffff:10.0.6.1", ""), ratelimit.LimitIP)
+		wantRefused(t, login(t, l, "::ffff:10.0.6.1", ""), session.LimitIP)
 	})
 }
 
@@ -162,7 +159,7 @@ func TestAllowRegister(t *testing.T) {
 	l := ratelimit.New(srv.Client(t), perUser, perIP)
 	ctx := context.Background()
 
-	for i := range perIP.Burst - 1 {
+	for i := range perIP.Rate - 1 {
 		d, err := l.AllowRegister(ctx, "10.1.0.1")
 		if err != nil || !d.Allowed {
 			t.Fatalf("register %d: got %+v, %v, want allowed", i+1, d, err)
@@ -174,7 +171,7 @@ func TestAllowRegister(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantRefused(t, d, ratelimit.LimitIP)
+	wantRefused(t, d, session.LimitIP)
 
 	if d, err := l.AllowRegister(ctx, "10.1.0.2"); err != nil || !d.Allowed {
 		t.Errorf("other IP: got %+v, %v, want allowed", d, err)
@@ -258,7 +255,7 @@ func TestRedisDown(t *testing.T) {
 
 func TestInvalidLimit(t *testing.T) {
 	srv := redistest.Start(t)
-	l := ratelimit.New(srv.Client(t), redis_rate.Limit{}, perIP)
+	l := ratelimit.New(srv.Client(t), session.Limit{}, perIP)
 	_, err := l.AllowLogin(context.Background(), "10.4.0.1", "zero")
 	if err == nil {
 		t.Fatal("got nil error, want one for a zero limit")
@@ -266,79 +263,4 @@ func TestInvalidLimit(t *testing.T) {
 	if errors.Is(err, session.ErrUnavailable) {
 		t.Errorf("got %v, want an error that is not ErrUnavailable", err)
 	}
-}
-
-func TestParseLimit(t *testing.T) {
-	tests := []struct {
-		in      string
-		want    redis_rate.Limit
-		wantErr bool
-	}{
-		{in: "10/m", want: redis_rate.Limit{Rate: 10, Burst: 10, Period: time.Minute}},
-		{in: "30/s", want: redis_rate.Limit{Rate: 30, Burst: 30, Period: time.Second}},
-		{in: "5/h", want: redis_rate.Limit{Rate: 5, Burst: 5, Period: time.Hour}},
-		{in: "1/s", want: redis_rate.Limit{Rate: 1, Burst: 1, Period: time.Second}},
-		{in: "007/m", want: redis_rate.Limit{Rate: 7, Burst: 7, Period: time.Minute}},
-		{in: "", wantErr: true},
-		{in: "10", wantErr: true},
-		{in: "/m", wantErr: true},
-		{in: "10/", wantErr: true},
-		{in: "0/m", wantErr: true},
-		{in: "-1/m", wantErr: true},
-		{in: "+1/m", wantErr: true},
-		{in: "1.5/m", wantErr: true},
-		{in: " 10/m", wantErr: true},
-		{in: "10/m ", wantErr: true},
-		{in: "10/M", wantErr: true},
-		{in: "10/min", wantErr: true},
-		{in: "10/d", wantErr: true},
-		{in: "10/m/s", wantErr: true},
-		{in: "99999999999999999999/s", wantErr: true},
-		{in: "１０/m", wantErr: true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.in, func(t *testing.T) {
-			got, err := ratelimit.ParseLimit(tc.in)
-			if tc.wantErr {
-				if err == nil {
-					t.Fatalf("got %v, want an error", got)
-				}
-				for _, s := range []string{"N/s", "N/m", "N/h"} {
-					if !strings.Contains(err.Error(), s) {
-						t.Errorf("got error %q, want it to name the format %s", err, s)
-					}
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("got error %v, want nil", err)
-			}
-			if got != tc.want {
-				t.Errorf("got %v, want %v", got, tc.want)
-			}
-			if back := ratelimit.FormatLimit(got); strings.TrimLeft(tc.in, "0") != back {
-				t.Errorf("FormatLimit: got %q, want %q", back, strings.TrimLeft(tc.in, "0"))
-			}
-		})
-	}
-}
-
-func FuzzParseLimit(f *testing.F) {
-	for _, s := range []string{"10/m", "30/s", "5/h", "", "0/m", "-1/s", "1/", "/", "9223372036854775807/h"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		l, err := ratelimit.ParseLimit(s)
-		if err != nil {
-			return
-		}
-		if l.Rate < 1 || l.Burst != l.Rate {
-			t.Errorf("ParseLimit(%q): got %+v, want Rate >= 1 and Burst == Rate", s, l)
-		}
-		switch l.Period {
-		case time.Second, time.Minute, time.Hour:
-		default:
-			t.Errorf("ParseLimit(%q): got period %v, want s, m or h", s, l.Period)
-		}
-	})
 }
