@@ -186,11 +186,14 @@ func (s *fakeStore) callCount() int {
 	return s.calls
 }
 
-// fakeUsers keeps users in memory, by canonical name.
+// fakeUsers keeps users in memory, by canonical name. Like the real store,
+// it makes an id for a user created without one.
 type fakeUsers struct {
 	mu    sync.Mutex
 	users map[string]session.User
 	err   error
+	// created holds every user passed to CreateUser, as passed.
+	created []session.User
 }
 
 var _ session.UserStore = (*fakeUsers)(nil)
@@ -198,12 +201,16 @@ var _ session.UserStore = (*fakeUsers)(nil)
 func (u *fakeUsers) CreateUser(_ context.Context, user session.User) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	u.created = append(u.created, user)
 	if u.err != nil {
 		return u.err
 	}
 	k := session.CanonicalUsername(user.Username)
 	if _, ok := u.users[k]; ok {
 		return session.ErrUsernameTaken
+	}
+	if user.ID == "" {
+		user.ID = mustRandom(8)
 	}
 	u.users[k] = user
 	return nil

@@ -56,12 +56,8 @@ func handleRegister(d Deps) gin.HandlerFunc {
 			fail(c, d, err)
 			return
 		}
-		id, err := session.RandomString(8)
-		if err != nil {
-			fail(c, d, err)
-			return
-		}
-		if err := d.Users.CreateUser(ctx, session.User{ID: id, Username: username, PasswordHash: hash}); err != nil {
+		// No ID: the store makes one, in the shape its keys need.
+		if err := d.Users.CreateUser(ctx, session.User{Username: username, PasswordHash: hash}); err != nil {
 			fail(c, d, err)
 			return
 		}

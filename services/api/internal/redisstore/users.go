@@ -26,15 +26,15 @@ func NewUsers(c redis.UniversalClient) *Users {
 	return &Users{c: c}
 }
 
-// NewUserID returns a fresh random user id, of the shape session tokens and
+// newUserID returns a fresh random user id, of the shape session tokens and
 // keys rely on.
-func NewUserID() (string, error) {
+func newUserID() (string, error) {
 	return session.RandomString(userIDBytes)
 }
 
 // CreateUser stores u, or returns session.ErrUsernameTaken when a user of
 // the same name, regardless of case, exists. When u.ID is empty a new id is
-// made; a caller-supplied id must come from NewUserID.
+// made; a caller-supplied id must have the shape newUserID gives.
 func (s *Users) CreateUser(ctx context.Context, u session.User) error {
 	if !session.ValidUsername(u.Username) {
 		return errors.New("creating user: malformed username")
@@ -43,7 +43,7 @@ func (s *Users) CreateUser(ctx context.Context, u session.User) error {
 		return errors.New("creating user: empty password hash")
 	}
 	if u.ID == "" {
-		id, err := NewUserID()
+		id, err := newUserID()
 		if err != nil {
 			return fmt.Errorf("creating user: %w", err)
 		}

@@ -104,7 +104,9 @@ type User struct {
 
 // UserStore keeps users.
 type UserStore interface {
-	// CreateUser stores a new user, or returns ErrUsernameTaken.
+	// CreateUser stores a new user, or returns ErrUsernameTaken. When u.ID
+	// is empty the store makes a new one; callers leave it empty, since
+	// the shape of an id is the store's business.
 	CreateUser(ctx context.Context, u User) error
 	// UserByName finds a user by name without regard to case, or returns
 	// ErrNotFound.
