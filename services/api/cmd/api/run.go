@@ -53,7 +53,6 @@ const (
 	writeTimeout      = 15 * time.Second
 	idleTimeout       = 75 * time.Second
 	maxHeaderBytes    = 32 << 10
-	readyTimeout      = time.Second
 )
 
 // exitError carries the exit status main should use for an error.
@@ -154,11 +153,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Users:     users,
 		Passwords: hasher,
 		Limiter:   limiter,
-		Ready: func(ctx context.Context) error {
-			ctx, cancel := context.WithTimeout(ctx, readyTimeout)
-			defer cancel()
-			return client.Ping(ctx).Err()
-		},
+		// /readyz bounds the ping itself.
+		Ready:          func(ctx context.Context) error { return client.Ping(ctx).Err() },
 		Draining:       draining.Load,
 		Metrics:        m,
 		Gatherer:       reg,

@@ -42,8 +42,8 @@ type Deps struct {
 	Users     session.UserStore
 	Passwords PasswordHasher
 	Limiter   LoginLimiter
-	// Ready reports whether the store can be reached (a ping with a short
-	// timeout).
+	// Ready reports whether the store can be reached. The /readyz handler
+	// bounds ctx (to 300 ms), so Ready needs no timeout of its own.
 	Ready func(ctx context.Context) error
 	// Draining reports whether the replica has been told to shut down;
 	// /readyz then answers 503.
