@@ -8,15 +8,16 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"redis-session-app/services/api/internal/metrics"
 	"redis-session-app/services/api/internal/session"
 )
 
 // limitLabel is the metric label of the limit that refused an attempt.
 func limitLabel(d session.RateDecision) string {
-	if d.Limit == "user" {
-		return "user"
+	if d.Limit == session.LimitUser {
+		return session.LimitUser
 	}
-	return "ip"
+	return session.LimitIP
 }
 
 // handleRegister creates an account. Every register counts against the
@@ -96,11 +97,11 @@ func handleLogin(d Deps) gin.HandlerFunc {
 			return
 		}
 		if refused(c, d, dec) {
-			logins.WithLabelValues("rate_limited").Inc()
+			logins.WithLabelValues(metrics.LoginRateLimited).Inc()
 			return
 		}
 		if !validName || !session.ValidPassword(password) {
-			logins.WithLabelValues("invalid_credentials").Inc()
+			logins.WithLabelValues(metrics.LoginInvalidCredentials).Inc()
 			fail(c, d, errInvalidCredentials)
 			return
 		}
@@ -121,7 +122,7 @@ func handleLogin(d Deps) gin.HandlerFunc {
 			return
 		}
 		if !ok || user.ID == "" {
-			logins.WithLabelValues("invalid_credentials").Inc()
+			logins.WithLabelValues(metrics.LoginInvalidCredentials).Inc()
 			fail(c, d, errInvalidCredentials)
 			return
 		}
@@ -136,10 +137,10 @@ func handleLogin(d Deps) gin.HandlerFunc {
 			fail(c, d, loginFailure(d, err))
 			return
 		}
-		logins.WithLabelValues("success").Inc()
+		logins.WithLabelValues(metrics.LoginSuccess).Inc()
 		d.Metrics.SessionsCreated.Inc()
 		if capped > 0 {
-			d.Metrics.SessionsRevoked.WithLabelValues("cap").Add(float64(capped))
+			d.Metrics.SessionsRevoked.WithLabelValues(metrics.RevokeCap).Add(float64(capped))
 		}
 		st.session, st.hasSession = issued.Session, true
 		setSessionCookie(c, d, issued.Token, issued.Session.AbsoluteExpiresAt)
@@ -156,9 +157,9 @@ func handleLogin(d Deps) gin.HandlerFunc {
 func loginFailure(d Deps, err error) error {
 	switch {
 	case errors.Is(err, session.ErrBusy):
-		d.Metrics.Logins.WithLabelValues("busy").Inc()
+		d.Metrics.Logins.WithLabelValues(metrics.LoginBusy).Inc()
 	case errors.Is(err, session.ErrUnavailable):
-		d.Metrics.Logins.WithLabelValues("unavailable").Inc()
+		d.Metrics.Logins.WithLabelValues(metrics.LoginUnavailable).Inc()
 	}
 	return err
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"redis-session-app/services/api/internal/metrics"
 	"redis-session-app/services/api/internal/session"
 )
 
@@ -53,7 +54,7 @@ func handleLogout(d Deps) gin.HandlerFunc {
 			fail(c, d, asInvalidSession(err))
 			return
 		}
-		d.Metrics.SessionsRevoked.WithLabelValues("logout").Inc()
+		d.Metrics.SessionsRevoked.WithLabelValues(metrics.RevokeLogout).Inc()
 		clearSessionCookie(c, d)
 		c.JSON(http.StatusOK, message{Message: "Logged out"})
 	}
@@ -72,7 +73,7 @@ func handleLogoutAll(d Deps) gin.HandlerFunc {
 			fail(c, d, err)
 			return
 		}
-		d.Metrics.SessionsRevoked.WithLabelValues("logout_all").Add(float64(n))
+		d.Metrics.SessionsRevoked.WithLabelValues(metrics.RevokeLogoutAll).Add(float64(n))
 		clearSessionCookie(c, d)
 		c.JSON(http.StatusOK, response{Message: "Logged out", Revoked: n})
 	}
@@ -136,7 +137,7 @@ func handleRevokeSession(d Deps) gin.HandlerFunc {
 			fail(c, d, err) // ErrNotFound is the contract's 404
 			return
 		}
-		d.Metrics.SessionsRevoked.WithLabelValues("revoke").Inc()
+		d.Metrics.SessionsRevoked.WithLabelValues(metrics.RevokeRevoke).Inc()
 		c.Status(http.StatusNoContent)
 	}
 }
@@ -155,7 +156,7 @@ func handleRefresh(d Deps) gin.HandlerFunc {
 			fail(c, d, asInvalidSession(err))
 			return
 		}
-		d.Metrics.SessionsRevoked.WithLabelValues("refresh").Inc()
+		d.Metrics.SessionsRevoked.WithLabelValues(metrics.RevokeRefresh).Inc()
 		st.token = issued.Token
 		st.session = issued.Session
 		setSessionCookie(c, d, issued.Token, issued.Session.AbsoluteExpiresAt)

@@ -9,21 +9,26 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"redis-session-app/services/api/internal/session"
 )
 
-// Label values known in advance. They are created at start so that every
-// series exists, at zero, before the first event: a rate() over a series
-// that appears only with its first increment misses that increment, and
-// alerts on absent series are awkward.
-var (
-	// LoginResults are the values of the result label of api_logins_total.
-	LoginResults = []string{"success", "invalid_credentials", "rate_limited", "busy", "unavailable"}
-	// RevokeReasons are the values of the reason label of
-	// api_sessions_revoked_total.
-	RevokeReasons = []string{"logout", "logout_all", "revoke", "refresh", "cap"}
-	// Limits are the values of the limit label of
-	// api_ratelimit_rejections_total.
-	Limits = []string{"user", "ip"}
+// Values of the result label of api_logins_total.
+const (
+	LoginSuccess            = "success"
+	LoginInvalidCredentials = "invalid_credentials"
+	LoginRateLimited        = "rate_limited"
+	LoginBusy               = "busy"
+	LoginUnavailable        = "unavailable"
+)
+
+// Values of the reason label of api_sessions_revoked_total.
+const (
+	RevokeLogout    = "logout"
+	RevokeLogoutAll = "logout_all"
+	RevokeRevoke    = "revoke"
+	RevokeRefresh   = "refresh"
+	RevokeCap       = "cap"
 )
 
 // DurationBuckets are the upper bounds, in seconds, of the request duration
@@ -40,15 +45,15 @@ type Metrics struct {
 	HTTPRequests *prometheus.CounterVec
 	// HTTPDuration observes request durations by route template and method.
 	HTTPDuration *prometheus.HistogramVec
-	// Logins counts login attempts by result (see LoginResults).
+	// Logins counts login attempts by result (the Login… constants).
 	Logins *prometheus.CounterVec
 	// SessionsCreated counts sessions opened by a login.
 	SessionsCreated prometheus.Counter
 	// SessionsRevoked counts sessions (or, for refresh, tokens) ended, by
-	// reason (see RevokeReasons).
+	// reason (the Revoke… constants).
 	SessionsRevoked *prometheus.CounterVec
 	// RateLimitRejections counts attempts refused by a rate limit, by limit
-	// (see Limits).
+	// (session.LimitUser or session.LimitIP).
 	RateLimitRejections *prometheus.CounterVec
 	// RedisErrors counts Redis commands (and pipelines) that failed; the
 	// Redis client increments it from a hook, so that every failure is
@@ -100,13 +105,17 @@ func New(reg prometheus.Registerer, version, revision string) *Metrics {
 			Help: "Always 1; the labels name the build that runs.",
 		}, []string{"version", "revision"}),
 	}
-	for _, r := range LoginResults {
+	// Every label value known in advance gets its series now, at zero,
+	// before the first event: a rate() over a series that appears only with
+	// its first increment misses that increment, and alerts on absent
+	// series are awkward.
+	for _, r := range []string{LoginSuccess, LoginInvalidCredentials, LoginRateLimited, LoginBusy, LoginUnavailable} {
 		m.Logins.WithLabelValues(r)
 	}
-	for _, r := range RevokeReasons {
+	for _, r := range []string{RevokeLogout, RevokeLogoutAll, RevokeRevoke, RevokeRefresh, RevokeCap} {
 		m.SessionsRevoked.WithLabelValues(r)
 	}
-	for _, l := range Limits {
+	for _, l := range []string{session.LimitUser, session.LimitIP} {
 		m.RateLimitRejections.WithLabelValues(l)
 	}
 	m.BuildInfo.WithLabelValues(version, revision).Set(1)
