@@ -20,9 +20,14 @@ func limitLabel(d session.RateDecision) string {
 	return session.LimitIP
 }
 
-// handleRegister creates an account. Every register counts against the
-// client IP's limit, checked before the input is even validated and before
-// any password is hashed, so that failed attempts cost the client too.
+// handleRegister creates an account. A request whose body decodeCredentials
+// refuses (wrong Content-Type, too large, not a JSON object with exactly a
+// string username and a string password) is answered with that error
+// without counting against any limit. Every other attempt counts
+// against the client IP's limit before the username and password are
+// validated and before any password is hashed, so that attempts with
+// invalid values cost the client too and a refused one costs the server no
+// hashing.
 func handleRegister(d Deps) gin.HandlerFunc {
 	type response struct {
 		Username string `json:"username"`
@@ -66,9 +71,12 @@ func handleRegister(d Deps) gin.HandlerFunc {
 	}
 }
 
-// handleLogin opens a session. The rate limits are checked before anything
-// else is looked at, an unknown user costs a password verification like a
-// known one, and every way of failing is the same 401, so that neither the
+// handleLogin opens a session. A request whose body decodeCredentials
+// refuses is answered with that error without counting against any limit. Every other attempt counts against the client IP's limit and, when
+// the username is valid, against that username's limit, before the
+// credentials are validated, the user is looked up or any password is
+// verified. After that, an unknown user costs a password verification like
+// a known one, and every way of failing is the same 401, so that neither the
 // answer nor its timing tells whether a username exists.
 func handleLogin(d Deps) gin.HandlerFunc {
 	type response struct {
