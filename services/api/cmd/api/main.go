@@ -9,9 +9,18 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/gin-gonic/gin"
 )
 
 func main() {
+	// gin's mode is process-wide. In debug mode, its default, it prints a
+	// warning and every route to stdout, where the JSON log lines go; an
+	// explicit GIN_MODE of release or test is left alone.
+	if gin.Mode() == gin.DebugMode {
+		gin.SetMode(gin.ReleaseMode)
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() {
 		// Once draining has begun, a second signal kills the process the

@@ -12,6 +12,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -103,9 +104,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	logger := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel})).
 		With("instance", cfg.InstanceID)
 	logger.Info("starting", "version", version, "revision", revision, "config", cfg)
-	// go-redis offers only a process-wide logger; without this its dial
-	// failures would go to stderr as plain text instead of JSON lines.
-	redis.SetLogger(redisLogger{logger})
+	setRedisLogger(logger)
 
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, version, revision) // with the Go and process collectors
@@ -233,6 +232,20 @@ func progName(args []string) string {
 		return "api"
 	}
 	return args[0]
+}
+
+// redisLoggerOnce guards the one logger go-redis has for the whole process.
+// Several replicas can run in one process (the tests start several); the
+// first one to start sets it, and go-redis's messages from every replica of
+// the process carry that replica's instance. It is the only package-level
+// state, because go-redis offers no logger per client.
+var redisLoggerOnce sync.Once
+
+// setRedisLogger makes go-redis write its own messages through logger, so
+// that its dial failures are JSON lines and not plain text on stderr. Only
+// the first call in a process has an effect.
+func setRedisLogger(logger *slog.Logger) {
+	redisLoggerOnce.Do(func() { redis.SetLogger(redisLogger{logger}) })
 }
 
 // redisLogger writes go-redis's own messages (dial failures, pool events) as

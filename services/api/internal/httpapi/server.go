@@ -22,16 +22,12 @@ import (
 // every other field of d has a working default (no logging, a clock of
 // time.Now, metrics on a private registry, always ready, never draining).
 //
-// gin has no per-engine switch for its debug output: in debug mode, its
-// default, it prints a warning and every route to stdout, where our JSON
-// log lines go. So when gin is still in debug mode NewServer puts it in
-// release mode, once; an explicit GIN_MODE, and the test mode gin chooses
-// under `go test`, are left alone. Nothing else in gin depends on the mode.
+// NewServer leaves gin's mode, which is process-wide, to the caller. In
+// debug mode, gin's default, each server prints a warning and every route
+// to stdout, where the JSON log lines go; nothing else in gin depends on the
+// mode. The command puts gin in release mode before it starts a server.
 func NewServer(d Deps) http.Handler {
 	d = d.withDefaults()
-	if gin.Mode() == gin.DebugMode {
-		gin.SetMode(gin.ReleaseMode)
-	}
 
 	e := gin.New()
 	// The contract wants no redirects: /profile/ is a 404.
