@@ -44,6 +44,11 @@ type Metrics struct {
 	// code. Probes and /metrics are not counted.
 	HTTPRequests *prometheus.CounterVec
 	// HTTPDuration observes request durations by route template and method.
+	// It has no code label on purpose, for cardinality: each route and
+	// method already costs one series per bucket of DurationBuckets plus
+	// +Inf, _sum and _count, and a code label would multiply that by every
+	// status a route can answer. The split by code lives in
+	// api_http_requests_total, at one series per route, method and code.
 	HTTPDuration *prometheus.HistogramVec
 	// Logins counts login attempts by result (the Login… constants).
 	Logins *prometheus.CounterVec
