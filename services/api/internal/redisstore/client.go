@@ -20,9 +20,10 @@ import (
 	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
-// DefaultTimeout is the timeout of each call when ClientOptions leaves it
-// zero; it matches the default of REDIS_TIMEOUT.
-const DefaultTimeout = 500 * time.Millisecond
+// defaultTimeout is the timeout of each call when ClientOptions leaves it
+// zero, so that a zero ClientOptions works. The service always sets it from
+// REDIS_TIMEOUT, whose default package config owns.
+const defaultTimeout = 500 * time.Millisecond
 
 // minPoolSize is the least number of connections a client keeps open to
 // each Redis node it talks to.
@@ -41,7 +42,7 @@ type ClientOptions struct {
 	// TLS turns on TLS, verifying the server's certificate.
 	TLS bool
 	// Timeout is the dial, read and write timeout of each call, and how
-	// long a call waits for a free connection; DefaultTimeout when zero.
+	// long a call waits for a free connection; 500 ms when zero.
 	Timeout time.Duration
 }
 
@@ -56,7 +57,7 @@ type ClientOptions struct {
 func NewClient(o ClientOptions) redis.UniversalClient {
 	timeout := o.Timeout
 	if timeout <= 0 {
-		timeout = DefaultTimeout
+		timeout = defaultTimeout
 	}
 	opts := &redis.UniversalOptions{
 		Addrs:        o.Addrs,

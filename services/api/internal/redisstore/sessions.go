@@ -27,10 +27,12 @@ const (
 	publicIDSize = 16
 )
 
-// Defaults of SessionOptions, those of the contract.
+// Defaults of SessionOptions, so that a zero SessionOptions works. The
+// service always sets both from its configuration, whose defaults package
+// config owns.
 const (
-	DefaultIdleTimeout = time.Hour
-	DefaultMaxLifetime = 24 * time.Hour
+	defaultIdleTimeout = time.Hour
+	defaultMaxLifetime = 24 * time.Hour
 )
 
 // Field names of a session hash: short, since every session carries them.
@@ -51,11 +53,10 @@ var listFields = []string{fUserID, fUsername, fID, fCreated, fSeen, fExpires, fA
 
 // SessionOptions sets the lifetimes of sessions.
 type SessionOptions struct {
-	// IdleTimeout is how long a session lives unused; DefaultIdleTimeout
-	// when zero.
+	// IdleTimeout is how long a session lives unused; 1 h when zero.
 	IdleTimeout time.Duration
-	// MaxLifetime is how long a session lives at most after login;
-	// DefaultMaxLifetime when zero.
+	// MaxLifetime is how long a session lives at most after login; 24 h
+	// when zero.
 	MaxLifetime time.Duration
 	// MaxPerUser caps the live sessions of a user; 0 means no cap.
 	MaxPerUser int
@@ -84,10 +85,10 @@ var _ session.Store = (*Sessions)(nil)
 func NewSessions(c redis.UniversalClient, o SessionOptions) *Sessions {
 	s := &Sessions{c: c, idle: o.IdleTimeout, maxLife: o.MaxLifetime, maxPerUser: max(o.MaxPerUser, 0), now: o.Now}
 	if s.idle <= 0 {
-		s.idle = DefaultIdleTimeout
+		s.idle = defaultIdleTimeout
 	}
 	if s.maxLife <= 0 {
-		s.maxLife = DefaultMaxLifetime
+		s.maxLife = defaultMaxLifetime
 	}
 	if s.now == nil {
 		s.now = time.Now
