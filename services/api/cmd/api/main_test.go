@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gin-gonic/gin"
 )
 
 // runMainEnv, set in the environment of a child process, makes the test
@@ -23,6 +25,9 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
+	// main switches gin to release mode; tests call run directly, so they
+	// do the same here to keep gin's debug lines out of the output.
+	gin.SetMode(gin.ReleaseMode)
 	os.Exit(m.Run())
 }
 
