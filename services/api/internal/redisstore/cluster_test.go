@@ -7,7 +7,6 @@ import (
 
 	"redis-session-app/services/api/internal/redisstore"
 	"redis-session-app/services/api/internal/redistest"
-	"redis-session-app/services/api/internal/session"
 )
 
 // TestCluster goes through every operation with a Redis Cluster client: a
@@ -22,13 +21,7 @@ func TestCluster(t *testing.T) {
 	users := redisstore.NewUsers(rdb)
 	ctx := context.Background()
 
-	if err := users.CreateUser(ctx, session.User{Username: "Alice", PasswordHash: "h"}); err != nil {
-		t.Fatalf("CreateUser: %v", err)
-	}
-	u, err := users.UserByName(ctx, "ALICE")
-	if err != nil {
-		t.Fatalf("UserByName: %v", err)
-	}
+	u := register(t, users, "Alice")
 	var tokens []string
 	for range 3 {
 		tokens = append(tokens, create(t, store, u.ID).Token)

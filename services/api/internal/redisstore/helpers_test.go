@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -67,6 +68,21 @@ func newUserID(t testing.TB) string {
 		t.Fatalf("NewUserID: %v", err)
 	}
 	return id
+}
+
+// register stores a user named name and reads it back by a differently
+// cased name, so its id is the one the store made.
+func register(t testing.TB, users *redisstore.Users, name string) session.User {
+	t.Helper()
+	ctx := context.Background()
+	if err := users.CreateUser(ctx, session.User{Username: name, PasswordHash: "h"}); err != nil {
+		t.Fatalf("CreateUser(%q): %v", name, err)
+	}
+	u, err := users.UserByName(ctx, strings.ToUpper(name))
+	if err != nil {
+		t.Fatalf("UserByName(%q): %v", strings.ToUpper(name), err)
+	}
+	return u
 }
 
 func create(t testing.TB, s *redisstore.Sessions, userID string) session.Issued {

@@ -58,13 +58,7 @@ func TestOutage(t *testing.T) {
 	users := redisstore.NewUsers(rdb)
 	ctx := context.Background()
 
-	if err := users.CreateUser(ctx, session.User{Username: "Alice", PasswordHash: "h"}); err != nil {
-		t.Fatalf("CreateUser: %v", err)
-	}
-	alice, err := users.UserByName(ctx, "Alice")
-	if err != nil {
-		t.Fatalf("UserByName: %v", err)
-	}
+	alice := register(t, users, "Alice")
 	iss := create(t, store, alice.ID)
 	if n := hookErrors.Load(); n != 0 {
 		t.Fatalf("errors counted while Redis is up: got %v, want 0", n)

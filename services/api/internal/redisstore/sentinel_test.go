@@ -9,7 +9,6 @@ import (
 
 	"redis-session-app/services/api/internal/redisstore"
 	"redis-session-app/services/api/internal/redistest"
-	"redis-session-app/services/api/internal/session"
 )
 
 // TestSentinel connects the way REDIS_ADDR plus REDIS_MASTER_NAME does: to
@@ -31,13 +30,7 @@ func TestSentinel(t *testing.T) {
 	users := redisstore.NewUsers(rdb)
 	ctx := context.Background()
 
-	if err := users.CreateUser(ctx, session.User{Username: "Sentinel", PasswordHash: "h"}); err != nil {
-		t.Fatalf("CreateUser through the Sentinel: %v", err)
-	}
-	u, err := users.UserByName(ctx, "sentinel")
-	if err != nil {
-		t.Fatalf("UserByName through the Sentinel: %v", err)
-	}
+	u := register(t, users, "Sentinel")
 	issued := create(t, store, u.ID)
 	if got := lookup(t, store, issued.Token); got.ID != issued.Session.ID {
 		t.Errorf("Lookup: got session %q, want %q", got.ID, issued.Session.ID)
