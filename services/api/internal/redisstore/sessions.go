@@ -347,16 +347,7 @@ func indexKey(userID string) string      { return "idx:{" + userID + "}" }
 // validUserID reports whether id has the shape of the ids Users makes.
 // Anything else could carry braces into a key and move it to another slot.
 func validUserID(id string) bool {
-	if len(id) != userIDLen {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
+	return len(id) == userIDLen && session.InTokenAlphabet(id)
 }
 
 // parseSession reads a session hash. Anything missing or unreadable makes

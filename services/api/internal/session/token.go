@@ -17,9 +17,13 @@ const (
 // invalid session without asking the store, so it is also answered during a
 // store outage.
 func ValidToken(s string) bool {
-	if len(s) < MinTokenLen || len(s) > MaxTokenLen {
-		return false
-	}
+	return len(s) >= MinTokenLen && len(s) <= MaxTokenLen && InTokenAlphabet(s)
+}
+
+// InTokenAlphabet reports whether every byte of s is one of A-Z a-z 0-9 _ -,
+// the alphabet of RandomString. Ids made from it can go into Redis keys as
+// hash tags: they hold no braces.
+func InTokenAlphabet(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if !isTokenByte(s[i]) {
 			return false
