@@ -163,8 +163,10 @@ return found
 `)
 
 // listScript returns the listed fields of every live session in an index,
-// flattened, one group of fields per session (an empty string for a missing field), and
-// prunes members whose session is gone.
+// flattened, one group of fields per session (an empty string for a missing
+// field), and prunes members whose session is gone. HMGET answers all nils
+// only for a key that does not exist (every session hash holds the listed
+// fields), so it tells a gone session without another command.
 //
 // KEYS: index key. ARGV: session key prefix, then the field names.
 var listScript = redis.NewScript(`
@@ -172,12 +174,19 @@ local fields = {unpack(ARGV, 2)}
 local out = {}
 for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local v = redis.call('HMGET', ARGV[1] .. m, unpack(fields))
-  if redis.call('EXISTS', ARGV[1] .. m) == 0 then
-    redis.call('ZREM', KEYS[1], m)
-  else
+  local live = false
+  for i = 1, #fields do
+    if v[i] then
+      live = true
+      break
+    end
+  end
+  if live then
     for i = 1, #fields do
       out[#out + 1] = v[i] or ''
     end
+  else
+    redis.call('ZREM', KEYS[1], m)
   end
 end
 return out
