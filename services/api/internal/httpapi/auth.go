@@ -87,12 +87,6 @@ func asInvalidSession(err error) error {
 	return err
 }
 
-// currentSession returns the session requireSession found.
-func currentSession(c *gin.Context) (*requestState, bool) {
-	st := state(c)
-	return st, st.hasSession
-}
-
 // setSessionCookie hands the token out as the sid cookie, living until the
 // session's absolute end (no later use can extend it). Max-Age is rounded
 // up to whole seconds: rounded down, a refresh in the last second of the
@@ -108,24 +102,22 @@ func setSessionCookie(c *gin.Context, d Deps, token string, absoluteEnd time.Tim
 	if maxAge < 1 {
 		maxAge = 1
 	}
-	http.SetCookie(c.Writer, &http.Cookie{
-		Name:     cookieName,
-		Value:    token,
-		Path:     "/",
-		MaxAge:   maxAge,
-		HttpOnly: true,
-		Secure:   d.CookieSecure,
-		SameSite: http.SameSiteLaxMode,
-	})
+	writeSessionCookie(c, d, token, maxAge)
 }
 
 // clearSessionCookie deletes the sid cookie (Max-Age=0).
 func clearSessionCookie(c *gin.Context, d Deps) {
+	writeSessionCookie(c, d, "", -1) // net/http writes MaxAge < 0 as Max-Age=0
+}
+
+// writeSessionCookie sets the sid cookie with the attributes of the
+// contract, the same whether it hands a token out or clears it.
+func writeSessionCookie(c *gin.Context, d Deps, value string, maxAge int) {
 	http.SetCookie(c.Writer, &http.Cookie{
 		Name:     cookieName,
-		Value:    "",
+		Value:    value,
 		Path:     "/",
-		MaxAge:   -1,
+		MaxAge:   maxAge,
 		HttpOnly: true,
 		Secure:   d.CookieSecure,
 		SameSite: http.SameSiteLaxMode,

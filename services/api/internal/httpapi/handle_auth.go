@@ -79,11 +79,6 @@ func handleRegister(d Deps) gin.HandlerFunc {
 // a known one, and every way of failing is the same 401, so that neither the
 // answer nor its timing tells whether a username exists.
 func handleLogin(d Deps) gin.HandlerFunc {
-	type response struct {
-		Message   string `json:"message"`
-		SessionID string `json:"sessionId"`
-		ExpiresAt string `json:"expiresAt"`
-	}
 	logins := d.Metrics.Logins
 	return func(c *gin.Context) {
 		username, password, err := decodeCredentials(c)
@@ -151,13 +146,24 @@ func handleLogin(d Deps) gin.HandlerFunc {
 			d.Metrics.SessionsRevoked.WithLabelValues(metrics.RevokeCap).Add(float64(capped))
 		}
 		st.session, st.hasSession = issued.Session, true
-		setSessionCookie(c, d, issued.Token, issued.Session.AbsoluteExpiresAt)
-		c.JSON(http.StatusOK, response{
-			Message:   "Logged in",
-			SessionID: issued.Token,
-			ExpiresAt: formatTime(issued.Session.ExpiresAt),
-		})
+		answerIssued(c, d, "Logged in", issued)
 	}
+}
+
+// answerIssued hands a new token out, as login and refresh do: in the body
+// with the session's expiry, and as the sid cookie.
+func answerIssued(c *gin.Context, d Deps, msg string, issued session.Issued) {
+	type response struct {
+		Message   string `json:"message"`
+		SessionID string `json:"sessionId"`
+		ExpiresAt string `json:"expiresAt"`
+	}
+	setSessionCookie(c, d, issued.Token, issued.Session.AbsoluteExpiresAt)
+	c.JSON(http.StatusOK, response{
+		Message:   msg,
+		SessionID: issued.Token,
+		ExpiresAt: formatTime(issued.Session.ExpiresAt),
+	})
 }
 
 // loginFailure counts a login that failed for another reason than the

@@ -25,7 +25,7 @@ func handleProfile() gin.HandlerFunc {
 	)
 	contentType := []string{"application/json; charset=utf-8"}
 	return func(c *gin.Context) {
-		st, _ := currentSession(c)
+		st := state(c)
 		name := st.session.Username
 		if !session.ValidUsername(name) {
 			c.JSON(http.StatusOK, response{Username: name, SecretData: secret})
@@ -49,7 +49,7 @@ type message struct {
 // handleLogout ends the current session and clears the cookie.
 func handleLogout(d Deps) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		st, _ := currentSession(c)
+		st := state(c)
 		if err := d.Sessions.Revoke(c.Request.Context(), st.token); err != nil {
 			fail(c, d, asInvalidSession(err))
 			return
@@ -67,7 +67,7 @@ func handleLogoutAll(d Deps) gin.HandlerFunc {
 		Revoked int    `json:"revoked"`
 	}
 	return func(c *gin.Context) {
-		st, _ := currentSession(c)
+		st := state(c)
 		n, err := d.Sessions.RevokeAll(c.Request.Context(), st.session.UserID)
 		if err != nil {
 			fail(c, d, err)
@@ -95,7 +95,7 @@ func handleListSessions(d Deps) gin.HandlerFunc {
 		Sessions []item `json:"sessions"`
 	}
 	return func(c *gin.Context) {
-		st, _ := currentSession(c)
+		st := state(c)
 		list, err := d.Sessions.List(c.Request.Context(), st.session.UserID)
 		if err != nil {
 			fail(c, d, err)
@@ -127,7 +127,7 @@ const maxSessionIDLen = 128
 // whether it belongs to someone else or to nobody.
 func handleRevokeSession(d Deps) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		st, _ := currentSession(c)
+		st := state(c)
 		id := c.Param("id")
 		if id == "" || len(id) > maxSessionIDLen {
 			fail(c, d, errNotFound)
@@ -144,13 +144,8 @@ func handleRevokeSession(d Deps) gin.HandlerFunc {
 
 // handleRefresh gives the session a new token; the old one stops working.
 func handleRefresh(d Deps) gin.HandlerFunc {
-	type response struct {
-		Message   string `json:"message"`
-		SessionID string `json:"sessionId"`
-		ExpiresAt string `json:"expiresAt"`
-	}
 	return func(c *gin.Context) {
-		st, _ := currentSession(c)
+		st := state(c)
 		issued, err := d.Sessions.Refresh(c.Request.Context(), st.token)
 		if err != nil {
 			fail(c, d, asInvalidSession(err))
@@ -159,11 +154,6 @@ func handleRefresh(d Deps) gin.HandlerFunc {
 		d.Metrics.SessionsRevoked.WithLabelValues(metrics.RevokeRefresh).Inc()
 		st.token = issued.Token
 		st.session = issued.Session
-		setSessionCookie(c, d, issued.Token, issued.Session.AbsoluteExpiresAt)
-		c.JSON(http.StatusOK, response{
-			Message:   "Refreshed",
-			SessionID: issued.Token,
-			ExpiresAt: formatTime(issued.Session.ExpiresAt),
-		})
+		answerIssued(c, d, "Refreshed", issued)
 	}
 }
