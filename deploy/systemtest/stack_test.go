@@ -587,14 +587,19 @@ func (s *stack) disconnect(t *testing.T, n *node, nw *testcontainers.DockerNetwo
 	}
 }
 
-// reconnect joins a container to a network again: on edge at its fixed
-// address and with the alias nginx knows it by.
+// reconnect joins a container of the stack to a network again: on edge at
+// its fixed address, and with the alias it is known by.
 func (s *stack) reconnect(t *testing.T, n *node, nw *testcontainers.DockerNetwork) {
 	t.Helper()
 	ep := &network.EndpointSettings{}
-	if nw == s.edge {
+	switch {
+	case nw == s.edge:
 		ep.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: n.ip}
-		ep.Aliases = []string{replicaAlias}
+		if n != s.nginx {
+			ep.Aliases = []string{replicaAlias}
+		}
+	case n == s.redis:
+		ep.Aliases = []string{redisAlias}
 	}
 	if _, err := s.docker.NetworkConnect(context.Background(), nw.ID, moby.NetworkConnectOptions{Container: n.ctr.GetContainerID(), EndpointConfig: ep}); err != nil {
 		t.Fatalf("reconnecting %s: %v", n.name, err)

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/testcontainers/testcontainers-go"
 )
 
 // TestSystem runs every case against one stack; each case makes its own
@@ -38,13 +40,49 @@ func TestSystem(t *testing.T) {
 		{"UsersAreIsolated", s.testUsersAreIsolated},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			// The logs at the moment a case failed, under the case's name.
+			// Whatever a case did, or failed to undo, the next one finds
+			// the stack as startStack left it...
+			t.Cleanup(func() { s.heal(t) })
+			// ...after the logs at the moment it failed are saved.
 			t.Cleanup(func() {
 				if t.Failed() {
 					s.saveLogs(t, s.all()...)
 				}
 			})
 			tc.run(t)
+		})
+	}
+}
+
+// heal starts whatever container is stopped, joins each to the networks
+// it lost, and waits until nginx passes requests to every replica again.
+func (s *stack) heal(t *testing.T) {
+	t.Helper()
+	want := map[*node][]*testcontainers.DockerNetwork{s.redis: {s.data}, s.nginx: {s.edge}}
+	for _, r := range s.replicas {
+		want[r] = []*testcontainers.DockerNetwork{s.edge, s.data}
+	}
+	for _, n := range s.all() {
+		info := inspect(t, n)
+		for _, nw := range want[n] {
+			if _, ok := info.NetworkSettings.Networks[nw.Name]; !ok {
+				s.reconnect(t, n, nw)
+			}
+		}
+		if !info.State.Running {
+			start(t, n)
+		}
+	}
+	for _, r := range s.replicas {
+		eventually(t, 15*time.Second, "nginx passing requests to "+r.name, func() error {
+			res, err := s.nginx.api.do(context.Background(), http.MethodGet, "/readyz", "", nil)
+			if err != nil {
+				return err
+			}
+			if res.status != http.StatusOK || res.instance() != r.name {
+				return fmt.Errorf("got %v", res)
+			}
+			return nil
 		})
 	}
 }
