@@ -80,6 +80,48 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer transport.CloseIdleConnections()
 	endpoints := scenario.NewEndpoints(o.target)
 
+	users, err := prepareUsers(ctx, o, transport, endpoints, stderr)
+	if err != nil {
+		return err
+	}
+	sc, err := scenario.New(o.scenario, endpoints, users, o.journey, o.getPath)
+	if err != nil {
+		return err
+	}
+	if o.startAfter > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(o.startAfter):
+		}
+	}
+	return attack(ctx, o, transport, sc, stdout, stderr)
+}
+
+// setupDone starts the line that ends the set-up phase; a benchmark waits
+// for it before it reads the target's counters.
+const setupDone = "set-up done"
+
+// prepareUsers makes the users of the run: read from -sessions-file, or
+// registered (and for read, logged in) in the untimed set-up phase.
+func prepareUsers(ctx context.Context, o options, transport http.RoundTripper, endpoints scenario.Endpoints, stderr io.Writer) ([]*scenario.User, error) {
+	switch {
+	case !scenario.NeedsUsers(o.scenario):
+		fmt.Fprintf(stderr, "%s: the %s scenario has no users\n", setupDone, o.scenario)
+		return nil, nil
+	case o.sessionsFile != "":
+		f, err := os.Open(o.sessionsFile)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		users, err := scenario.ReadSessions(f)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", o.sessionsFile, err)
+		}
+		fmt.Fprintf(stderr, "%s: %d sessions read from %s\n", setupDone, len(users), o.sessionsFile)
+		return users, nil
+	}
 	users := make([]*scenario.User, o.users)
 	for i := range users {
 		users[i] = scenario.NewUser(o.userPrefix+strconv.Itoa(i), "loadtest-password-"+strconv.Itoa(i))
@@ -99,16 +141,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	sr, err := setup.Run(ctx, users, login)
 	if err != nil {
-		return fmt.Errorf("set-up: %w", err)
+		return nil, fmt.Errorf("set-up: %w", err)
 	}
-	fmt.Fprintf(stderr, "set-up done in %.1fs: %d users registered, %d existed, %d logged in, %.0fs spent waiting on Retry-After\n",
-		sr.Took.Seconds(), sr.Registered, sr.Existing, sr.LoggedIn, sr.Waited.Seconds())
-
-	sc, err := scenario.New(o.scenario, endpoints, users, o.journey)
-	if err != nil {
-		return err
-	}
-	return attack(ctx, o, transport, sc, stdout, stderr)
+	fmt.Fprintf(stderr, "%s in %.1fs: %d users registered, %d existed, %d logged in, %.0fs spent waiting on Retry-After\n",
+		setupDone, sr.Took.Seconds(), sr.Registered, sr.Existing, sr.LoggedIn, sr.Waited.Seconds())
+	return users, nil
 }
 
 func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -196,6 +233,9 @@ func attack(ctx context.Context, o options, transport http.RoundTripper, sc scen
 		CheckRedirect: noRedirects,
 	}
 	run := report.Run{Scenario: o.scenario, Target: o.target, Users: o.users}
+	if !scenario.NeedsUsers(o.scenario) {
+		run.Users = 0
+	}
 	var pacer vegeta.Pacer
 	if o.schedule != nil {
 		pacer = *o.schedule

@@ -30,6 +30,13 @@ type options struct {
 	users       int
 	userPrefix  string
 	journey     scenario.Journey
+	// sessionsFile names users with sessions for "read", instead of set-up.
+	sessionsFile string
+	// getPath is the path of the "get" scenario.
+	getPath string
+	// startAfter is a pause between set-up and the timed phase, in which
+	// a benchmark can read the target's counters.
+	startAfter time.Duration
 
 	// Open model: schedule is set. Closed model: workers is.
 	schedule    *pace.Schedule
@@ -73,6 +80,9 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.scenario, "scenario", "read", "what the users do: "+strings.Join(scenario.Names, ", "))
 	fs.IntVar(&o.users, "users", 50, "users to register (and for read, log in) before the clock starts")
 	fs.StringVar(&o.userPrefix, "user-prefix", "", `usernames are PREFIX0, PREFIX1, ... (default "loadtest-SCENARIO-"); existing accounts are reused`)
+	fs.StringVar(&o.sessionsFile, "sessions-file", "", `read: take users and their sessions from this file ("USERNAME TOKEN" lines) instead of registering and logging in`)
+	fs.StringVar(&o.getPath, "path", "/healthz", "get: the path to GET (wants 200)")
+	fs.DurationVar(&o.startAfter, "start-after", 0, `pause this long between set-up and the timed phase (after printing "set-up done")`)
 	fs.IntVar(&reads, "reads", -1, "mixed and churn: profile reads per session (default 8 for mixed, 3 for churn)")
 	fs.IntVar(&lists, "lists", -1, "mixed and churn: session lists per session (default 1 for mixed, 0 for churn)")
 	fs.IntVar(&refs, "refreshes", -1, "mixed and churn: token refreshes per session (default 1 for mixed, 0 for churn)")
@@ -104,6 +114,15 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 
 	if !slices.Contains(scenario.Names, o.scenario) {
 		return o, fmt.Errorf("-scenario %q: want one of %s", o.scenario, strings.Join(scenario.Names, ", "))
+	}
+	if o.sessionsFile != "" && o.scenario != "read" {
+		return o, errors.New("-sessions-file is for -scenario read")
+	}
+	if !strings.HasPrefix(o.getPath, "/") {
+		return o, errors.New("-path must start with /")
+	}
+	if o.startAfter < 0 || o.startAfter > time.Minute {
+		return o, errors.New("-start-after must be in [0, 1m]")
 	}
 	if o.userPrefix == "" {
 		o.userPrefix = "loadtest-" + o.scenario + "-"
@@ -204,6 +223,8 @@ func kindsOf(name string, j scenario.Journey) []scenario.Kind {
 		return []scenario.Kind{scenario.Profile}
 	case "login":
 		return []scenario.Kind{scenario.Login}
+	case "get":
+		return []scenario.Kind{scenario.Get}
 	}
 	ks := []scenario.Kind{scenario.Login}
 	if j.Reads > 0 {

@@ -16,7 +16,7 @@ func TestParse(t *testing.T) {
 		ok   bool
 	}{
 		{"10s@1000,30s@5000,10s@0", "10s@1000,30s@5000,10s@0", 50 * time.Second, true},
-		{"0s@200, 1m@200/s", "0s@200,1m0s@200", time.Minute, true},
+		{"0s@200, 1m@200/s", "200/s for 1m0s", time.Minute, true},
 		{"10s", "", 0, false},
 		{"10s@-5", "", 0, false},
 		{"x@5", "", 0, false},

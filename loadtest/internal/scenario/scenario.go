@@ -33,10 +33,13 @@ const (
 	Sessions Kind = "sessions"
 	Refresh  Kind = "refresh"
 	Logout   Kind = "logout"
+	// Get is a plain GET of a fixed path with no session, for measuring
+	// what the proxy in front (or a stand-in) can do by itself.
+	Get Kind = "get"
 )
 
 // Kinds lists every kind in the order reports show them.
-var Kinds = []Kind{Login, Profile, Sessions, Refresh, Logout}
+var Kinds = []Kind{Login, Profile, Sessions, Refresh, Logout, Get}
 
 // Route is the method and path a kind of request uses.
 func (k Kind) Route() (method, path string) {
@@ -171,8 +174,12 @@ func (e Endpoints) target(k Kind, u *User, tok string) vegeta.Target {
 }
 
 // New returns the scenario called name over users (already registered; for
-// "read", already logged in).
-func New(name string, e Endpoints, users []*User, j Journey) (Scenario, error) {
+// "read", already logged in). The "get" scenario has no users; it sends
+// GET getPath and wants a 200.
+func New(name string, e Endpoints, users []*User, j Journey, getPath string) (Scenario, error) {
+	if name == "get" {
+		return &gets{target: vegeta.Target{Method: http.MethodGet, URL: e.URL(getPath)}}, nil
+	}
 	if len(users) == 0 {
 		return nil, errors.New("a scenario needs at least one user")
 	}
@@ -193,11 +200,32 @@ func New(name string, e Endpoints, users []*User, j Journey) (Scenario, error) {
 }
 
 // Names lists the scenarios New knows.
-var Names = []string{"read", "login", "mixed", "churn"}
+var Names = []string{"read", "login", "mixed", "churn", "get"}
 
 // NeedsLogin tells whether the scenario's users must hold a session before
 // the timed phase starts.
 func NeedsLogin(name string) bool { return name == "read" }
+
+// NeedsUsers tells whether the scenario has users at all.
+func NeedsUsers(name string) bool { return name != "get" }
+
+// gets: the same GET again and again, answered by anything that says 200.
+type gets struct {
+	target vegeta.Target
+}
+
+func (s *gets) Name() string  { return "get" }
+func (s *gets) Kinds() []Kind { return []Kind{Get} }
+func (s *gets) Stop()         {}
+func (s *gets) Waits() uint64 { return 0 }
+
+func (s *gets) Next() (*Step, error) {
+	t := s.target
+	t.Header = http.Header{}
+	return &Step{Kind: Get, Target: t}, nil
+}
+
+func (s *gets) Done(st *Step, r Response) Outcome { return judge(st, r) }
 
 // reads: a pool of logged-in users, each reading its own profile with its
 // own token, round robin. Reads of one user may overlap, as a user's tabs do.
@@ -436,6 +464,10 @@ func judge(st *Step, r Response) Outcome {
 		if r.Status == http.StatusUnauthorized {
 			return liveRefused(r)
 		}
+		if r.Status != http.StatusOK {
+			return unexpected(r)
+		}
+	case Get:
 		if r.Status != http.StatusOK {
 			return unexpected(r)
 		}

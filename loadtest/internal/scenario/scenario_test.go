@@ -25,7 +25,7 @@ func body(format string, args ...any) []byte { return fmt.Appendf(nil, format, a
 
 func TestEndpointsDropTrailingSlash(t *testing.T) {
 	for _, base := range []string{"http://127.0.0.1:8080", "http://127.0.0.1:8080/", "http://127.0.0.1:8080//"} {
-		sc, err := scenario.New("read", scenario.NewEndpoints(base), loggedIn("alice"), scenario.Journey{})
+		sc, err := scenario.New("read", scenario.NewEndpoints(base), loggedIn("alice"), scenario.Journey{}, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -38,7 +38,7 @@ func TestEndpointsDropTrailingSlash(t *testing.T) {
 
 func TestReadUsesEachUsersOwnToken(t *testing.T) {
 	users := loggedIn("alice", "bob", "carol")
-	sc, err := scenario.New("read", scenario.NewEndpoints("http://127.0.0.1"), users, scenario.Journey{})
+	sc, err := scenario.New("read", scenario.NewEndpoints("http://127.0.0.1"), users, scenario.Journey{}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func TestReadUsesEachUsersOwnToken(t *testing.T) {
 }
 
 func TestReadNeedsLoggedInUsers(t *testing.T) {
-	if _, err := scenario.New("read", scenario.NewEndpoints("http://127.0.0.1"), []*scenario.User{scenario.NewUser("a", "b")}, scenario.Journey{}); err == nil {
+	if _, err := scenario.New("read", scenario.NewEndpoints("http://127.0.0.1"), []*scenario.User{scenario.NewUser("a", "b")}, scenario.Journey{}, ""); err == nil {
 		t.Error("got no error for a user without a session, want one")
 	}
 }
@@ -80,7 +80,7 @@ func TestJudgeProfile(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			sc, _ := scenario.New("read", scenario.NewEndpoints("http://127.0.0.1"), loggedIn("alice"), scenario.Journey{})
+			sc, _ := scenario.New("read", scenario.NewEndpoints("http://127.0.0.1"), loggedIn("alice"), scenario.Journey{}, "")
 			st, _ := sc.Next()
 			if got := sc.Done(st, tc.resp); got.Verdict != tc.want {
 				t.Errorf("Done(%d %s) = %v (%s), want %v", tc.resp.Status, tc.resp.Body, got.Verdict, got.Detail, tc.want)
@@ -105,7 +105,7 @@ func TestJudgeLogin(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			users := []*scenario.User{scenario.NewUser("alice", "password-alice")}
-			sc, _ := scenario.New("login", scenario.NewEndpoints("http://127.0.0.1"), users, scenario.Journey{})
+			sc, _ := scenario.New("login", scenario.NewEndpoints("http://127.0.0.1"), users, scenario.Journey{}, "")
 			st, _ := sc.Next()
 			if st.Target.Method != http.MethodPost || string(st.Target.Body) != `{"password":"password-alice","username":"alice"}` {
 				t.Fatalf("login step = %s %s, want POST with alice's credentials", st.Target.Method, st.Target.Body)
@@ -150,7 +150,7 @@ func answer(st *scenario.Step, newToken string) scenario.Response {
 func TestJourneyGoesThroughWholeSessions(t *testing.T) {
 	j := scenario.Journey{Reads: 3, Lists: 1, Refreshes: 1}
 	users := []*scenario.User{scenario.NewUser("alice", "pw-alice-1")}
-	sc, err := scenario.New("mixed", scenario.NewEndpoints("http://127.0.0.1"), users, j)
+	sc, err := scenario.New("mixed", scenario.NewEndpoints("http://127.0.0.1"), users, j, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestJourneyGoesThroughWholeSessions(t *testing.T) {
 
 func TestJourneyRefreshMustChangeToken(t *testing.T) {
 	j := scenario.Journey{Refreshes: 1}
-	sc, _ := scenario.New("mixed", scenario.NewEndpoints("http://127.0.0.1"), []*scenario.User{scenario.NewUser("alice", "pw-alice-1")}, j)
+	sc, _ := scenario.New("mixed", scenario.NewEndpoints("http://127.0.0.1"), []*scenario.User{scenario.NewUser("alice", "pw-alice-1")}, j, "")
 	st, _ := sc.Next()
 	sc.Done(st, answer(st, tokenA))
 	st, _ = sc.Next()
@@ -210,7 +210,7 @@ func TestJourneyStartsOverWithoutSession(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			j := scenario.Journey{Reads: 1, Refreshes: 1}
-			sc, _ := scenario.New("mixed", scenario.NewEndpoints("http://127.0.0.1"), []*scenario.User{scenario.NewUser("alice", "pw-alice-1")}, j)
+			sc, _ := scenario.New("mixed", scenario.NewEndpoints("http://127.0.0.1"), []*scenario.User{scenario.NewUser("alice", "pw-alice-1")}, j, "")
 			st, _ := sc.Next()
 			sc.Done(st, answer(st, tokenA))
 			for {
@@ -231,7 +231,7 @@ func TestJourneyStartsOverWithoutSession(t *testing.T) {
 }
 
 func TestJourneyWaitsForIdleUserAndStops(t *testing.T) {
-	sc, _ := scenario.New("churn", scenario.NewEndpoints("http://127.0.0.1"), []*scenario.User{scenario.NewUser("alice", "pw-alice-1")}, scenario.DefaultJourney("churn"))
+	sc, _ := scenario.New("churn", scenario.NewEndpoints("http://127.0.0.1"), []*scenario.User{scenario.NewUser("alice", "pw-alice-1")}, scenario.DefaultJourney("churn"), "")
 	if _, err := sc.Next(); err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +250,7 @@ func TestJourneyWaitsForIdleUserAndStops(t *testing.T) {
 }
 
 func TestKinds(t *testing.T) {
-	sc, _ := scenario.New("churn", scenario.NewEndpoints("http://127.0.0.1"), []*scenario.User{scenario.NewUser("a", "b")}, scenario.DefaultJourney("churn"))
+	sc, _ := scenario.New("churn", scenario.NewEndpoints("http://127.0.0.1"), []*scenario.User{scenario.NewUser("a", "b")}, scenario.DefaultJourney("churn"), "")
 	if got, want := sc.Kinds(), []scenario.Kind{scenario.Login, scenario.Profile, scenario.Logout}; !slices.Equal(got, want) {
 		t.Errorf("churn kinds = %v, want %v", got, want)
 	}

@@ -1,12 +1,15 @@
 package scenario
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -162,4 +165,32 @@ func (s *Setup) say(msg string) {
 	}
 	s.lastLog = time.Now()
 	fmt.Fprintln(s.Log, msg)
+}
+
+// ReadSessions reads users that already hold sessions, one "USERNAME TOKEN"
+// per line, for a read scenario over sessions made some other way (the
+// benchmark makes a million of them straight in Redis).
+func ReadSessions(r io.Reader) ([]*User, error) {
+	var users []*User
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, tok, ok := strings.Cut(line, " ")
+		if !ok || !validToken(strings.TrimSpace(tok)) {
+			return nil, fmt.Errorf("line %d: want USERNAME TOKEN", n)
+		}
+		u := NewUser(name, "")
+		u.Token = strings.TrimSpace(tok)
+		users = append(users, u)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(users) == 0 {
+		return nil, errors.New("no sessions")
+	}
+	return users, nil
 }
