@@ -14,17 +14,17 @@ STATICCHECK    := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # coordinator at its deadline and can fail with "context deadline exceeded"
 # and no failing input (go.dev/issue/75804, fixed in Go 1.27).
 FUZZTIME       ?= 10000x
-GO_MODULES     := $(API_DIR) loadtest deploy/e2e
+GO_MODULES     := $(API_DIR) loadtest deploy/e2e deploy/k8s
 
 .PHONY: build test lint test-api fuzz run deps loadtest \
-        images up down down-volumes logs ps redis-cli test-deploy
+        images up down down-volumes logs ps redis-cli test-deploy test-k8s
 
 ## build: compile the API binary into bin/api
 build:
 	cd $(API_DIR) && CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o ../../bin/api ./cmd/api
 
-## test: everything CI checks — lint, unit and real-Redis tests, fuzz seeds, deploy checks and the compose smoke test
-test: lint test-api fuzz test-deploy
+## test: everything CI checks — lint, unit and real-Redis tests, fuzz seeds, Kubernetes manifests, deploy checks and the compose smoke test
+test: lint test-api fuzz test-k8s test-deploy
 
 ## deps: install the Debian packages the tests need when they are missing
 deps:
@@ -53,6 +53,10 @@ fuzz:
 			go test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$dir; \
 		done; \
 	done
+
+## test-k8s: build every kustomization of deploy/k8s offline and check its manifests strictly against the Kubernetes API types and the service
+test-k8s:
+	cd deploy/k8s && go test -count=1 ./...
 
 ## run: one replica on 127.0.0.1:3000 against the Redis at REDIS_ADDR (default localhost:6379)
 run:

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"sort"
@@ -117,6 +118,46 @@ func TestStack(t *testing.T) {
 					}
 				}
 			}
+		}
+	})
+
+	t.Run("NginxCannotReachRedis", func(t *testing.T) {
+		// edge: nginx and the replicas; data: the replicas and Redis.
+		want := map[string]string{
+			"nginx": "edge", "prometheus": "edge", "redis": "data",
+			"api1": "data,edge", "api2": "data,edge", "api3": "data,edge",
+		}
+		for svc, nets := range want {
+			out, err := docker("inspect", "-f", "{{range $n, $_ := .NetworkSettings.Networks}}{{$n}} {{end}}", s.container(t, svc))
+			if err != nil {
+				t.Fatalf("inspecting %s: %v %s", svc, err, out)
+			}
+			var got []string
+			for _, n := range strings.Fields(out) {
+				got = append(got, strings.TrimPrefix(n, s.project+"_"))
+			}
+			sort.Strings(got)
+			if strings.Join(got, ",") != nets {
+				t.Errorf("networks of %s: got %v, want %s", svc, got, nets)
+			}
+		}
+		// Not even Redis's address works from nginx: there is no route.
+		addr, err := docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", s.container(t, "redis"))
+		if err != nil || net.ParseIP(strings.TrimSpace(addr)) == nil {
+			t.Fatalf("address of redis: got %q, %v", addr, err)
+		}
+		connects := func(hostPort string) (bool, string) {
+			host, port, _ := strings.Cut(hostPort, ":")
+			probe := fmt.Sprintf("timeout 3 bash -c 'exec 3<>/dev/tcp/%s/%s' && echo connected", host, port)
+			out, _ := s.run(time.Minute, "exec", "-T", "nginx", "bash", "-c", probe)
+			return strings.Contains(out, "connected"), out
+		}
+		// The probe itself works: nginx does reach a replica.
+		if ok, out := connects("api1:3000"); !ok {
+			t.Fatalf("probe from nginx to api1:3000: got %q, want connected", out)
+		}
+		if ok, out := connects(strings.TrimSpace(addr) + ":6379"); ok {
+			t.Errorf("nginx connects to redis at %s: got %q, want no route", strings.TrimSpace(addr), out)
 		}
 	})
 
@@ -243,7 +284,7 @@ func TestStack(t *testing.T) {
 	t.Run("RecreatedReplicaServesTheSameSession", func(t *testing.T) {
 		before := s.container(t, "api3")
 		s.mustRun(t, 2*time.Minute, "rm", "--stop", "--force", "api3")
-		squatter, err := docker("run", "-d", "--rm", "--network", s.project+"_backend",
+		squatter, err := docker("run", "-d", "--rm", "--network", s.project+"_edge",
 			"--entrypoint", "sleep", s.image("REDIS_IMAGE"), "600")
 		if err != nil {
 			t.Fatalf("starting a container on the stack's network: %v %s", err, squatter)

@@ -138,8 +138,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	users := redisstore.NewUsers(client)
 
 	// One hash per CPU at once: argon2id is CPU-bound, so more would only
-	// queue inside the scheduler and starve authenticated reads.
-	hasher, err := password.NewHasher(password.DefaultParams(), runtime.NumCPU(), 5*time.Second)
+	// queue inside the scheduler and starve authenticated reads. GOMAXPROCS
+	// follows a container's CPU limit (Go 1.25 and later); NumCPU does not,
+	// and would allow a node's worth of hashes in a two-CPU pod.
+	hasher, err := password.NewHasher(password.DefaultParams(), runtime.GOMAXPROCS(0), 5*time.Second)
 	if err != nil {
 		return fmt.Errorf("creating password hasher: %w", err)
 	}
