@@ -52,6 +52,7 @@ type options struct {
 	replicas       int
 	memSessions    int
 	lookupSessions int
+	journeyRate    int
 	docker         string
 	keep           bool
 }
@@ -67,6 +68,7 @@ func parseOptions(args []string) (options, error) {
 	fs.IntVar(&o.replicas, "replicas", 3, "API replicas behind nginx")
 	fs.IntVar(&o.memSessions, "memory-sessions", 100_000, "live sessions at which Redis memory per session is measured")
 	fs.IntVar(&o.lookupSessions, "lookup-sessions", 1_000_000, "live sessions at which lookup latency is compared with 1,000 (0 skips)")
+	fs.IntVar(&o.journeyRate, "journey-rate", 100, "open-model rate of the mixed and churn runs (their logins cost an argon2id hash each)")
 	fs.StringVar(&o.docker, "docker", "", "also load the compose stack's nginx at this loopback URL (make up first); that figure is bounded by Docker's port proxy")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, logs, raw reports)")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -77,6 +79,8 @@ func parseOptions(args []string) (options, error) {
 		return o, errors.New("-duration must be in (0, 2m]")
 	case o.workers < 1 || o.workers > 1000:
 		return o, errors.New("-workers must be in [1, 1000]")
+	case o.journeyRate < 1 || o.journeyRate > 10000:
+		return o, errors.New("-journey-rate must be in [1, 10000]")
 	case o.replicas < 1 || o.replicas > 8:
 		return o, errors.New("-replicas must be in [1, 8]")
 	case o.memSessions < 2000 || o.memSessions > 2_000_000:
@@ -536,7 +540,7 @@ func (b *bench) loginStorm(ctx context.Context, res *Results) error {
 func (b *bench) journeys(ctx context.Context, res *Results) error {
 	for _, sc := range []string{"mixed", "churn"} {
 		rep, _, _, err := b.load(ctx, sc, false, "-scenario", sc, "-target", b.url(b.nginxPort),
-			"-rate", "200", "-duration", b.dur(), "-users", "200", "-max-error-rate", "1")
+			"-rate", strconv.Itoa(b.o.journeyRate), "-duration", b.dur(), "-users", "200", "-max-error-rate", "1")
 		if err != nil {
 			return err
 		}
