@@ -16,7 +16,7 @@ STATICCHECK    := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME       ?= 10000x
 GO_MODULES     := $(API_DIR) loadtest deploy/e2e deploy/k8s
 
-.PHONY: build test lint test-api fuzz run deps loadtest \
+.PHONY: build test lint test-api fuzz run deps loadtest bench bench-deps \
         images up down down-volumes logs ps redis-cli test-deploy test-k8s
 
 ## build: compile the API binary into bin/api
@@ -62,11 +62,27 @@ test-k8s:
 run:
 	cd $(API_DIR) && COOKIE_SECURE=$${COOKIE_SECURE:-false} go run -ldflags "$(LDFLAGS)" ./cmd/api -host 127.0.0.1
 
-## loadtest: GET /profile through nginx for LOAD_DURATION (default 10s) at LOAD_RATE req/s (0 = as fast as possible); needs `make up`
+## loadtest: load the running stack (make up) through nginx as users do and check every answer; LOAD_SCENARIO read|login|mixed|churn, LOAD_RATE req/s (0 = closed model of LOAD_WORKERS), LOAD_DURATION, LOAD_ARGS for more flags (cd loadtest && go run . -h)
+LOAD_SCENARIO ?= read
 LOAD_DURATION ?= 10s
 LOAD_RATE     ?= 0
+LOAD_WORKERS  ?= 32
+LOAD_ARGS     ?=
 loadtest:
-	cd loadtest && go run . -target http://127.0.0.1:$(NGINX_PORT) -duration $(LOAD_DURATION) -rate $(LOAD_RATE)
+	cd loadtest && go run . -target http://127.0.0.1:$(NGINX_PORT) -scenario $(LOAD_SCENARIO) -duration $(LOAD_DURATION) \
+		$$(if [ "$(LOAD_RATE)" = 0 ]; then echo -workers $(LOAD_WORKERS); else echo -rate $(LOAD_RATE); fi) $(LOAD_ARGS)
+
+## bench: measure the system as host processes on loopback (redis-server, the replicas, nginx with nginx.conf) against the machine's ceilings; writes loadtest/results/DATE.{json,md} and the README's table. BENCH_DURATION per load; BENCH_ARGS for more (cd loadtest && go run ./bench -h), e.g. -docker http://127.0.0.1:8080 after make up
+BENCH_DURATION ?= 10s
+BENCH_ARGS     ?=
+bench: bench-deps
+	cd loadtest && go run ./bench -repo .. -out results -readme -duration $(BENCH_DURATION) $(BENCH_ARGS)
+
+## bench-deps: install the Debian packages make bench runs when they are missing
+bench-deps:
+	@command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null && command -v nginx >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server redis-tools nginx-light && \
+		  { service nginx stop; service redis-server stop; } >/dev/null 2>&1 || true; }
 
 # ---- deployment (docker-compose stack, offline images) ----
 # With a registry, `docker compose up --build` needs none of this: it pulls
