@@ -14,17 +14,17 @@ STATICCHECK    := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # coordinator at its deadline and can fail with "context deadline exceeded"
 # and no failing input (go.dev/issue/75804, fixed in Go 1.27).
 FUZZTIME       ?= 10000x
-GO_MODULES     := $(API_DIR) loadtest deploy/e2e deploy/k8s
+GO_MODULES     := $(API_DIR) loadtest deploy/e2e deploy/k8s deploy/systemtest
 
 .PHONY: build test lint test-api fuzz run deps loadtest bench bench-deps \
-        images up down down-volumes logs ps redis-cli test-deploy test-k8s
+        images up down down-volumes logs ps redis-cli test-deploy test-k8s e2e
 
 ## build: compile the API binary into bin/api
 build:
 	cd $(API_DIR) && CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o ../../bin/api ./cmd/api
 
-## test: everything CI checks — lint, unit and real-Redis tests, fuzz seeds, Kubernetes manifests, deploy checks and the compose smoke test
-test: lint test-api fuzz test-k8s test-deploy
+## test: everything CI checks — lint, unit and real-Redis tests, fuzz seeds, Kubernetes manifests, deploy checks, the compose smoke test and the system test suite
+test: lint test-api fuzz test-k8s test-deploy e2e
 
 ## deps: install the Debian packages the tests need when they are missing
 deps:
@@ -179,3 +179,15 @@ test-deploy: images
 			{ echo "alerts with $$* do not reach receiver $$want" >&2; exit 1; }; \
 	done
 	cd deploy/e2e && $(DEPLOY_ENV) go test -count=1 -timeout 15m ./...
+
+## e2e: the system test suite (deploy/systemtest, testcontainers-go): every case with its result; RUN=Partitions (or RUN='Partitions|UsersAreIsolated') runs only those
+# testcontainers-go reads both variables once per process: Ryuk, its
+# reaper, is an image no registry can give us here (the suite removes what
+# it made itself), and the host override keeps every request on 127.0.0.1.
+# Containers' logs of a failing case land under deploy/systemtest/_artifacts.
+E2E_TIMEOUT ?= 15m
+e2e: images
+	cd deploy/systemtest && $(DEPLOY_ENV) \
+		TESTCONTAINERS_RYUK_DISABLED=true TESTCONTAINERS_HOST_OVERRIDE=localhost \
+		go test -v -count=1 -timeout $(E2E_TIMEOUT) -artifacts \
+		$(if $(RUN),-run 'TestSystem/^($(RUN))$$') ./...
