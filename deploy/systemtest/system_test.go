@@ -396,6 +396,9 @@ func (s *stack) testRedisRestartAndOutage(t *testing.T) {
 	})
 	t.Run("Outage", func(t *testing.T) {
 		stop(t, s.redis)
+		for _, c := range s.replicaClients() {
+			c.eventuallyNotReady(t)
+		}
 		// A few rounds: an outage must stay 503, never turn into a 401.
 		for range 3 {
 			for _, c := range append(s.replicaClients(), s.nginx.api) {
@@ -587,6 +590,7 @@ func (s *stack) testPartitions(t *testing.T) {
 		api2 := s.replicas[1]
 		l := reads()
 		s.disconnect(t, api2, s.data)
+		api2.api.eventuallyNotReady(t)
 		for range 5 {
 			r := api2.api.call(t, http.MethodGet, "/profile", token, nil)
 			if r.status != http.StatusServiceUnavailable || r.errorMessage() != "Session store unavailable" {
