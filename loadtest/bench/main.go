@@ -254,7 +254,7 @@ func (b *bench) start(ctx context.Context, _ *Results) error {
 	if b.proxyPort, err = freePort(); err != nil {
 		return err
 	}
-	proxy, err := proxyConfig(string(conf), []string{"127.0.0.1:" + strconv.Itoa(b.static)}, b.proxyPort, filepath.Join(b.dir, "nginx-proxy.pid"))
+	proxy, err := proxyConfig(string(conf), []string{"127.0.0.1:" + strconv.Itoa(b.static)}, b.proxyPort, filepath.Join(b.dir, "nginx-proxy.pid"), freePort)
 	if err != nil {
 		return err
 	}
@@ -264,7 +264,7 @@ func (b *bench) start(ctx context.Context, _ *Results) error {
 	if b.nginxPort, err = freePort(); err != nil {
 		return err
 	}
-	prod, err := proxyConfig(string(conf), upstreams, b.nginxPort, filepath.Join(b.dir, "nginx.pid"))
+	prod, err := proxyConfig(string(conf), upstreams, b.nginxPort, filepath.Join(b.dir, "nginx.pid"), freePort)
 	if err != nil {
 		return err
 	}
