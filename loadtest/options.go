@@ -196,7 +196,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-progress must not be negative")
 	}
 
-	kinds := kindsOf(o.scenario, o.journey)
+	kinds := scenario.KindsOf(o.scenario, o.journey)
 	for _, v := range p99s {
 		k, d, err := report.ParseP99(v, kinds)
 		if err != nil {
@@ -214,29 +214,6 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	}
 	o.target = base
 	return o, nil
-}
-
-// kindsOf lists the kinds of request a scenario sends.
-func kindsOf(name string, j scenario.Journey) []scenario.Kind {
-	switch name {
-	case "read":
-		return []scenario.Kind{scenario.Profile}
-	case "login":
-		return []scenario.Kind{scenario.Login}
-	case "get":
-		return []scenario.Kind{scenario.Get}
-	}
-	ks := []scenario.Kind{scenario.Login}
-	if j.Reads > 0 {
-		ks = append(ks, scenario.Profile)
-	}
-	if j.Lists > 0 {
-		ks = append(ks, scenario.Sessions)
-	}
-	if j.Refreshes > 0 {
-		ks = append(ks, scenario.Refresh)
-	}
-	return append(ks, scenario.Logout)
 }
 
 // checkTarget checks that target is an http(s) URL without query or

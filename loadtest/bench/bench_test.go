@@ -17,13 +17,21 @@ func TestProxyConfigOfTheRepository(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	got, err := proxyConfig(string(conf), []string{"127.0.0.1:3001", "127.0.0.1:3002"}, 18080, filepath.Join(dir, "nginx.pid"))
+	next := 28000
+	otherPort := func() (int, error) { next++; return next, nil }
+	got, err := proxyConfig(string(conf), []string{"127.0.0.1:3001", "127.0.0.1:3002"}, 18080, filepath.Join(dir, "nginx.pid"), otherPort)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"server 127.0.0.1:3001 max_fails", "server 127.0.0.1:3002 max_fails", "listen 127.0.0.1:18080", "pid " + dir} {
 		if !strings.Contains(got, want) {
 			t.Errorf("rewritten nginx.conf lacks %q", want)
+		}
+	}
+	// Every listener is on loopback, none on a port of the compose file.
+	for _, m := range anyListen.FindAllString(got, -1) {
+		if !strings.Contains(m, "listen 127.0.0.1:") {
+			t.Errorf("rewritten nginx.conf has %q, want every listener on 127.0.0.1", m)
 		}
 	}
 	if upstreamServer.MatchString(got) {
@@ -53,7 +61,7 @@ func TestProxyConfigRefusesAnUnknownShape(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := proxyConfig(tc.conf, []string{"127.0.0.1:1"}, 1, "/tmp/p"); err == nil {
+			if _, err := proxyConfig(tc.conf, []string{"127.0.0.1:1"}, 1, "/tmp/p", func() (int, error) { return 2, nil }); err == nil {
 				t.Error("got no error, want one")
 			}
 		})

@@ -14,16 +14,19 @@ var (
 	upstreamServer = regexp.MustCompile(`(?m)^(\s*)server\s+api-replicas:3000\b([^;]*);`)
 	// The public listener of the compose file (any address, port 8080).
 	publicListen = regexp.MustCompile(`(?m)^(\s*)listen\s+(?:\S*:)?8080\b([^;]*);`)
-	pidLine      = regexp.MustCompile(`(?m)^(\s*)pid\s+[^;]+;`)
+	// Any listener: address (optional) and port.
+	anyListen = regexp.MustCompile(`(?m)^(\s*)listen\s+(?:\S*:)?(\d+)\b([^;]*);`)
+	pidLine   = regexp.MustCompile(`(?m)^(\s*)pid\s+[^;]+;`)
 )
 
 // proxyConfig rewrites the repository's nginx.conf for host processes: the
 // upstream's one server becomes one line per upstream address (with the
-// same parameters), the public listener moves to 127.0.0.1:port, and the
-// pid file goes to pidPath. Nothing else changes, so the figures are those
-// of the production settings. It fails when the file no longer has the
-// lines it rewrites, rather than measure something else.
-func proxyConfig(conf string, upstreams []string, port int, pidPath string) (string, error) {
+// same parameters), the public listener moves to 127.0.0.1:port and every
+// other listener (stub_status, say) to 127.0.0.1 on a port from freePort,
+// and the pid file goes to pidPath. Nothing else changes, so the figures
+// are those of the production settings. It fails when the file no longer
+// has the lines it rewrites, rather than measure something else.
+func proxyConfig(conf string, upstreams []string, port int, pidPath string, freePort func() (int, error)) (string, error) {
 	if len(upstreams) == 0 {
 		return "", errors.New("no upstream addresses")
 	}
@@ -47,7 +50,21 @@ func proxyConfig(conf string, upstreams []string, port int, pidPath string) (str
 		}
 		return b.String()
 	})
-	conf = publicListen.ReplaceAllString(conf, "${1}listen 127.0.0.1:"+strconv.Itoa(port)+"${2};")
+	var portErr error
+	conf = anyListen.ReplaceAllStringFunc(conf, func(line string) string {
+		m := anyListen.FindStringSubmatch(line)
+		p := port
+		if m[2] != "8080" {
+			var err error
+			if p, err = freePort(); err != nil {
+				portErr = err
+			}
+		}
+		return m[1] + "listen 127.0.0.1:" + strconv.Itoa(p) + m[3] + ";"
+	})
+	if portErr != nil {
+		return "", portErr
+	}
 	conf = pidLine.ReplaceAllString(conf, "${1}pid "+pidPath+";")
 	return conf, nil
 }

@@ -55,6 +55,8 @@ type options struct {
 	journeyRate    int
 	docker         string
 	keep           bool
+	// render rewrites DATE.md (and the README) from an earlier DATE.json.
+	render string
 }
 
 func parseOptions(args []string) (options, error) {
@@ -70,6 +72,7 @@ func parseOptions(args []string) (options, error) {
 	fs.IntVar(&o.lookupSessions, "lookup-sessions", 1_000_000, "live sessions at which lookup latency is compared with 1,000 (0 skips)")
 	fs.IntVar(&o.journeyRate, "journey-rate", 100, "open-model rate of the mixed and churn runs (their logins cost an argon2id hash each)")
 	fs.StringVar(&o.docker, "docker", "", "also load the compose stack's nginx at this loopback URL (make up first); that figure is bounded by Docker's port proxy")
+	fs.StringVar(&o.render, "render", "", "measure nothing: write the Markdown (and with -readme the README's table) again from this results JSON")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, logs, raw reports)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return o, err
@@ -111,6 +114,19 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	o, err := parseOptions(args)
 	if err != nil {
 		return err
+	}
+	if o.render != "" {
+		raw, err := os.ReadFile(o.render)
+		if err != nil {
+			return err
+		}
+		var res Results
+		if err := json.Unmarshal(raw, &res); err != nil {
+			return fmt.Errorf("%s: %w", o.render, err)
+		}
+		res.Targets = nil
+		res.judge()
+		return res.write(o, stdout)
 	}
 	for _, tool := range []string{"redis-server", "redis-cli", "redis-benchmark", "nginx", "go"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -160,6 +176,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	res.LoadAverageEnd = loadAverage()
+	res.Machine.Sharing = sharing(res.LoadAverageStart, res.Machine.Cores)
 	res.judge()
 	return res.write(o, stdout)
 }
@@ -237,7 +254,7 @@ func (b *bench) start(ctx context.Context, _ *Results) error {
 	if b.proxyPort, err = freePort(); err != nil {
 		return err
 	}
-	proxy, err := proxyConfig(string(conf), []string{"127.0.0.1:" + strconv.Itoa(b.static)}, b.proxyPort, filepath.Join(b.dir, "nginx-proxy.pid"))
+	proxy, err := proxyConfig(string(conf), []string{"127.0.0.1:" + strconv.Itoa(b.static)}, b.proxyPort, filepath.Join(b.dir, "nginx-proxy.pid"), freePort)
 	if err != nil {
 		return err
 	}
@@ -247,7 +264,7 @@ func (b *bench) start(ctx context.Context, _ *Results) error {
 	if b.nginxPort, err = freePort(); err != nil {
 		return err
 	}
-	prod, err := proxyConfig(string(conf), upstreams, b.nginxPort, filepath.Join(b.dir, "nginx.pid"))
+	prod, err := proxyConfig(string(conf), upstreams, b.nginxPort, filepath.Join(b.dir, "nginx.pid"), freePort)
 	if err != nil {
 		return err
 	}
@@ -605,6 +622,8 @@ func (b *bench) sessionScale(ctx context.Context, res *Results) error {
 		return err
 	}
 	res.Sessions.LargeCount = b.o.lookupSessions
+	// Let Redis finish rehashing its grown tables before the reads.
+	time.Sleep(3 * time.Second)
 	res.Sessions.LookupLarge, err = lookup("lookup-large", large)
 	return err
 }

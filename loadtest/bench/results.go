@@ -165,9 +165,13 @@ func (r *Results) judge() {
 
 // Markdown writes the run as the table the README shows.
 func (r *Results) Markdown(w io.Writer) {
-	fmt.Fprintf(w, "Measured %s on %s (%d cores, %s), commit %s; load average %s at the start, %s at the end (%s). Each load ran %.0f s; nginx, %d replicas (LOG_LEVEL=info), Redis and the load generator share the cores.\n\n",
+	fmt.Fprintf(w, "Measured %s on %s (%d cores, %s), commit %s; load average %s at the start, %s at the end (machine %s). Each load ran %.0f s; nginx, %d replicas (LOG_LEVEL=info), Redis and the load generator share the cores.\n\n",
 		r.Date.Format("2006-01-02 15:04 UTC"), r.Machine.CPU, r.Machine.Cores, r.Machine.Memory, r.Commit,
 		r.LoadAverageStart, r.LoadAverageEnd, r.Machine.Sharing, r.Settings.DurationSeconds, r.Settings.Replicas)
+	if strings.HasPrefix(r.Machine.Sharing, "busy") {
+		fmt.Fprintln(w, "**Taken while other work kept the machine busy: these figures are far below a quiet run's and show only that the benchmark works; `make bench` on a quiet machine gives the real ones.**")
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintln(w, "| measurement | result | share of ceiling |")
 	fmt.Fprintln(w, "|---|---|---|")
 	c := r.Ceilings
@@ -286,7 +290,6 @@ func describeMachine() Machine {
 	m.Kernel = command("uname", "-r")
 	m.Nginx = strings.TrimPrefix(command("nginx", "-v"), "nginx version: ")
 	m.Redis = command("redis-server", "--version")
-	m.Sharing = "shared with other work; see the load averages"
 	return m
 }
 
@@ -318,6 +321,19 @@ func gitCommit(repo string) string {
 		return "unknown"
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// sharing says whether other work kept the machine busy, from the load
+// average at the start.
+func sharing(load string, cores int) string {
+	var one float64
+	if _, err := fmt.Sscanf(load, "%f", &one); err != nil {
+		return "unknown"
+	}
+	if one > 0.5*float64(cores) {
+		return fmt.Sprintf("busy with other work: load average %.1f on %d cores before the first load", one, cores)
+	}
+	return "quiet"
 }
 
 func loadAverage() string {

@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -109,8 +108,6 @@ type Outcome struct {
 type Scenario interface {
 	// Name is the scenario's flag value.
 	Name() string
-	// Kinds lists the kinds of request it sends.
-	Kinds() []Kind
 	// Next returns the next step. It may be called from many goroutines at
 	// once. It returns ErrStopped once Stop was called.
 	Next() (*Step, error)
@@ -199,6 +196,30 @@ func New(name string, e Endpoints, users []*User, j Journey, getPath string) (Sc
 	return nil, fmt.Errorf("unknown scenario %q (want one of %s)", name, strings.Join(Names, ", "))
 }
 
+// KindsOf lists the kinds of request the scenario called name sends, in
+// report order.
+func KindsOf(name string, j Journey) []Kind {
+	switch name {
+	case "read":
+		return []Kind{Profile}
+	case "login":
+		return []Kind{Login}
+	case "get":
+		return []Kind{Get}
+	}
+	ks := []Kind{Login}
+	if j.Reads > 0 {
+		ks = append(ks, Profile)
+	}
+	if j.Lists > 0 {
+		ks = append(ks, Sessions)
+	}
+	if j.Refreshes > 0 {
+		ks = append(ks, Refresh)
+	}
+	return append(ks, Logout)
+}
+
 // Names lists the scenarios New knows.
 var Names = []string{"read", "login", "mixed", "churn", "get"}
 
@@ -215,7 +236,6 @@ type gets struct {
 }
 
 func (s *gets) Name() string  { return "get" }
-func (s *gets) Kinds() []Kind { return []Kind{Get} }
 func (s *gets) Stop()         {}
 func (s *gets) Waits() uint64 { return 0 }
 
@@ -236,7 +256,6 @@ type reads struct {
 }
 
 func (s *reads) Name() string                      { return "read" }
-func (s *reads) Kinds() []Kind                     { return []Kind{Profile} }
 func (s *reads) Stop()                             {}
 func (s *reads) Waits() uint64                     { return 0 }
 func (s *reads) Done(st *Step, r Response) Outcome { return judge(st, r) }
@@ -255,7 +274,6 @@ type logins struct {
 }
 
 func (s *logins) Name() string                      { return "login" }
-func (s *logins) Kinds() []Kind                     { return []Kind{Login} }
 func (s *logins) Stop()                             {}
 func (s *logins) Waits() uint64                     { return 0 }
 func (s *logins) Done(st *Step, r Response) Outcome { return judge(st, r) }
@@ -322,16 +340,6 @@ func newJourneys(name string, e Endpoints, users []*User, j Journey) *journeys {
 
 func (s *journeys) Name() string  { return s.name }
 func (s *journeys) Waits() uint64 { return s.waits.Load() }
-
-func (s *journeys) Kinds() []Kind {
-	var ks []Kind
-	for _, k := range Kinds {
-		if slices.Contains(s.journey.Plan(), k) {
-			ks = append(ks, k)
-		}
-	}
-	return ks
-}
 
 func (s *journeys) Stop() {
 	if s.stopped.CompareAndSwap(false, true) {
