@@ -15,6 +15,9 @@ cluster-enabled yes
 cluster-config-file /data/nodes.conf
 # A master unreachable this long is failed over to its replica.
 cluster-node-timeout 5000
+# A dead master stops only its own slots, not the whole cluster, while its
+# replica takes over.
+cluster-require-full-coverage no
 cluster-announce-hostname $(hostname).redis
 cluster-preferred-endpoint-type hostname
 CONF
