@@ -2,6 +2,7 @@ package redistest
 
 import (
 	"fmt"
+	"net"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -334,4 +335,20 @@ func (s *Server) SentinelMaster(t testing.TB) string {
 	host, _ := list[0].(string)
 	port, _ := list[1].(string)
 	return host + ":" + port
+}
+
+// RestartAsReplica starts the stopped server s again as a replica of the
+// server at addr, as a Redis of a Sentinel deployment restarts after asking
+// the Sentinels where the master is, and waits until it has caught up.
+func (s *Server) RestartAsReplica(t testing.TB, addr string) {
+	t.Helper()
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatalf("replica of %q: %v", addr, err)
+	}
+	s.mu.Lock()
+	s.args = []string{"--replicaof", host, port}
+	s.mu.Unlock()
+	s.Restart()
+	s.WaitInSync(t)
 }
