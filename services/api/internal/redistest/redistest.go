@@ -230,7 +230,7 @@ func (s *Server) CommandStats(t testing.TB) map[string]int64 {
 	if !ok {
 		t.Fatalf("INFO commandstats: got %T, want string", info)
 	}
-	stats, err := parseCommandStats(text)
+	stats, err := ParseCommandStats(text)
 	if err != nil {
 		t.Fatalf("INFO commandstats: %v", err)
 	}
@@ -375,9 +375,11 @@ func waitReady(addr string, exited <-chan struct{}) error {
 	}
 }
 
-// parseCommandStats reads lines such as
-// "cmdstat_get:calls=3,usec=10,usec_per_call=3.33,rejected_calls=0,failed_calls=0".
-func parseCommandStats(info string) (map[string]int64, error) {
+// ParseCommandStats reads the output of INFO commandstats, lines such as
+// "cmdstat_get:calls=3,usec=10,usec_per_call=3.33,rejected_calls=0,failed_calls=0",
+// into calls by command name, for a test that runs INFO itself (inside a
+// MULTI, say, to read it at one instant with a key).
+func ParseCommandStats(info string) (map[string]int64, error) {
 	stats := make(map[string]int64)
 	sc := bufio.NewScanner(strings.NewReader(info))
 	for sc.Scan() {
