@@ -462,7 +462,7 @@ func (b *bench) profileMax(ctx context.Context, res *Results) error {
 	p.ReplicaCPUMicros = (after.replicaCPU - before.replicaCPU) / n * 1e6
 	p.NginxCPUMicros = (after.nginxCPU - before.nginxCPU) / n * 1e6
 	p.RedisCPUMicros = (after.redisCPU - before.redisCPU) / n * 1e6
-	p.RedisCommands, p.RedisCommandsPerRequest = perRequest(before.commands, after.commands, rep.Requests)
+	p.RedisCommands, p.RedisCommandsPerRequest, p.RedisBackgroundPerRequest = perRequest(before.commands, after.commands, rep.Requests)
 	fmt.Fprintf(b.log, "  CPU per request: replicas %.1f µs, nginx %.1f µs, redis %.1f µs; redis commands per request %.3f %v\n",
 		p.ReplicaCPUMicros, p.NginxCPUMicros, p.RedisCPUMicros, p.RedisCommandsPerRequest, p.RedisCommands)
 	return nil
