@@ -52,6 +52,7 @@ type Settings struct {
 	Workers         int     `json:"workers"`
 	Replicas        int     `json:"replicas"`
 	LogLevel        string  `json:"logLevel"`
+	RedisArgs       string  `json:"redisArgs,omitempty"`
 }
 
 // Latency is loadtest's percentiles in milliseconds.
