@@ -177,6 +177,9 @@ func (r *Results) Markdown(w io.Writer) {
 	fmt.Fprintf(w, "Measured %s on %s (%d cores, %s), commit %s; load average %s at the start, %s at the end (machine %s). Each load ran %.0f s; nginx, %d replicas (LOG_LEVEL=info), Redis and the load generator share the cores.\n\n",
 		r.Date.Format("2006-01-02 15:04 UTC"), r.Machine.CPU, r.Machine.Cores, r.Machine.Memory, r.Commit,
 		r.LoadAverageStart, r.LoadAverageEnd, r.Machine.Sharing, r.Settings.DurationSeconds, r.Settings.Replicas)
+	if r.Settings.RedisArgs != "" {
+		fmt.Fprintf(w, "Redis ran with `%s`.\n\n", r.Settings.RedisArgs)
+	}
 	if strings.HasPrefix(r.Machine.Sharing, "busy") {
 		fmt.Fprintln(w, "**Taken while other work kept the machine busy: these figures are far below a quiet run's and show only that the benchmark works; `make bench` on a quiet machine gives the real ones.**")
 		fmt.Fprintln(w)
