@@ -105,6 +105,12 @@ func setSessionCookie(c *gin.Context, d Deps, token string, absoluteEnd time.Tim
 	writeSessionCookie(c, d, token, maxAge)
 }
 
+// noStore keeps the response out of every cache, the browser's included:
+// it carries a token or session data (RFC 9111, section 5.2.2.5).
+func noStore(c *gin.Context) {
+	c.Writer.Header()["Cache-Control"] = []string{"no-store"}
+}
+
 // clearSessionCookie deletes the sid cookie (Max-Age=0).
 func clearSessionCookie(c *gin.Context, d Deps) {
 	writeSessionCookie(c, d, "", -1) // net/http writes MaxAge < 0 as Max-Age=0

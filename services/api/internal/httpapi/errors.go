@@ -14,22 +14,26 @@ import (
 )
 
 // httpError is an answer meant for the client: a status, the message of the
-// {"error": …} body and, for 429 and 503, a Retry-After in whole seconds.
+// {"error": …} body, for 429 and 503 a Retry-After in whole seconds, and
+// for the 401s of the routes that need a session the WWW-Authenticate
+// challenge of RFC 6750.
 type httpError struct {
 	status     int
 	msg        string
 	retryAfter int
+	challenge  string
 }
 
 func (e *httpError) Error() string { return e.msg }
 
 // The errors of the contract, word for word.
 var (
-	errNoSession          = &httpError{status: http.StatusUnauthorized, msg: "No session"}
-	errInvalidSession     = &httpError{status: http.StatusUnauthorized, msg: "Invalid session"}
+	errNoSession          = &httpError{status: http.StatusUnauthorized, msg: "No session", challenge: "Bearer"}
+	errInvalidSession     = &httpError{status: http.StatusUnauthorized, msg: "Invalid session", challenge: `Bearer error="invalid_token"`}
 	errInvalidCredentials = &httpError{status: http.StatusUnauthorized, msg: "Invalid credentials"}
 	errNotFound           = &httpError{status: http.StatusNotFound, msg: "Not found"}
 	errMethodNotAllowed   = &httpError{status: http.StatusMethodNotAllowed, msg: "Method not allowed"}
+	errCrossOrigin        = &httpError{status: http.StatusForbidden, msg: "Cross-origin request refused"}
 	errUsernameTaken      = &httpError{status: http.StatusConflict, msg: "Username taken"}
 	errTooLarge           = &httpError{status: http.StatusRequestEntityTooLarge, msg: "Request body too large"}
 	errMediaType          = &httpError{status: http.StatusUnsupportedMediaType, msg: "Content-Type must be application/json"}
@@ -94,6 +98,9 @@ func fail(c *gin.Context, d Deps, err error) {
 func abortWith(c *gin.Context, he *httpError) {
 	if he.retryAfter > 0 {
 		c.Header("Retry-After", strconv.Itoa(he.retryAfter))
+	}
+	if he.challenge != "" {
+		c.Header("WWW-Authenticate", he.challenge)
 	}
 	c.AbortWithStatusJSON(he.status, errorBody{Error: he.msg})
 }

@@ -159,6 +159,7 @@ func answerIssued(c *gin.Context, d Deps, msg string, issued session.Issued) {
 		ExpiresAt string `json:"expiresAt"`
 	}
 	setSessionCookie(c, d, issued.Token, issued.Session.AbsoluteExpiresAt)
+	noStore(c)
 	c.JSON(http.StatusOK, response{
 		Message:   msg,
 		SessionID: issued.Token,

@@ -27,6 +27,7 @@ func handleProfile() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		st := state(c)
 		name := st.session.Username
+		noStore(c)
 		if !session.ValidUsername(name) {
 			c.JSON(http.StatusOK, response{Username: name, SecretData: secret})
 			return
@@ -114,6 +115,7 @@ func handleListSessions(d Deps) gin.HandlerFunc {
 				Current:    s.ID == st.session.ID,
 			})
 		}
+		noStore(c)
 		c.JSON(http.StatusOK, response{Sessions: items})
 	}
 }

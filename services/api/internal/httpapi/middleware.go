@@ -223,6 +223,30 @@ func (rm *requestMetrics) add(k seriesKey) series {
 	return s
 }
 
+// refuseCrossOrigin refuses, before any handler runs, a browser request
+// with an unsafe method that the browser marks as cross-origin
+// (Sec-Fetch-Site cross-site or same-site, or an Origin whose host is not
+// the request's Host): the sid cookie is SameSite=Lax, which a same-site
+// page still gets sent, and a form needs no CORS to POST. The decision is
+// net/http's CrossOriginProtection; requests that carry neither header
+// (curl, services, the load test) pass.
+//
+// It calls Check rather than wrapping the router with Handler and a deny
+// handler: as gin middleware behind setInstance and startRequest, the
+// refusal is answered by abortWith like every other error, with the
+// contract's JSON, X-Instance and X-Request-Id, and it is logged and
+// counted by route like any other answer.
+func refuseCrossOrigin() gin.HandlerFunc {
+	cop := http.NewCrossOriginProtection()
+	return func(c *gin.Context) {
+		if err := cop.Check(c.Request); err != nil {
+			abortWith(c, errCrossOrigin)
+			return
+		}
+		c.Next()
+	}
+}
+
 // recoverPanics turns a panic into 500 {"error":"Internal error"}. The panic
 // and its stack go to the log, never to the client.
 func recoverPanics(log *slog.Logger) gin.HandlerFunc {
