@@ -201,7 +201,8 @@ func TestLateWritesChangeNothing(t *testing.T) {
 	}
 
 	// Whatever a frozen Redis ran late has run by now: it read those
-	// requests from its sockets as soon as it woke, before /readyz's PING.
+	// requests from its sockets as soon as it woke, before anything sent
+	// after it woke.
 	for _, tok := range mustLive {
 		if res := r.profile(t, tok); res.status != http.StatusOK {
 			t.Errorf("a session whose refresh, logout or revocation was answered 503 got %d %s, want 200", res.status, res.body)
