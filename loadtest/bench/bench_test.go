@@ -75,9 +75,10 @@ func TestParseCommandStats(t *testing.T) {
 	if got["hgetall"] != 1200 || got["client|setinfo"] != 6 || got["info"] != 4 || len(got) != 3 {
 		t.Errorf("parseCommandStats = %v, want hgetall 1200, client|setinfo 6, info 4", got)
 	}
-	per, total := perRequest(map[string]uint64{"hgetall": 200, "info": 2}, got, 1000)
-	if total != 1 || per["hgetall"] != 1 || len(per) != 1 {
-		t.Errorf("perRequest = %v, %g; want hgetall 1 and nothing else (info and client are the benchmark's own)", per, total)
+	got["set"] = 5 // a background probe's writes
+	per, total, background := perRequest(map[string]uint64{"hgetall": 200, "info": 2}, got, 1000)
+	if total != 1 || background != 0.005 || per["hgetall"] != 1 || len(per) != 2 {
+		t.Errorf("perRequest = %v, %g, %g; want hgetall 1 per request, set 0.005 in the background, info and client left out", per, total, background)
 	}
 }
 

@@ -144,20 +144,29 @@ func metricValue(text, name string) (float64, bool) {
 // commands, left out of the commands per request.
 var ignoredCommands = map[string]bool{"info": true, "ping": true, "client|setinfo": true, "client|setname": true, "hello": true, "config|get": true, "select": true, "command": true, "command|docs": true}
 
-// perRequest turns before and after command counts into calls per request.
-func perRequest(before, after map[string]uint64, requests uint64) (map[string]float64, float64) {
-	out := map[string]float64{}
-	var total float64
+// backgroundShare is the calls per request below which a command is taken
+// for the replicas' background work (the Redis probe's write, say) rather
+// than part of serving a request.
+const backgroundShare = 0.01
+
+// perRequest turns before and after command counts into calls per request,
+// and sums those at or above backgroundShare apart from the rest.
+func perRequest(before, after map[string]uint64, requests uint64) (calls map[string]float64, perReq, background float64) {
+	calls = map[string]float64{}
 	if requests == 0 {
-		return out, 0
+		return calls, 0, 0
 	}
 	for name, n := range after {
 		if ignoredCommands[name] || n <= before[name] {
 			continue
 		}
 		v := float64(n-before[name]) / float64(requests)
-		out[name] = v
-		total += v
+		calls[name] = v
+		if v >= backgroundShare {
+			perReq += v
+		} else {
+			background += v
+		}
 	}
-	return out, total
+	return calls, perReq, background
 }

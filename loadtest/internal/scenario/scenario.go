@@ -145,7 +145,28 @@ func NewUser(name, password string) *User {
 
 // Endpoints builds the requests of every kind against one base URL.
 type Endpoints struct {
-	base string
+	base      string
+	userAgent string
+}
+
+// BrowserUserAgent is the User-Agent the load generator sends unless told
+// otherwise: as long as a desktop browser's, since a session keeps its
+// login's User-Agent and its size decides how Redis encodes the session
+// (above 64 bytes a hash leaves the compact listpack encoding), and ending
+// in "loadtest" so that logs tell the load from people.
+const BrowserUserAgent = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 loadtest"
+
+// WithUserAgent returns e sending ua as every request's User-Agent.
+func (e Endpoints) WithUserAgent(ua string) Endpoints {
+	e.userAgent = ua
+	return e
+}
+
+// setHeaders sets the headers every request carries.
+func (e Endpoints) setHeaders(h http.Header) {
+	if e.userAgent != "" {
+		h.Set("User-Agent", e.userAgent)
+	}
 }
 
 // NewEndpoints returns the request builder for the API at base; a trailing
@@ -161,6 +182,7 @@ func (e Endpoints) URL(path string) string { return e.base + path }
 func (e Endpoints) target(k Kind, u *User, tok string) vegeta.Target {
 	method, path := k.Route()
 	t := vegeta.Target{Method: method, URL: e.base + path, Header: http.Header{}}
+	e.setHeaders(t.Header)
 	if k == Login {
 		t.Body = u.creds
 		t.Header.Set("Content-Type", "application/json")
@@ -175,7 +197,7 @@ func (e Endpoints) target(k Kind, u *User, tok string) vegeta.Target {
 // GET getPath and wants a 200.
 func New(name string, e Endpoints, users []*User, j Journey, getPath string) (Scenario, error) {
 	if name == "get" {
-		return &gets{target: vegeta.Target{Method: http.MethodGet, URL: e.URL(getPath)}}, nil
+		return &gets{endpoints: e, target: vegeta.Target{Method: http.MethodGet, URL: e.URL(getPath)}}, nil
 	}
 	if len(users) == 0 {
 		return nil, errors.New("a scenario needs at least one user")
@@ -232,7 +254,8 @@ func NeedsUsers(name string) bool { return name != "get" }
 
 // gets: the same GET again and again, answered by anything that says 200.
 type gets struct {
-	target vegeta.Target
+	endpoints Endpoints
+	target    vegeta.Target
 }
 
 func (s *gets) Name() string  { return "get" }
@@ -242,6 +265,7 @@ func (s *gets) Waits() uint64 { return 0 }
 func (s *gets) Next() (*Step, error) {
 	t := s.target
 	t.Header = http.Header{}
+	s.endpoints.setHeaders(t.Header)
 	return &Step{Kind: Get, Target: t}, nil
 }
 

@@ -36,6 +36,23 @@ func TestEndpointsDropTrailingSlash(t *testing.T) {
 	}
 }
 
+func TestEveryRequestCarriesTheUserAgent(t *testing.T) {
+	e := scenario.NewEndpoints("http://127.0.0.1").WithUserAgent("browser-ish")
+	for _, name := range scenario.Names {
+		sc, err := scenario.New(name, e, loggedIn("alice"), scenario.DefaultJourney(name), "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, _ := sc.Next()
+		if got := st.Target.Header.Get("User-Agent"); got != "browser-ish" {
+			t.Errorf("%s: User-Agent %q, want browser-ish", name, got)
+		}
+	}
+	if n := len(scenario.BrowserUserAgent); n <= 64 {
+		t.Errorf("BrowserUserAgent has %d bytes, want more than 64 (as browsers' do)", n)
+	}
+}
+
 func TestReadUsesEachUsersOwnToken(t *testing.T) {
 	users := loggedIn("alice", "bob", "carol")
 	sc, err := scenario.New("read", scenario.NewEndpoints("http://127.0.0.1"), users, scenario.Journey{}, "")
