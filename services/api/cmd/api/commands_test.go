@@ -29,6 +29,10 @@ func TestRedisCommandsPerRoute(t *testing.T) {
 	// as it resets or reads the statistics, so no probe falls in between.
 	admin := rds.Client(t)
 	probeKey := "probe:commands"
+	// The first probe may still be on its way on a loaded machine.
+	waitFor(t, 10*time.Second, "the probe's first write", func() bool {
+		return admin.Exists(context.Background(), probeKey).Val() == 1
+	})
 	measure := func(f func()) map[string]int64 {
 		t.Helper()
 		ctx := context.Background()
