@@ -14,17 +14,17 @@ STATICCHECK    := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # coordinator at its deadline and can fail with "context deadline exceeded"
 # and no failing input (go.dev/issue/75804, fixed in Go 1.27).
 FUZZTIME       ?= 10000x
-GO_MODULES     := $(API_DIR) loadtest deploy/e2e
+GO_MODULES     := $(API_DIR) loadtest deploy/e2e deploy/k8s deploy/systemtest
 
-.PHONY: build test lint test-api fuzz run deps loadtest \
-        images up down down-volumes logs ps redis-cli test-deploy
+.PHONY: build test lint test-api fuzz run deps loadtest bench bench-deps \
+        images up down down-volumes logs ps redis-cli test-deploy test-k8s e2e
 
 ## build: compile the API binary into bin/api
 build:
 	cd $(API_DIR) && CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o ../../bin/api ./cmd/api
 
-## test: everything CI checks — lint, unit and real-Redis tests, fuzz seeds, deploy checks and the compose smoke test
-test: lint test-api fuzz test-deploy
+## test: everything CI checks — lint, unit and real-Redis tests, fuzz seeds, Kubernetes manifests, deploy checks, the compose smoke test and the system test suite
+test: lint test-api fuzz test-k8s test-deploy e2e
 
 ## deps: install the Debian packages the tests need when they are missing
 deps:
@@ -54,17 +54,39 @@ fuzz:
 		done; \
 	done
 
+## test-k8s: build every kustomization of deploy/k8s offline and check its manifests strictly against the Kubernetes API types and the service
+test-k8s:
+	cd deploy/k8s && go test -count=1 ./...
+
 ## run: one replica on 127.0.0.1:3000 against the Redis at REDIS_ADDR (default localhost:6379)
 run:
 	cd $(API_DIR) && COOKIE_SECURE=$${COOKIE_SECURE:-false} go run -ldflags "$(LDFLAGS)" ./cmd/api -host 127.0.0.1
 
-## loadtest: GET /profile through nginx for LOAD_DURATION (default 10s) at LOAD_RATE req/s (0 = as fast as possible); needs `make up`
+## loadtest: load the running stack (make up) through nginx as users do and check every answer; LOAD_SCENARIO read|login|mixed|churn, LOAD_RATE req/s (0 = closed model of LOAD_WORKERS), LOAD_DURATION, LOAD_ARGS for more flags (cd loadtest && go run . -h)
+LOAD_SCENARIO ?= read
 LOAD_DURATION ?= 10s
 LOAD_RATE     ?= 0
+LOAD_WORKERS  ?= 32
+LOAD_ARGS     ?=
 loadtest:
-	cd loadtest && go run . -target http://127.0.0.1:$(NGINX_PORT) -duration $(LOAD_DURATION) -rate $(LOAD_RATE)
+	cd loadtest && go run . -target http://127.0.0.1:$(NGINX_PORT) -scenario $(LOAD_SCENARIO) -duration $(LOAD_DURATION) \
+		$$(if [ "$(LOAD_RATE)" = 0 ]; then echo -workers $(LOAD_WORKERS); else echo -rate $(LOAD_RATE); fi) $(LOAD_ARGS)
+
+## bench: measure the system as host processes on loopback (redis-server, the replicas, nginx with nginx.conf) against the machine's ceilings; writes loadtest/results/DATE.{json,md} and the README's table. BENCH_DURATION per load; BENCH_ARGS for more (cd loadtest && go run ./bench -h), e.g. -docker http://127.0.0.1:8080 after make up
+BENCH_DURATION ?= 10s
+BENCH_ARGS     ?=
+bench: bench-deps
+	cd loadtest && go run ./bench -repo .. -out results -readme -duration $(BENCH_DURATION) $(BENCH_ARGS)
+
+## bench-deps: install the Debian packages make bench runs when they are missing
+bench-deps:
+	@command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null && command -v nginx >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server redis-tools nginx-light && \
+		  { service nginx stop; service redis-server stop; } >/dev/null 2>&1 || true; }
 
 # ---- deployment (docker-compose stack, offline images) ----
+# With a registry, `docker compose up --build` needs none of this: it pulls
+# the official images and builds the API from deploy/docker/api.Dockerfile.
 
 # Whichever Compose exists: the v2 plugin, else docker-compose 1.29.
 COMPOSE = $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
@@ -72,21 +94,26 @@ COMPOSE = $(shell docker compose version >/dev/null 2>&1 && echo "docker compose
 # Local images built without a registry (deploy/docker/build-images.sh).
 # They never carry an official image's name; plain `docker compose up`
 # without these variables uses the official images instead.
-IMAGE_PREFIX     ?= redis-session-app
-REDIS_IMAGE      ?= $(IMAGE_PREFIX)/redis:bookworm
-NGINX_IMAGE      ?= $(IMAGE_PREFIX)/nginx:bookworm
-PROMETHEUS_IMAGE ?= $(IMAGE_PREFIX)/prometheus:bookworm
-API_IMAGE        ?= $(IMAGE_PREFIX)/api:dev
-NGINX_PORT       ?= 8080
-PROMETHEUS_PORT  ?= 9090
-UP_TIMEOUT       ?= 60
+IMAGE_PREFIX         ?= redis-session-app
+REDIS_IMAGE          ?= $(IMAGE_PREFIX)/redis:bookworm
+NGINX_IMAGE          ?= $(IMAGE_PREFIX)/nginx:bookworm
+PROMETHEUS_IMAGE     ?= $(IMAGE_PREFIX)/prometheus:bookworm
+ALERTMANAGER_IMAGE   ?= $(IMAGE_PREFIX)/alertmanager:bookworm
+REDIS_EXPORTER_IMAGE ?= $(IMAGE_PREFIX)/redis-exporter:bookworm
+NGINX_EXPORTER_IMAGE ?= $(IMAGE_PREFIX)/nginx-exporter:bookworm
+API_IMAGE            ?= $(IMAGE_PREFIX)/api:dev
+NGINX_PORT           ?= 8080
+PROMETHEUS_PORT      ?= 9090
+ALERTMANAGER_PORT    ?= 9093
+UP_TIMEOUT           ?= 90
 
-DEPLOY_ENV = REDIS_IMAGE=$(REDIS_IMAGE) NGINX_IMAGE=$(NGINX_IMAGE) \
-	PROMETHEUS_IMAGE=$(PROMETHEUS_IMAGE) API_IMAGE=$(API_IMAGE) \
-	NGINX_PORT=$(NGINX_PORT) PROMETHEUS_PORT=$(PROMETHEUS_PORT) \
-	VERSION=$(VERSION) REVISION=$(REVISION)
+DEPLOY_ENV = IMAGE_PREFIX=$(IMAGE_PREFIX) REDIS_IMAGE=$(REDIS_IMAGE) NGINX_IMAGE=$(NGINX_IMAGE) \
+	PROMETHEUS_IMAGE=$(PROMETHEUS_IMAGE) ALERTMANAGER_IMAGE=$(ALERTMANAGER_IMAGE) \
+	REDIS_EXPORTER_IMAGE=$(REDIS_EXPORTER_IMAGE) NGINX_EXPORTER_IMAGE=$(NGINX_EXPORTER_IMAGE) \
+	API_IMAGE=$(API_IMAGE) NGINX_PORT=$(NGINX_PORT) PROMETHEUS_PORT=$(PROMETHEUS_PORT) \
+	ALERTMANAGER_PORT=$(ALERTMANAGER_PORT) VERSION=$(VERSION) REVISION=$(REVISION)
 
-## images: build every image the stack needs, without a registry (skips up-to-date ones; the API image is always rebuilt)
+## images: build every image the stack needs, without a registry (one mmdebstrap base, then Dockerfiles; Docker's layer cache skips what has not changed)
 images:
 	$(DEPLOY_ENV) deploy/docker/build-images.sh
 
@@ -99,6 +126,7 @@ up: images
 		if curl -fsS -o /dev/null --max-time 2 http://127.0.0.1:$(NGINX_PORT)/healthz 2>/dev/null; then \
 			echo "API (through nginx): http://127.0.0.1:$(NGINX_PORT)"; \
 			echo "Prometheus:          http://127.0.0.1:$(PROMETHEUS_PORT)"; \
+			echo "Alertmanager:        http://127.0.0.1:$(ALERTMANAGER_PORT)"; \
 			exit 0; \
 		fi; \
 		sleep 1; \
@@ -126,11 +154,40 @@ redis-cli:
 ps:
 	$(DEPLOY_ENV) $(COMPOSE) ps
 
-## test-deploy: promtool checks of the Prometheus config and alert rules, then the compose smoke test (deploy/e2e)
+# promtool and amtool from their images, so no host package is needed.
+PROMTOOL = docker run --rm --network none -v "$(CURDIR)/deploy/prometheus:/etc/prometheus:ro" -w /etc/prometheus \
+	--entrypoint promtool $(PROMETHEUS_IMAGE)
+AMTOOL = docker run --rm --network none -v "$(CURDIR)/deploy/prometheus:/etc/alertmanager:ro" -w /etc/alertmanager \
+	--entrypoint amtool $(ALERTMANAGER_IMAGE)
+
+# The routing tree, as "receiver label=value...": each line must reach that receiver.
+ALERT_ROUTES = \
+	"critical severity=critical alertname=RedisDown" \
+	"warning severity=warning alertname=ApiReplicaDown" \
+	"heartbeat severity=none alertname=Watchdog" \
+	"warning alertname=Unlabelled"
+
+## test-deploy: promtool checks of the Prometheus config and alert rules, amtool checks of the Alertmanager config and its routes, then the compose smoke test (deploy/e2e)
 test-deploy: images
-	@# promtool from the Prometheus image, so no host package is needed.
-	docker run --rm --network none -v "$(CURDIR)/deploy/prometheus:/etc/prometheus:ro" -w /etc/prometheus \
-		--entrypoint promtool $(PROMETHEUS_IMAGE) check config prometheus.yml
-	docker run --rm --network none -v "$(CURDIR)/deploy/prometheus:/etc/prometheus:ro" -w /etc/prometheus \
-		--entrypoint promtool $(PROMETHEUS_IMAGE) test rules rules_test.yml
+	$(PROMTOOL) check config prometheus.yml
+	$(PROMTOOL) test rules rules_test.yml
+	$(AMTOOL) check-config alertmanager.yml
+	@for r in $(ALERT_ROUTES); do \
+		set -- $$r; want=$$1; shift; \
+		echo "amtool config routes test $$* -> $$want"; \
+		$(AMTOOL) config routes test --config.file=alertmanager.yml --verify.receivers="$$want" "$$@" 2>/dev/null >/dev/null || \
+			{ echo "alerts with $$* do not reach receiver $$want" >&2; exit 1; }; \
+	done
 	cd deploy/e2e && $(DEPLOY_ENV) go test -count=1 -timeout 15m ./...
+
+## e2e: the system test suite (deploy/systemtest, testcontainers-go): every case with its result; RUN=Partitions (or RUN='Partitions|UsersAreIsolated') runs only those
+# testcontainers-go reads both variables once per process: Ryuk, its
+# reaper, is an image no registry can give us here (the suite removes what
+# it made itself), and the host override keeps every request on 127.0.0.1.
+# Containers' logs of a failing case land under deploy/systemtest/_artifacts.
+E2E_TIMEOUT ?= 15m
+e2e: images
+	cd deploy/systemtest && $(DEPLOY_ENV) \
+		TESTCONTAINERS_RYUK_DISABLED=true TESTCONTAINERS_HOST_OVERRIDE=localhost \
+		go test -v -count=1 -timeout $(E2E_TIMEOUT) -artifacts \
+		$(if $(RUN),-run 'TestSystem/^($(RUN))$$') ./...

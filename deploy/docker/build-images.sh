@@ -1,39 +1,59 @@
 #!/usr/bin/env bash
 # Builds every image the compose stack needs without a container registry.
 #
-# Redis, nginx and Prometheus come from Debian packages: mmdebstrap builds a
-# root file system from the machine's apt sources and `docker import` turns
-# it into an image. The API image wraps the static binary that the host's Go
-# toolchain builds. Local images never take an official image's name, so a
+# One Debian base image comes from mmdebstrap, which builds a root file
+# system from the machine's own apt sources (no mirror address is written
+# here); `docker import` turns it into an image. Every other Debian image is
+# an ordinary Dockerfile `FROM` that base that installs its package with
+# apt-get, so Docker's layer cache decides what to rebuild: an unchanged
+# Dockerfile on an unchanged base costs nothing. The API image wraps the
+# static binary that the host's Go toolchain builds (api.Dockerfile, target
+# `prebuilt`). Local images never take an official image's name, so a
 # machine that can pull never confuses the two.
 #
-# Usage: build-images.sh [redis|nginx|prometheus|api]...   (default: all)
+# Usage: build-images.sh [redis|nginx|prometheus|alertmanager|redis-exporter|nginx-exporter|api]...
+#        (default: all)
 #
-# An image that exists and was built from the same recipe is kept; a recipe
-# change (packages, hooks, metadata) is detected through a label and rebuilds
-# it. The API image is rebuilt every time: it takes a few seconds and its
-# source changes all the time. FORCE=1 rebuilds everything.
+# IMAGE_PREFIX (default redis-session-app) names every image; *_IMAGE
+# overrides one. The base image is built when it is missing or its recipe
+# (the mmdebstrap options below) changed; FORCE=1 rebuilds the base and
+# every image without the layer cache, e.g. to take Debian's latest updates.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
-build_dir="$root/deploy/docker/.build"
+docker_dir="$root/deploy/docker"
+build_dir="$docker_dir/.build"
 
-REDIS_IMAGE=${REDIS_IMAGE:-redis-session-app/redis:bookworm}
-NGINX_IMAGE=${NGINX_IMAGE:-redis-session-app/nginx:bookworm}
-PROMETHEUS_IMAGE=${PROMETHEUS_IMAGE:-redis-session-app/prometheus:bookworm}
-API_IMAGE=${API_IMAGE:-redis-session-app/api:dev}
+IMAGE_PREFIX=${IMAGE_PREFIX:-redis-session-app}
+SUITE=${SUITE:-bookworm}
+BASE_IMAGE=${BASE_IMAGE:-$IMAGE_PREFIX/debian:$SUITE}
+REDIS_IMAGE=${REDIS_IMAGE:-$IMAGE_PREFIX/redis:$SUITE}
+NGINX_IMAGE=${NGINX_IMAGE:-$IMAGE_PREFIX/nginx:$SUITE}
+PROMETHEUS_IMAGE=${PROMETHEUS_IMAGE:-$IMAGE_PREFIX/prometheus:$SUITE}
+ALERTMANAGER_IMAGE=${ALERTMANAGER_IMAGE:-$IMAGE_PREFIX/alertmanager:$SUITE}
+REDIS_EXPORTER_IMAGE=${REDIS_EXPORTER_IMAGE:-$IMAGE_PREFIX/redis-exporter:$SUITE}
+NGINX_EXPORTER_IMAGE=${NGINX_EXPORTER_IMAGE:-$IMAGE_PREFIX/nginx-exporter:$SUITE}
+API_IMAGE=${API_IMAGE:-$IMAGE_PREFIX/api:dev}
 VERSION=${VERSION:-dev}
 REVISION=${REVISION:-unknown}
-SUITE=${SUITE:-bookworm}
 FORCE=${FORCE:-0}
 
+# The base image carries the hash of its recipe, so that a changed recipe
+# rebuilds it; the images on top of it need no such label.
 recipe_label=org.redis-session-app.recipe
 
 log() { printf 'images: %s\n' "$*" >&2; }
 
-# Documentation, man pages and translations are a third of a small image and
-# nothing in a container reads them.
-slim_opts=(
+# The base's recipe. Documentation, man pages and translations are a third
+# of a small image and nothing in a container reads them; mmdebstrap keeps
+# these dpkg and apt options in the image (/etc/dpkg/dpkg.cfg.d,
+# /etc/apt/apt.conf.d), so the apt-get installs of the Dockerfiles leave
+# them out too and install no recommended packages. The apt settings the
+# hook writes apply to those installs only (mmdebstrap needs its downloads):
+# no package cache files (80 MB) and no downloaded .deb left behind, as in
+# Docker's official Debian images. policy-rc.d stops package scripts from
+# starting daemons inside a build, and debconf asks no questions.
+base_opts=(
 	--variant=minbase
 	--dpkgopt='path-exclude=/usr/share/doc/*'
 	--dpkgopt='path-exclude=/usr/share/man/*'
@@ -41,91 +61,83 @@ slim_opts=(
 	--dpkgopt='path-exclude=/usr/share/locale/*'
 	--dpkgopt='path-include=/usr/share/locale/locale.alias'
 	--aptopt='APT::Install-Recommends "false"'
+	--customize-hook='printf "APT::Keep-Downloaded-Packages \"false\";\nDir::Cache::pkgcache \"\";\nDir::Cache::srcpkgcache \"\";\n" >"$1"/etc/apt/apt.conf.d/docker-clean'
+	--customize-hook='printf "#!/bin/sh\nexit 101\n" >"$1"/usr/sbin/policy-rc.d && chmod 0755 "$1"/usr/sbin/policy-rc.d'
+	--customize-hook='echo "debconf debconf/frontend select Noninteractive" | chroot "$1" debconf-set-selections'
 	--customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin'
 )
 
-# ensure_mmdebstrap installs mmdebstrap when an image must be built and it
-# is missing. The images build in parallel, so the check and the install
-# happen under a lock: only the first build installs.
+# ensure_mmdebstrap installs mmdebstrap when the base must be built and it
+# is missing.
 ensure_mmdebstrap() {
-	mkdir -p "$build_dir"
-	(
-		flock 9
-		command -v mmdebstrap >/dev/null 2>&1 && exit 0
-		if [ "$(id -u)" -ne 0 ]; then
-			log "mmdebstrap is missing; install it as root: apt-get install -y mmdebstrap"
-			exit 1
-		fi
-		log "installing mmdebstrap"
-		apt-get update -qq
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mmdebstrap >/dev/null
-	) 9>"$build_dir/.apt.lock"
+	command -v mmdebstrap >/dev/null 2>&1 && return
+	if [ "$(id -u)" -ne 0 ]; then
+		log "mmdebstrap is missing; install it as root: apt-get install -y mmdebstrap"
+		return 1
+	fi
+	log "installing mmdebstrap"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mmdebstrap >/dev/null
 }
 
-# up_to_date IMAGE HASH: the image exists and carries the recipe hash.
-up_to_date() {
-	local got
-	got=$(docker image inspect -f "{{index .Config.Labels \"$recipe_label\"}}" "$1" 2>/dev/null) || return 1
-	[ "$got" = "$2" ]
-}
-
-# debian_image IMAGE PACKAGES HOOK CHANGE...: a Debian root file system with
-# PACKAGES, customized by the shell command HOOK (run with the root file
-# system's path as $1), imported with the Dockerfile CHANGE instructions.
-debian_image() {
-	local image=$1 packages=$2 hook=$3
-	shift 3
-	local hash
-	hash=$(printf '%s\n' "$SUITE" "$packages" "$hook" "$@" "${slim_opts[@]}" | sha256sum | cut -c1-16)
-	if [ "$FORCE" != 1 ] && up_to_date "$image" "$hash"; then
-		log "$image is up to date"
+build_base() {
+	local hash got
+	hash=$(printf '%s\n' "$SUITE" "${base_opts[@]}" | sha256sum | cut -c1-16)
+	got=$(docker image inspect -f "{{index .Config.Labels \"$recipe_label\"}}" "$BASE_IMAGE" 2>/dev/null || true)
+	if [ "$FORCE" != 1 ] && [ "$got" = "$hash" ]; then
 		return
 	fi
 	ensure_mmdebstrap
-	local changes=(--change "LABEL $recipe_label=$hash")
-	local c
-	for c in "$@"; do changes+=(--change "$c"); done
-	log "building $image from Debian $SUITE ($packages)"
-	local start=$SECONDS logfile
-	mkdir -p "$build_dir"
-	logfile="$build_dir/$(printf '%s' "$image" | tr -c 'A-Za-z0-9.-' _).log"
-	if ! mmdebstrap --logfile="$logfile" "${slim_opts[@]}" --include="$packages" \
-		--customize-hook="$hook" "$SUITE" - </dev/null |
-		docker import "${changes[@]}" - "$image" >/dev/null; then
-		log "building $image failed; the end of $logfile:"
+	log "building $BASE_IMAGE from Debian $SUITE with mmdebstrap"
+	local start=$SECONDS logfile="$build_dir/base.log"
+	if ! mmdebstrap --logfile="$logfile" "${base_opts[@]}" "$SUITE" - </dev/null |
+		docker import --change "LABEL $recipe_label=$hash" --change 'CMD ["bash"]' \
+			- "$BASE_IMAGE" >/dev/null; then
+		log "building $BASE_IMAGE failed; the end of $logfile:"
 		tail -n 30 "$logfile" >&2
 		return 1
+	fi
+	log "built $BASE_IMAGE in $((SECONDS - start)) s"
+}
+
+# docker_build IMAGE DOCKERFILE CONTEXT [docker build options...] builds
+# one image. CONTEXT "-" means none (the Dockerfile copies nothing). The
+# image it replaces would linger untagged, so it is removed; one that a
+# container still uses stays (rmi refuses).
+docker_build() {
+	local image=$1 dockerfile=$2 context=$3
+	shift 3
+	local opts=(--quiet -t "$image" "$@")
+	[ "$FORCE" != 1 ] || opts+=(--no-cache)
+	local previous logfile start=$SECONDS
+	previous=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)
+	logfile="$build_dir/$(printf '%s' "$image" | tr -c 'A-Za-z0-9.-' _).log"
+	# The legacy builder warns about its deprecation on every run, so its
+	# output is shown only when the build fails.
+	if [ "$context" = - ]; then
+		docker build "${opts[@]}" - <"$dockerfile" >"$logfile" 2>&1
+	else
+		docker build "${opts[@]}" -f "$dockerfile" "$context" >"$logfile" 2>&1
+	fi || {
+		log "building $image failed:"
+		cat "$logfile" >&2
+		return 1
+	}
+	local now
+	now=$(docker image inspect -f '{{.Id}}' "$image")
+	if [ "$previous" = "$now" ]; then
+		log "$image is up to date"
+		return
+	fi
+	if [ -n "$previous" ]; then
+		docker rmi "$previous" >/dev/null 2>&1 || true
 	fi
 	log "built $image in $((SECONDS - start)) s"
 }
 
-build_redis() {
-	# /data belongs to the redis user so that a fresh named volume, which
-	# Docker seeds from the image, is writable without running as root.
-	debian_image "$REDIS_IMAGE" redis-server \
-		'chroot "$1" install -d -o redis -g redis -m 0750 /data' \
-		'USER redis' 'WORKDIR /data' 'EXPOSE 6379' \
-		'CMD ["redis-server", "--dir", "/data"]'
-}
-
-build_nginx() {
-	# The package's own site would shadow nothing (the stack mounts its own
-	# nginx.conf), but a default server listening on :80 must not sneak in.
-	debian_image "$NGINX_IMAGE" nginx-light \
-		'rm -f "$1"/etc/nginx/sites-enabled/default' \
-		'EXPOSE 8080' \
-		'CMD ["nginx", "-g", "daemon off;"]'
-}
-
-build_prometheus() {
-	# Same entry point and data directory as the official image, so the
-	# compose file passes the same flags to either. The web UI needs only
-	# one of moment-timezone's files; its full data set is 210 MB.
-	debian_image "$PROMETHEUS_IMAGE" prometheus \
-		'chroot "$1" install -d -o nobody -g nogroup -m 0755 /prometheus && rm -rf "$1"/usr/share/javascript/moment-timezone/data' \
-		'USER nobody' 'WORKDIR /prometheus' 'EXPOSE 9090' \
-		'ENTRYPOINT ["/usr/bin/prometheus"]' \
-		'CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]'
+# debian_image NAME IMAGE: NAME.Dockerfile on top of the base image.
+debian_image() {
+	docker_build "$2" "$docker_dir/$1.Dockerfile" - --build-arg "BASE=$BASE_IMAGE"
 }
 
 build_api() {
@@ -135,25 +147,23 @@ build_api() {
 	(cd "$root/services/api" && CGO_ENABLED=0 go build -trimpath \
 		-ldflags "-s -w -X main.version=$VERSION -X main.revision=$REVISION" \
 		-o "$ctx/api" ./cmd/api)
-	# CA roots let REDIS_TLS=true verify a managed Redis's certificate.
 	cp /etc/ssl/certs/ca-certificates.crt "$ctx/ca-certificates.crt"
-	local previous
-	previous=$(docker image inspect -f '{{.Id}}' "$API_IMAGE" 2>/dev/null || true)
-	# The legacy builder warns about its deprecation on every run; its
-	# output is shown only when the build fails.
-	if ! docker build --quiet -f "$root/deploy/docker/api.local.Dockerfile" \
+	docker_build "$API_IMAGE" "$docker_dir/api.Dockerfile" "$ctx" --target prebuilt \
 		--label "org.opencontainers.image.version=$VERSION" \
-		--label "org.opencontainers.image.revision=$REVISION" \
-		-t "$API_IMAGE" "$ctx" >"$build_dir/api-image.log" 2>&1; then
-		cat "$build_dir/api-image.log" >&2
-		return 1
-	fi
-	# The image it replaces would linger untagged; a container still
-	# running it keeps it (rmi refuses).
-	if [ -n "$previous" ] && [ "$previous" != "$(docker image inspect -f '{{.Id}}' "$API_IMAGE")" ]; then
-		docker rmi "$previous" >/dev/null 2>&1 || true
-	fi
-	log "built $API_IMAGE"
+		--label "org.opencontainers.image.revision=$REVISION"
+}
+
+# image_of NAME: the image variable of one Debian image.
+image_of() {
+	case $1 in
+	redis) echo "$REDIS_IMAGE" ;;
+	nginx) echo "$NGINX_IMAGE" ;;
+	prometheus) echo "$PROMETHEUS_IMAGE" ;;
+	alertmanager) echo "$ALERTMANAGER_IMAGE" ;;
+	redis-exporter) echo "$REDIS_EXPORTER_IMAGE" ;;
+	nginx-exporter) echo "$NGINX_EXPORTER_IMAGE" ;;
+	*) return 1 ;;
+	esac
 }
 
 main() {
@@ -162,23 +172,33 @@ main() {
 		exit 1
 	fi
 	local targets=("$@")
-	[ ${#targets[@]} -gt 0 ] || targets=(redis nginx prometheus api)
-	local t pids=() names=() failed=0 i
+	[ ${#targets[@]} -gt 0 ] ||
+		targets=(redis nginx prometheus alertmanager redis-exporter nginx-exporter api)
+	local t debian=()
 	for t in "${targets[@]}"; do
-		case $t in
-		redis | nginx | prometheus) ;;
-		api) continue ;;
-		*) log "unknown image $t (want redis, nginx, prometheus or api)"; exit 2 ;;
-		esac
-		# The Debian images spend their time downloading, so they build side
-		# by side.
-		"build_$t" &
-		pids+=($!) names+=("$t")
+		if [ "$t" = api ]; then
+			continue
+		fi
+		image_of "$t" >/dev/null || {
+			log "unknown image $t (want redis, nginx, prometheus, alertmanager, redis-exporter, nginx-exporter or api)"
+			exit 2
+		}
+		debian+=("$t")
 	done
-	for i in "${!pids[@]}"; do
-		wait "${pids[$i]}" || { log "the ${names[$i]} image failed"; failed=1; }
-	done
-	[ "$failed" = 0 ] || exit 1
+	mkdir -p "$build_dir"
+	if [ ${#debian[@]} -gt 0 ]; then
+		build_base
+		# The installs spend their time downloading, so they run side by side.
+		local pids=() failed=0 i
+		for t in "${debian[@]}"; do
+			debian_image "$t" "$(image_of "$t")" &
+			pids+=($!)
+		done
+		for i in "${!pids[@]}"; do
+			wait "${pids[$i]}" || { log "the ${debian[$i]} image failed"; failed=1; }
+		done
+		[ "$failed" = 0 ] || exit 1
+	fi
 	for t in "${targets[@]}"; do
 		[ "$t" != api ] || build_api
 	done

@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -98,7 +101,8 @@ func TestStack(t *testing.T) {
 	})
 
 	t.Run("PortsOnLoopbackOnly", func(t *testing.T) {
-		for _, svc := range []string{"redis", "api1", "api2", "api3", "nginx", "prometheus"} {
+		published := map[string]bool{"nginx": true, "prometheus": true, "alertmanager": true}
+		for _, svc := range []string{"redis", "api1", "api2", "api3", "nginx", "prometheus", "alertmanager", "redis-exporter", "nginx-exporter"} {
 			out, err := docker("inspect", "-f", "{{json .NetworkSettings.Ports}}", s.container(t, svc))
 			if err != nil {
 				t.Fatalf("inspecting %s: %v %s", svc, err, out)
@@ -108,7 +112,7 @@ func TestStack(t *testing.T) {
 				t.Fatalf("ports of %s: %v in %s", svc, err, out)
 			}
 			for port, bindings := range ports {
-				if svc != "nginx" && svc != "prometheus" && len(bindings) > 0 {
+				if !published[svc] && len(bindings) > 0 {
 					t.Errorf("%s %s: got published on %v, want not published", svc, port, bindings)
 				}
 				for _, b := range bindings {
@@ -117,6 +121,47 @@ func TestStack(t *testing.T) {
 					}
 				}
 			}
+		}
+	})
+
+	t.Run("NginxCannotReachRedis", func(t *testing.T) {
+		// edge: nginx and the replicas; data: the replicas and Redis.
+		want := map[string]string{
+			"nginx": "edge", "prometheus": "edge", "redis": "data",
+			"alertmanager": "edge", "nginx-exporter": "edge", "redis-exporter": "data,edge",
+			"api1": "data,edge", "api2": "data,edge", "api3": "data,edge",
+		}
+		for svc, nets := range want {
+			out, err := docker("inspect", "-f", "{{range $n, $_ := .NetworkSettings.Networks}}{{$n}} {{end}}", s.container(t, svc))
+			if err != nil {
+				t.Fatalf("inspecting %s: %v %s", svc, err, out)
+			}
+			var got []string
+			for _, n := range strings.Fields(out) {
+				got = append(got, strings.TrimPrefix(n, s.project+"_"))
+			}
+			sort.Strings(got)
+			if strings.Join(got, ",") != nets {
+				t.Errorf("networks of %s: got %v, want %s", svc, got, nets)
+			}
+		}
+		// Not even Redis's address works from nginx: there is no route.
+		addr, err := docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", s.container(t, "redis"))
+		if err != nil || net.ParseIP(strings.TrimSpace(addr)) == nil {
+			t.Fatalf("address of redis: got %q, %v", addr, err)
+		}
+		connects := func(hostPort string) (bool, string) {
+			host, port, _ := strings.Cut(hostPort, ":")
+			probe := fmt.Sprintf("timeout 3 bash -c 'exec 3<>/dev/tcp/%s/%s' && echo connected", host, port)
+			out, _ := s.run(time.Minute, "exec", "-T", "nginx", "bash", "-c", probe)
+			return strings.Contains(out, "connected"), out
+		}
+		// The probe itself works: nginx does reach a replica.
+		if ok, out := connects("api1:3000"); !ok {
+			t.Fatalf("probe from nginx to api1:3000: got %q, want connected", out)
+		}
+		if ok, out := connects(strings.TrimSpace(addr) + ":6379"); ok {
+			t.Errorf("nginx connects to redis at %s: got %q, want no route", strings.TrimSpace(addr), out)
 		}
 	})
 
@@ -243,7 +288,7 @@ func TestStack(t *testing.T) {
 	t.Run("RecreatedReplicaServesTheSameSession", func(t *testing.T) {
 		before := s.container(t, "api3")
 		s.mustRun(t, 2*time.Minute, "rm", "--stop", "--force", "api3")
-		squatter, err := docker("run", "-d", "--rm", "--network", s.project+"_backend",
+		squatter, err := docker("run", "-d", "--rm", "--network", s.project+"_edge",
 			"--entrypoint", "sleep", s.image("REDIS_IMAGE"), "600")
 		if err != nil {
 			t.Fatalf("starting a container on the stack's network: %v %s", err, squatter)
@@ -454,7 +499,146 @@ func TestStack(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+
+	monitoringChecks(t, s)
 }
+
+// monitoringChecks are the stack's monitoring, end to end: every health
+// check passes, Prometheus scrapes the exporters and has every exporter
+// series the dashboard and the alert rules query, and its alerts reach
+// Alertmanager.
+func monitoringChecks(t *testing.T, s *stack) {
+	t.Run("EveryServiceHealthy", func(t *testing.T) {
+		// The nginx exporter has no health check (its official image is
+		// FROM scratch); Prometheus's up covers it below.
+		services := []string{"redis", "api1", "api2", "api3", "nginx", "prometheus", "alertmanager", "redis-exporter"}
+		for _, svc := range services {
+			id := s.container(t, svc)
+			err := poll(90*time.Second, time.Second, func() error {
+				out, err := docker("inspect", "-f", "{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}", id)
+				if err != nil {
+					return fmt.Errorf("inspecting %s: %v %s", svc, err, out)
+				}
+				if got := strings.TrimSpace(out); got != "healthy" {
+					return fmt.Errorf("health of %s: got %s, want healthy", svc, got)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		}
+	})
+
+	t.Run("PrometheusScrapesTheExporters", func(t *testing.T) {
+		jobs := []string{"alertmanager", "nginx", "prometheus", "redis"}
+		err := poll(90*time.Second, time.Second, func() error {
+			series, err := s.query(`up{job!="api"} == 1`)
+			if err != nil {
+				return err
+			}
+			up := map[string]int{}
+			for _, m := range series {
+				up[m["job"]]++
+			}
+			if got, want := keys(up), strings.Join(jobs, ","); got != want {
+				return fmt.Errorf("up{job!=\"api\"} == 1: got jobs %v, want %v", got, want)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The exporters' series the dashboard and the alerts query exist,
+		// under the names these exporter versions give them.
+		for _, name := range exporterSeries(t) {
+			series, err := s.query(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(series) == 0 {
+				t.Errorf("Prometheus has no %s: the dashboard or an alert queries a series the exporter does not export", name)
+			}
+		}
+		// The compose file's maxmemory reaches Redis, so RedisMemoryNearMax
+		// has a limit to compare with.
+		if series, err := s.query(`redis_memory_max_bytes > 0`); err != nil || len(series) != 1 {
+			t.Errorf("redis_memory_max_bytes > 0: got %v, %v, want one series", series, err)
+		}
+	})
+
+	t.Run("AlertsReachAlertmanager", func(t *testing.T) {
+		// Watchdog always fires; amtool asks Alertmanager inside its own
+		// container, so the check needs no published port of its.
+		err := poll(90*time.Second, 2*time.Second, func() error {
+			out, err := s.run(time.Minute, "exec", "-T", "alertmanager",
+				"amtool", "alert", "query", "--alertmanager.url=http://127.0.0.1:9093", "alertname=Watchdog")
+			if err != nil || !strings.Contains(out, "Watchdog") {
+				return fmt.Errorf("amtool alert query alertname=Watchdog: got %v\n%s, want the Watchdog alert", err, out)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// query runs an instant PromQL query on the stack's Prometheus and returns
+// the label sets of the result.
+func (s *stack) query(expr string) ([]map[string]string, error) {
+	resp, err := client.Get(s.prom + "/api/v1/query?query=" + url.QueryEscape(expr))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var v struct {
+		Status string
+		Data   struct {
+			Result []struct{ Metric map[string]string }
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		return nil, fmt.Errorf("query %s: %w", expr, err)
+	}
+	if v.Status != "success" {
+		return nil, fmt.Errorf("query %s: got status %q, want success", expr, v.Status)
+	}
+	var out []map[string]string
+	for _, r := range v.Data.Result {
+		out = append(out, r.Metric)
+	}
+	return out, nil
+}
+
+// exporterSeries returns the redis_… and nginx_… series that the dashboard
+// and the alert rules select, in order.
+func exporterSeries(t *testing.T) []string {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, path := range []string{"../grafana/dashboards/api.json", "../prometheus/alerts.yml"} {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range exporterSeriesRef.FindAllStringSubmatch(string(b), -1) {
+			seen[m[1]] = true
+		}
+	}
+	var names []string
+	for n := range seen {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	if len(names) == 0 {
+		t.Fatal("got no redis_ or nginx_ series in the dashboard and alerts, want the exporters' key series")
+	}
+	return names
+}
+
+// exporterSeriesRef matches a selector of an exporter's series: its name
+// followed by label matchers.
+var exporterSeriesRef = regexp.MustCompile(`\b((?:redis|nginx)_[a-z_]+)\{`)
 
 func isErrorJSON(body string) bool {
 	var e struct{ Error string }

@@ -23,6 +23,10 @@ var defaultImages = map[string]string{
 	"NGINX_IMAGE":      "redis-session-app/nginx:bookworm",
 	"PROMETHEUS_IMAGE": "redis-session-app/prometheus:bookworm",
 	"API_IMAGE":        "redis-session-app/api:dev",
+
+	"ALERTMANAGER_IMAGE":   "redis-session-app/alertmanager:bookworm",
+	"REDIS_EXPORTER_IMAGE": "redis-session-app/redis-exporter:bookworm",
+	"NGINX_EXPORTER_IMAGE": "redis-session-app/nginx-exporter:bookworm",
 }
 
 // stack is one running copy of docker-compose.yml under its own project
@@ -108,12 +112,13 @@ func startStack(t *testing.T) *stack {
 			t.Fatalf("image %s (%s) is missing; build it with `make images`: %v: %s", image, name, err, firstLine(out))
 		}
 	}
-	nginxPort, promPort := freePort(t), freePort(t)
+	nginxPort, promPort, amPort := freePort(t), freePort(t), freePort(t)
 	s.nginx = fmt.Sprintf("http://127.0.0.1:%d", nginxPort)
 	s.prom = fmt.Sprintf("http://127.0.0.1:%d", promPort)
 	env = append(env,
 		"NGINX_PORT="+strconv.Itoa(nginxPort),
 		"PROMETHEUS_PORT="+strconv.Itoa(promPort),
+		"ALERTMANAGER_PORT="+strconv.Itoa(amPort),
 		"REDIS_PASSWORD=e2e-"+randomHex(t, 8),
 		"COOKIE_SECURE=false",
 	)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -80,11 +81,11 @@ func TestRedisCommandsPerRoute(t *testing.T) {
 	}{
 		// The replica's connection is open already: its probe opened
 		// it at start, so no step pays for a handshake.
-		{"register", 9, func() { r.register(t, "counter", pw) }},
-		{"login", 17, func() { tok = r.login(t, "counter", pw) }},
+		{"register", 10, func() { r.register(t, "counter", pw) }},
+		{"login", 20, func() { tok = r.login(t, "counter", pw) }},
 		{"profile", 1, func() { wantStatus(t, r.profile(t, tok), http.StatusOK) }},
 		{"sessions", 5, func() { r.sessions(t, tok) }},
-		{"refresh", 13, func() {
+		{"refresh", 15, func() {
 			res := r.do(t, http.MethodPost, "/auth/refresh", "", "X-Session-Id", tok)
 			wantStatus(t, res, http.StatusOK)
 			tok = decode[loginResponse](t, res).SessionID
@@ -95,10 +96,10 @@ func TestRedisCommandsPerRoute(t *testing.T) {
 			rds.ResetStats(t)
 			wantStatus(t, r.do(t, http.MethodDelete, "/auth/sessions/"+id, "", "X-Session-Id", tok), http.StatusNoContent)
 		}},
-		{"logout", 5, func() {
+		{"logout", 6, func() {
 			wantStatus(t, r.do(t, http.MethodPost, "/auth/logout", "", "X-Session-Id", tok), http.StatusOK)
 		}},
-		{"logout-all", 7, func() {
+		{"logout-all", 8, func() {
 			tok = r.login(t, "counter", pw)
 			r.login(t, "counter", pw)
 			rds.ResetStats(t)
@@ -138,4 +139,93 @@ func sorted(m map[string]int64) []string {
 		out = append(out, fmt.Sprintf("%s=%d", k, m[k]))
 	}
 	return out
+}
+
+// TestRedisCommandsAtCap checks that no route's Redis work grows with the
+// sessions a user has had: the user is filled to the default cap
+// (SESSION_MAX_PER_USER=100) and, before each route, its index gets
+// thousands of members whose sessions are gone, some of them past the
+// absolute lifetime, as the previous version could leave it. Each route
+// must stay within a bound that depends on the cap alone.
+func TestRedisCommandsAtCap(t *testing.T) {
+	t.Parallel()
+	const limit = 100 // the default of SESSION_MAX_PER_USER
+	rds := redistest.Start(t)
+	r := startReplica(t, baseEnv(rds.Addr(), "atcap")) // the default cap
+	rdb := rds.Client(t)
+	r.register(t, "hoarder", pw)
+	toks := make([]string, limit)
+	for i := range toks {
+		toks[i] = r.login(t, "hoarder", pw)
+	}
+	uid := userIDOf(t, rdb, "hoarder")
+	// Older than every live session: 4,000 within the absolute lifetime,
+	// 1,000 past it.
+	stale := append(staleMembers(4000, time.Now().Add(-time.Hour)),
+		staleMembers(1000, time.Now().Add(-25*time.Hour))...)
+
+	measure := func(prep, f func()) int64 {
+		t.Helper()
+		if prep != nil {
+			prep()
+		}
+		addToIndex(t, rdb, uid, stale)
+		rds.ResetStats(t)
+		f()
+		got := rds.CommandStats(t)
+		delete(got, "info")
+		delete(got, "config|resetstat")
+		if got["hello"]--; got["hello"] <= 0 {
+			delete(got, "hello")
+		}
+		var total int64
+		for _, n := range got {
+			total += n
+		}
+		return total
+	}
+
+	tok := toks[limit-1]
+	var id string
+	for _, step := range []struct {
+		name string
+		max  int64
+		prep func()
+		f    func()
+	}{
+		{"profile", 1, nil, func() { wantStatus(t, r.profile(t, tok), http.StatusOK) }},
+		{"login", 4*limit + 40, nil, func() {
+			r.login(t, "hoarder", pw)
+			wantJSON(t, r.profile(t, toks[0]), http.StatusUnauthorized, `{"error":"Invalid session"}`)
+		}},
+		{"sessions", 2*limit + 10, nil, func() {
+			if got := len(r.sessions(t, tok)); got != limit {
+				t.Errorf("sessions got %d, want %d", got, limit)
+			}
+		}},
+		{"revoke-bogus", 10, nil, func() {
+			wantStatus(t, r.do(t, http.MethodDelete, "/auth/sessions/AAAAAAAAAAAAAAAAAAAAAA", "", "X-Session-Id", tok), http.StatusNotFound)
+		}},
+		{"revoke", 10, func() { id = current(t, r.sessions(t, toks[1])).ID }, func() {
+			wantStatus(t, r.do(t, http.MethodDelete, "/auth/sessions/"+id, "", "X-Session-Id", tok), http.StatusNoContent)
+		}},
+		{"refresh", 20, nil, func() {
+			res := r.do(t, http.MethodPost, "/auth/refresh", "", "X-Session-Id", tok)
+			wantStatus(t, res, http.StatusOK)
+			tok = decode[loginResponse](t, res).SessionID
+		}},
+		{"logout", 10, nil, func() {
+			wantStatus(t, r.do(t, http.MethodPost, "/auth/logout", "", "X-Session-Id", toks[2]), http.StatusOK)
+		}},
+		{"logout-all", 2*limit + 10, nil, func() {
+			wantStatus(t, r.do(t, http.MethodPost, "/auth/logout-all", "", "X-Session-Id", tok), http.StatusOK)
+			wantStatus(t, r.profile(t, toks[3]), http.StatusUnauthorized)
+		}},
+	} {
+		got := measure(step.prep, step.f)
+		t.Logf("%-12s %d commands", step.name, got)
+		if got > step.max {
+			t.Errorf("%s: got %d Redis commands, want at most %d", step.name, got, step.max)
+		}
+	}
 }

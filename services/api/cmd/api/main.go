@@ -14,6 +14,15 @@ import (
 )
 
 func main() {
+	// The container's health check: probe this replica's /readyz and exit.
+	if len(os.Args) == 2 && os.Args[1] == "-healthcheck" {
+		if err := healthcheck(context.Background(), os.Getenv); err != nil {
+			fmt.Fprintf(os.Stderr, "api: healthcheck: %v\n", err)
+			os.Exit(exitFailure)
+		}
+		os.Exit(exitOK)
+	}
+
 	// gin's mode is process-wide. In debug mode, its default, it prints a
 	// warning and every route to stdout, where the JSON log lines go; an
 	// explicit GIN_MODE of release or test is left alone.

@@ -179,7 +179,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	})
 
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           closeWhileDraining(handler, draining.Load),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,

@@ -97,6 +97,7 @@ func TestConfigErrors(t *testing.T) {
 		{"SESSION_IDLE_TIMEOUT", "abc"},
 		{"SESSION_MAX_LIFETIME", "-1h"},
 		{"SESSION_MAX_PER_USER", "many"},
+		{"SESSION_MAX_PER_USER", "0"},
 		{"PORT", "http"},
 		{"REDIS_TIMEOUT", "soon"},
 		{"LOGIN_LIMIT_PER_USER", "10/fortnight"},

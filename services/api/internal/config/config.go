@@ -67,7 +67,8 @@ type Config struct {
 	// session outlives its absolute lifetime.
 	SessionIdleTimeout time.Duration
 	SessionMaxLifetime time.Duration
-	// SessionMaxPerUser caps live sessions per user; 0 means no cap.
+	// SessionMaxPerUser caps live sessions per user, 1 to 1000: the cap
+	// also bounds the Redis work of every request on a user's sessions.
 	SessionMaxPerUser int
 
 	LoginLimitPerUser session.Limit
@@ -103,7 +104,7 @@ func Parse(getenv func(string) string, hostname func() (string, error)) (Config,
 		InstanceID:         p.instanceID(hostname),
 		SessionIdleTimeout: p.duration(EnvSessionIdleTimeout, time.Hour, false),
 		SessionMaxLifetime: p.duration(EnvSessionMaxLifetime, 24*time.Hour, false),
-		SessionMaxPerUser:  p.integer(EnvSessionMaxPerUser, 0, 0, -1),
+		SessionMaxPerUser:  p.integer(EnvSessionMaxPerUser, 100, 1, 1000),
 		LoginLimitPerUser:  p.limit(EnvLoginLimitPerUser, "10/m"),
 		LoginLimitPerIP:    p.limit(EnvLoginLimitPerIP, "30/m"),
 		TrustedProxies:     p.prefixes(EnvTrustedProxies),

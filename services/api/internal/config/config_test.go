@@ -41,7 +41,7 @@ func TestDefaults(t *testing.T) {
 		InstanceID:         "host-1",
 		SessionIdleTimeout: time.Hour,
 		SessionMaxLifetime: 24 * time.Hour,
-		SessionMaxPerUser:  0,
+		SessionMaxPerUser:  100,
 		LoginLimitPerUser:  session.Limit{Rate: 10, Period: time.Minute},
 		LoginLimitPerIP:    session.Limit{Rate: 30, Period: time.Minute},
 		CookieSecure:       true,
@@ -119,8 +119,11 @@ func TestVariables(t *testing.T) {
 		{name: "SESSION_MAX_LIFETIME", value: "-24h", wantErr: "not positive"},
 
 		{name: "SESSION_MAX_PER_USER", value: "5", field: maxPerUser, want: 5},
-		{name: "SESSION_MAX_PER_USER", value: "0", field: maxPerUser, want: 0},
-		{name: "SESSION_MAX_PER_USER", value: "-1", wantErr: "less than 0"},
+		{name: "SESSION_MAX_PER_USER", value: "1", field: maxPerUser, want: 1},
+		{name: "SESSION_MAX_PER_USER", value: "1000", field: maxPerUser, want: 1000},
+		{name: "SESSION_MAX_PER_USER", value: "0", wantErr: "less than 1"},
+		{name: "SESSION_MAX_PER_USER", value: "-1", wantErr: "less than 1"},
+		{name: "SESSION_MAX_PER_USER", value: "1001", wantErr: "greater than 1000"},
 		{name: "SESSION_MAX_PER_USER", value: "five", wantErr: "not an integer"},
 		{name: "SESSION_MAX_PER_USER", value: "99999999999999999999", wantErr: "not an integer"},
 
@@ -307,7 +310,7 @@ func TestLogValue(t *testing.T) {
 		"instance_id":          "host-1",
 		"session_idle_timeout": "1h0m0s",
 		"session_max_lifetime": "24h0m0s",
-		"session_max_per_user": float64(0),
+		"session_max_per_user": float64(100),
 		"login_limit_per_user": "10/m",
 		"login_limit_per_ip":   "30/m",
 		"trusted_proxies":      []any{"10.0.0.0/8"},
@@ -386,8 +389,8 @@ func checkInvariants(t *testing.T, c config.Config) {
 		t.Errorf("got a duration out of range: %+v", c)
 	case c.SessionIdleTimeout > c.SessionMaxLifetime:
 		t.Errorf("got idle %v > max %v", c.SessionIdleTimeout, c.SessionMaxLifetime)
-	case c.SessionMaxPerUser < 0:
-		t.Errorf("got max per user %d, want >= 0", c.SessionMaxPerUser)
+	case c.SessionMaxPerUser < 1 || c.SessionMaxPerUser > 1000:
+		t.Errorf("got max per user %d, want 1 to 1000", c.SessionMaxPerUser)
 	case c.LoginLimitPerUser.Rate < 1 || c.LoginLimitPerIP.Rate < 1:
 		t.Errorf("got limits %v, %v, want positive rates", c.LoginLimitPerUser, c.LoginLimitPerIP)
 	case c.InstanceID == "" || len(c.InstanceID) > config.MaxInstanceIDLen:

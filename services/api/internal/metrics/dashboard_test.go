@@ -1,6 +1,7 @@
 package metrics_test
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -135,10 +136,126 @@ func TestDashboardCoversTheContractMetrics(t *testing.T) {
 		"api_redis_pool_conn_total_current",
 		"api_redis_pool_timeout_total",
 		"api_build_info",
+		"api_redis_up",
 	}
 	for _, n := range want {
 		if !used[n] {
 			t.Errorf("dashboard queries of %s: got none, want at least one panel", n)
+		}
+	}
+
+	// The exporters' key series. Their names are the exporters' to keep;
+	// the compose smoke test checks that Prometheus has them.
+	b, err := os.ReadFile(filepath.FromSlash(promqlFiles[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{
+		"redis_memory_used_bytes",
+		"redis_memory_max_bytes",
+		"redis_evicted_keys_total",
+		"redis_connected_clients",
+		"redis_commands_processed_total",
+		"redis_aof_last_write_status",
+		"nginx_connections_active",
+		"nginx_http_requests_total",
+	} {
+		if !strings.Contains(string(b), n+"{") {
+			t.Errorf("dashboard queries of %s: got none, want at least one panel", n)
+		}
+	}
+}
+
+// dashboard is the part of Grafana's dashboard JSON the tests read.
+type dashboard struct {
+	Templating struct {
+		List []struct {
+			Name  string `json:"name"`
+			Type  string `json:"type"`
+			Query any    `json:"query"`
+		} `json:"list"`
+	} `json:"templating"`
+	Panels []struct {
+		Title       string      `json:"title"`
+		Type        string      `json:"type"`
+		Datasource  *datasource `json:"datasource"`
+		FieldConfig struct {
+			Defaults struct {
+				Unit string `json:"unit"`
+			} `json:"defaults"`
+		} `json:"fieldConfig"`
+		Targets []struct {
+			Expr       string      `json:"expr"`
+			Datasource *datasource `json:"datasource"`
+		} `json:"targets"`
+	} `json:"panels"`
+}
+
+type datasource struct {
+	UID string `json:"uid"`
+}
+
+func readDashboard(t *testing.T) dashboard {
+	t.Helper()
+	b, err := os.ReadFile(filepath.FromSlash(promqlFiles[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d dashboard
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatalf("parsing the dashboard: %v", err)
+	}
+	return d
+}
+
+// The dashboard works with any Prometheus data source and narrows down to
+// replicas and routes through its variables.
+func TestDashboardVariables(t *testing.T) {
+	d := readDashboard(t)
+	types := map[string]string{}
+	for _, v := range d.Templating.List {
+		types[v.Name] = v.Type
+	}
+	for name, want := range map[string]string{"datasource": "datasource", "instance": "query", "route": "query"} {
+		if got := types[name]; got != want {
+			t.Errorf("variable %s: got type %q, want %q", name, got, want)
+		}
+	}
+	for _, p := range d.Panels {
+		if p.Type == "row" {
+			continue
+		}
+		if p.Datasource == nil || p.Datasource.UID != "${datasource}" {
+			t.Errorf("panel %q: got data source %+v, want uid ${datasource}", p.Title, p.Datasource)
+		}
+		for _, tg := range p.Targets {
+			if tg.Datasource == nil || tg.Datasource.UID != "${datasource}" {
+				t.Errorf("panel %q, query %s: got data source %+v, want uid ${datasource}", p.Title, tg.Expr, tg.Datasource)
+			}
+			if strings.Contains(tg.Expr, `job="api"`) && !strings.Contains(tg.Expr, `instance=~"$instance"`) {
+				t.Errorf("panel %q, query %s: got no instance filter, want instance=~\"$instance\"", p.Title, tg.Expr)
+			}
+		}
+		if p.FieldConfig.Defaults.Unit == "" {
+			t.Errorf("panel %q: got no unit, want one", p.Title)
+		}
+	}
+}
+
+// Login and register hash a password on purpose (argon2id) and take
+// hundreds of milliseconds; mixed into a latency panel they would hide the
+// other routes, so every latency query either leaves them out, as the
+// ApiHighLatencyP99 alert does, or shows only them.
+func TestDashboardLatencyLeavesOutHashing(t *testing.T) {
+	const hashing = `"/auth/(login|register)"`
+	for _, p := range readDashboard(t).Panels {
+		for _, tg := range p.Targets {
+			if !strings.Contains(tg.Expr, "api_http_request_duration_seconds") {
+				continue
+			}
+			if !strings.Contains(tg.Expr, "route!~"+hashing) && !strings.Contains(tg.Expr, "route=~"+hashing) {
+				t.Errorf("panel %q, query %s: got login and register mixed in, want route!~%s or only them", p.Title, tg.Expr, hashing)
+			}
 		}
 	}
 }

@@ -3,10 +3,38 @@ package redisstore
 import "github.com/redis/go-redis/v9"
 
 // The Lua scripts below are what makes each operation atomic. Keys a script
-// builds itself from index members (prefix .. member) carry the same hash
-// tag as the index, so in a Redis Cluster they live in the script's slot.
-// Times arrive from Go in milliseconds, so tests control the clock; Redis's
-// own expiry still decides when a key is gone.
+// builds itself (prefix .. member, prefix .. public id) carry the same hash
+// tag as the keys it is given, so in a Redis Cluster they live in the
+// script's slot. Session times arrive from Go in milliseconds, so tests
+// control the clock; Redis's own expiry still decides when a key is gone.
+//
+// Bounded work: no script walks more of an index than the cap on sessions
+// per user (at most maxPerUserLimit), so the time one call holds Redis does
+// not grow with how many sessions a user has ever had. An index may hold
+// more than the cap only when it was left by a version without a cap or
+// under a higher one; such an index is worked down a bounded slice at a
+// time.
+
+// luaLate is the prelude of every script that writes. ARGV[1] is the
+// moment, in Unix milliseconds by the replica's clock, after which the
+// replica no longer waits for the answer (see deadline). A script that
+// Redis runs later than that - it was queued behind a slow command, a
+// fork or a paused process - must change nothing, since the replica has
+// already answered 503. Redis 7 replicates a script's effects, not the
+// script, so reading TIME before writing is allowed.
+const luaLate = `
+local function late()
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if now > tonumber(ARGV[1]) then
+    return redis.error_reply('LATE Redis time ' .. now .. ' ms is past the deadline ' .. ARGV[1])
+  end
+end
+local err = late()
+if err then
+  return err
+end
+`
 
 // luaExtend sets the expiry of an index to at least at. PEXPIREAT GT alone
 // would leave a key without a TTL untouched (GT counts no TTL as infinite),
@@ -21,79 +49,111 @@ local function extend(key, at)
 end
 `
 
-// createScript stores a session and indexes it, prunes index members whose
-// session is gone and, when a cap applies, revokes the oldest sessions
-// beyond it. It returns how many it revoked for the cap.
+// createScript stores a session, its id map entry and its index member,
+// drops index members past the absolute lifetime by score, and, when the
+// user is over the cap, revokes the oldest sessions beyond it. It returns
+// how many it revoked for the cap.
 //
-// KEYS: session key, index key.
-// ARGV: member, createdAt, expiresAt, absolute end, cap (0 = none), session
+// Only when the index holds more than cap members does it look at them,
+// and then at the cap + 1 newest: members whose session is gone are
+// dropped, the cap newest live sessions (the new one always among them)
+// stay, and any older live one is revoked. When those newest already hold
+// cap live sessions, everything older is past the cap too, and up to cap
+// of the oldest members go as well (only an index over the cap from
+// before has any).
+//
+// KEYS: session key, index key, id map key.
+// ARGV: deadline, member, createdAt, expiresAt, absolute end, cap, cutoff
+// (members scored at or below it are past the absolute lifetime), session
 // key prefix, then the session's field/value pairs.
-var createScript = redis.NewScript(luaExtend + `
-local member, prefix = ARGV[1], ARGV[6]
-redis.call('HSET', KEYS[1], unpack(ARGV, 7))
-redis.call('PEXPIREAT', KEYS[1], ARGV[3])
-redis.call('ZADD', KEYS[2], ARGV[2], member)
-extend(KEYS[2], ARGV[4])
+var createScript = redis.NewScript(luaLate + luaExtend + `
+local member, cap, prefix = ARGV[2], tonumber(ARGV[6]), ARGV[8]
+redis.call('HSET', KEYS[1], unpack(ARGV, 9))
+redis.call('PEXPIREAT', KEYS[1], ARGV[4])
+redis.call('SET', KEYS[3], member, 'PXAT', ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[3], member)
+extend(KEYS[2], ARGV[5])
 
-local others = {}
-for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+-- ZREMRANGEBYSCORE has no LIMIT; the lowest ranks are the lowest scores.
+local over = redis.call('ZCOUNT', KEYS[2], '-inf', ARGV[7])
+if over > 0 then
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, math.min(over, cap) - 1)
+end
+
+local n = redis.call('ZCARD', KEYS[2])
+if n <= cap then
+  return 0
+end
+local live, drop, revoke = 1, {}, {}
+for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, cap, 'REV')) do
   if m ~= member then
-    if redis.call('EXISTS', prefix .. m) == 1 then
-      others[#others + 1] = m
+    if redis.call('EXISTS', prefix .. m) == 0 then
+      drop[#drop + 1] = m
+    elseif live < cap then
+      live = live + 1
     else
-      redis.call('ZREM', KEYS[2], m)
+      drop[#drop + 1] = m
+      revoke[#revoke + 1] = prefix .. m
     end
   end
 end
-
-local capped = 0
-local max = tonumber(ARGV[5])
-if max > 0 then
-  -- others is ordered oldest first (ZRANGE by createdAt, ties within
-  -- one millisecond in no particular order); the new session is never
-  -- among them, so it always survives.
-  for i = 1, #others + 1 - max do
-    redis.call('DEL', prefix .. others[i])
-    redis.call('ZREM', KEYS[2], others[i])
-    capped = capped + 1
+if live >= cap and n > cap + 1 then
+  for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, math.min(n - cap - 1, cap) - 1)) do
+    if m ~= member then
+      drop[#drop + 1] = m
+      revoke[#revoke + 1] = prefix .. m
+    end
   end
+end
+local capped = 0
+if #revoke > 0 then
+  capped = redis.call('DEL', unpack(revoke))
+end
+if #drop > 0 then
+  redis.call('ZREM', KEYS[2], unpack(drop))
 end
 return capped
 `)
 
-// touchScript slides the idle expiry of a session that still exists; a
-// session revoked since it was read is not brought back. The new expiry is
-// never past the absolute end and never earlier than the current one, so a
-// slower replica cannot shorten what a faster one extended.
+// touchScript slides the idle expiry of a session that still exists, and
+// of its id map entry; a session revoked since it was read is not brought
+// back. The new expiry is never past the absolute end and never earlier
+// than the current one, so a slower replica cannot shorten what a faster
+// one extended.
 //
-// KEYS: session key. ARGV: now, idle timeout (ms).
+// KEYS: session key. ARGV: deadline, now, idle timeout (ms), id map prefix.
 // Returns {lastSeen, expiresAt} as written, or nil when the key is gone.
-var touchScript = redis.NewScript(`
-local f = redis.call('HMGET', KEYS[1], 'abs', 'exp', 'seen')
+var touchScript = redis.NewScript(luaLate + `
+local f = redis.call('HMGET', KEYS[1], 'abs', 'exp', 'seen', 'id')
 local abs, cur, seen = tonumber(f[1]), tonumber(f[2]), tonumber(f[3])
-if not abs or not cur or not seen then
+if not abs or not cur or not seen or not f[4] then
   return false
 end
-local now = tonumber(ARGV[1])
-local exp = math.min(now + tonumber(ARGV[2]), abs)
+local now = tonumber(ARGV[2])
+local exp = math.min(now + tonumber(ARGV[3]), abs)
 if exp <= cur then
   return {seen, cur}
 end
-redis.call('HSET', KEYS[1], 'seen', ARGV[1], 'exp', exp)
+redis.call('HSET', KEYS[1], 'seen', ARGV[2], 'exp', exp)
 redis.call('PEXPIREAT', KEYS[1], exp)
+-- A no-op for a session of the previous version, which has no entry
+-- until it is listed or refreshed.
+redis.call('PEXPIREAT', ARGV[4] .. f[4], exp)
 return {now, exp}
 `)
 
 // refreshScript moves a session to a new key (a new token) with the same
-// fields, seen and expiry renewed within the absolute end, and swaps the
-// index member. Without RENAME: the new key is written, then the old one
+// fields, seen and expiry renewed within the absolute end, swaps the index
+// member (the score, createdAt, stays) and points the id map entry at the
+// new member. Without RENAME: the new key is written, then the old one
 // deleted, inside one script.
 //
 // KEYS: old session key, new session key, index key.
-// ARGV: old member, new member, now, idle timeout (ms).
+// ARGV: deadline, old member, new member, now, idle timeout (ms), maximum
+// lifetime (ms), id map prefix.
 // Returns the new key's fields as HGETALL would, or nil when the old key is
 // gone, unreadable or already over.
-var refreshScript = redis.NewScript(luaExtend + `
+var refreshScript = redis.NewScript(luaLate + luaExtend + `
 local f = redis.call('HGETALL', KEYS[1])
 if #f == 0 then
   return false
@@ -103,91 +163,105 @@ for i = 1, #f, 2 do
   h[f[i]] = f[i + 1]
 end
 local abs, ct, cur = tonumber(h['abs']), tonumber(h['ct']), tonumber(h['exp'])
-local now = tonumber(ARGV[3])
--- Like Lookup, a session over by the caller's clock is not found even
--- if Redis has not expired it yet.
-if not abs or not ct or not cur or cur <= now then
+local now = tonumber(ARGV[4])
+-- Like Lookup, a session over by the caller's clock, or by the maximum
+-- lifetime now in force, is not found even if Redis has not expired it.
+if not abs or not ct or not cur or not h['id'] or cur <= now or ct + tonumber(ARGV[6]) <= now then
   return false
 end
-local exp = math.min(now + tonumber(ARGV[4]), abs)
+local exp = math.min(now + tonumber(ARGV[5]), abs)
 redis.call('HSET', KEYS[2], unpack(f))
-redis.call('HSET', KEYS[2], 'seen', ARGV[3], 'exp', exp)
+redis.call('HSET', KEYS[2], 'seen', ARGV[4], 'exp', exp, 'idm', '1')
 redis.call('PEXPIREAT', KEYS[2], exp)
 redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('ZADD', KEYS[3], h['ct'], ARGV[2])
+redis.call('ZREM', KEYS[3], ARGV[2])
+redis.call('ZADD', KEYS[3], h['ct'], ARGV[3])
 extend(KEYS[3], h['abs'])
+redis.call('SET', ARGV[7] .. h['id'], ARGV[3], 'PXAT', exp)
 return redis.call('HGETALL', KEYS[2])
 `)
 
 // revokeScript deletes a session and its index member and returns 1 if the
-// session existed.
+// session existed. Its id map entry is left to expire with it: an entry is
+// only ever believed together with the session it names.
 //
-// KEYS: session key, index key. ARGV: member.
-var revokeScript = redis.NewScript(`
+// KEYS: session key, index key. ARGV: deadline, member.
+var revokeScript = redis.NewScript(luaLate + `
 local n = redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[2])
 return n
 `)
 
-// revokeAllScript deletes every session in an index and the index, and
-// returns how many sessions existed.
+// revokeAllScript deletes the sessions of the oldest batch members of an
+// index and those members. It returns {sessions that existed, members
+// left}: more than zero only for an index that held more than the batch,
+// which the caller then runs it again on. Id map entries are left to
+// expire, as in revokeScript.
 //
-// KEYS: index key. ARGV: session key prefix.
-var revokeAllScript = redis.NewScript(`
-local n = 0
-for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  n = n + redis.call('DEL', ARGV[1] .. m)
+// KEYS: index key. ARGV: deadline, session key prefix, batch.
+var revokeAllScript = redis.NewScript(luaLate + `
+local ms = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1)
+if #ms == 0 then
+  return {0, 0}
+end
+local ks = {}
+for i, m in ipairs(ms) do
+  ks[i] = ARGV[2] .. m
+end
+local n = redis.call('DEL', unpack(ks))
+redis.call('ZREM', KEYS[1], unpack(ms))
+return {n, redis.call('ZCARD', KEYS[1])}
+`)
+
+// revokeByIDScript deletes the session an id map entry names, the entry
+// and the index member: three keys, whatever the size of the index.
+// Returns 1 if the session existed.
+//
+// KEYS: id map key, index key. ARGV: deadline, session key prefix.
+var revokeByIDScript = redis.NewScript(luaLate + `
+local m = redis.call('GET', KEYS[1])
+if not m then
+  return 0
 end
 redis.call('DEL', KEYS[1])
-return n
+redis.call('ZREM', KEYS[2], m)
+return redis.call('DEL', ARGV[2] .. m)
 `)
 
-// revokeByIDScript deletes the session of an index whose public id matches,
-// pruning members whose session is gone on the way. Returns 1 if found.
+// listScript returns the listed fields of the live sessions among the
+// newest cap members of an index, flattened, one group of fields per
+// session (an empty string for a missing field), and drops members whose
+// session is gone. HMGET answers all nils only for a key that does not
+// exist (every session hash holds the id), so it tells a gone session
+// without another command. A live session of the previous version gets
+// its id map entry here, once, so that it can be revoked by id.
 //
-// KEYS: index key. ARGV: session key prefix, public id.
-var revokeByIDScript = redis.NewScript(`
-local found = 0
-for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local id = redis.call('HGET', ARGV[1] .. m, 'id')
-  if not id then
-    redis.call('ZREM', KEYS[1], m)
-  elseif id == ARGV[2] and found == 0 then
-    redis.call('DEL', ARGV[1] .. m)
-    redis.call('ZREM', KEYS[1], m)
-    found = 1
-  end
-end
-return found
-`)
-
-// listScript returns the listed fields of every live session in an index,
-// flattened, one group of fields per session (an empty string for a missing
-// field), and prunes members whose session is gone. HMGET answers all nils
-// only for a key that does not exist (every session hash holds the listed
-// fields), so it tells a gone session without another command.
+// It runs without a deadline: what it writes (dropping members of gone
+// sessions, adding an id map entry) changes nothing a client can see.
 //
-// KEYS: index key. ARGV: session key prefix, then the field names.
+// KEYS: index key. ARGV: session key prefix, cap, id map prefix, then the
+// field names, the first three being the id, the expiry and the flag of a
+// session that has its id map entry.
 var listScript = redis.NewScript(`
-local fields = {unpack(ARGV, 2)}
-local out = {}
-for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local v = redis.call('HMGET', ARGV[1] .. m, unpack(fields))
-  local live = false
-  for i = 1, #fields do
-    if v[i] then
-      live = true
-      break
-    end
-  end
-  if live then
+local prefix, idmap = ARGV[1], ARGV[3]
+local fields = {unpack(ARGV, 4)}
+local out, gone = {}, {}
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1, 'REV')) do
+  local v = redis.call('HMGET', prefix .. m, unpack(fields))
+  if v[1] then
     for i = 1, #fields do
       out[#out + 1] = v[i] or ''
     end
+    if not v[3] and tonumber(v[2]) then
+      redis.call('SET', idmap .. v[1], m, 'PXAT', v[2])
+      redis.call('HSET', prefix .. m, fields[3], '1')
+    end
   else
-    redis.call('ZREM', KEYS[1], m)
+    gone[#gone + 1] = m
   end
+end
+if #gone > 0 then
+  redis.call('ZREM', KEYS[1], unpack(gone))
 end
 return out
 `)
@@ -195,11 +269,11 @@ return out
 // createUserScript stores a user record unless one with the same key
 // exists. Returns 1 when stored, 0 when the name is taken.
 //
-// KEYS: user key. ARGV: id, name as registered, password hash.
-var createUserScript = redis.NewScript(`
+// KEYS: user key. ARGV: deadline, id, name as registered, password hash.
+var createUserScript = redis.NewScript(luaLate + `
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
-redis.call('HSET', KEYS[1], 'id', ARGV[1], 'name', ARGV[2], 'pw', ARGV[3])
+redis.call('HSET', KEYS[1], 'id', ARGV[2], 'name', ARGV[3], 'pw', ARGV[4])
 return 1
 `)

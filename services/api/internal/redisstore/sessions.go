@@ -25,15 +25,21 @@ const (
 	userIDLen    = 11
 	tokenBytes   = 32
 	publicIDSize = 16
+	publicIDLen  = 22
 )
 
 // Defaults of SessionOptions, so that a zero SessionOptions works. The
-// service always sets both from its configuration, whose defaults package
+// service always sets them from its configuration, whose defaults package
 // config owns.
 const (
 	defaultIdleTimeout = time.Hour
 	defaultMaxLifetime = 24 * time.Hour
+	defaultMaxPerUser  = 100
 )
+
+// maxPerUserLimit bounds the cap on sessions per user, and so the work of
+// every call on a user's sessions: no call looks at more index members.
+const maxPerUserLimit = 1000
 
 // Field names of a session hash: short, since every session carries them.
 const (
@@ -46,10 +52,14 @@ const (
 	fAbsolute  = "abs"
 	fUserAgent = "ua"
 	fIP        = "ip"
+	// fIDMap marks a session that has its id map entry; sessions of the
+	// previous version have none until listed or refreshed.
+	fIDMap = "idm"
 )
 
-// listFields is the order in which listScript returns a session's fields.
-var listFields = []string{fUserID, fUsername, fID, fCreated, fSeen, fExpires, fAbsolute, fUserAgent, fIP}
+// listFields is the order in which listScript returns a session's fields;
+// it wants the first three first.
+var listFields = []string{fID, fExpires, fIDMap, fUserID, fUsername, fCreated, fSeen, fAbsolute, fUserAgent, fIP}
 
 // SessionOptions sets the lifetimes of sessions.
 type SessionOptions struct {
@@ -58,7 +68,8 @@ type SessionOptions struct {
 	// MaxLifetime is how long a session lives at most after login; 24 h
 	// when zero.
 	MaxLifetime time.Duration
-	// MaxPerUser caps the live sessions of a user; 0 means no cap.
+	// MaxPerUser caps the live sessions of a user: 100 when zero, and
+	// taken as 1 to 1000 (maxPerUserLimit) otherwise.
 	MaxPerUser int
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
@@ -69,10 +80,17 @@ type SessionOptions struct {
 // Keys, all of one user in the hash slot of {userID}:
 //
 //	sess:{userID}:<hex sha256(token)>  HASH, expires at the idle or absolute end
-//	idx:{userID}                       ZSET of the hex hashes, score createdAt ms;
-//	                                   expires with the last absolute end
+//	idx:{userID}                       ZSET of the hex hashes (the members), score
+//	                                   createdAt ms; expires with the last absolute end
+//	sid:{userID}:<public id>           STRING, the member of that session: the id
+//	                                   map; expires with the session
+//
+// The index holds at most MaxPerUser members once a login has trimmed it;
+// members of sessions that ended by expiry stay until a login or a listing
+// drops them. Every call's work is bounded by the cap (see scripts.go).
 type Sessions struct {
 	c          redis.UniversalClient
+	timeout    time.Duration // of c's calls, for script deadlines
 	idle       time.Duration
 	maxLife    time.Duration
 	maxPerUser int
@@ -83,7 +101,11 @@ var _ session.Store = (*Sessions)(nil)
 
 // NewSessions returns a session store on c.
 func NewSessions(c redis.UniversalClient, o SessionOptions) *Sessions {
-	s := &Sessions{c: c, idle: o.IdleTimeout, maxLife: o.MaxLifetime, maxPerUser: max(o.MaxPerUser, 0), now: o.Now}
+	s := &Sessions{c: c, timeout: clientTimeout(c), idle: o.IdleTimeout, maxLife: o.MaxLifetime, maxPerUser: o.MaxPerUser, now: o.Now}
+	if s.maxPerUser == 0 {
+		s.maxPerUser = defaultMaxPerUser
+	}
+	s.maxPerUser = min(max(s.maxPerUser, 1), maxPerUserLimit)
 	if s.idle <= 0 {
 		s.idle = defaultIdleTimeout
 	}
@@ -132,8 +154,13 @@ func (s *Sessions) Create(ctx context.Context, ns session.NewSession) (session.I
 		UserAgent:         session.ClientText(ns.UserAgent),
 		IP:                session.ClientText(ns.IP),
 	}
-	capped, err := createScript.Run(ctx, s.c, []string{k.session, k.index},
-		k.member, ct, exp, abs, s.maxPerUser, k.prefix,
+	dl, err := deadline(ctx, s.timeout)
+	if err != nil {
+		return session.Issued{}, 0, unavailable("creating session", err)
+	}
+	capped, err := createScript.Run(ctx, s.c, []string{k.session, k.index, idMapKey(ns.UserID, id)},
+		dl, k.member, ct, exp, abs, s.maxPerUser, ct-s.maxLife.Milliseconds(), k.prefix,
+		fIDMap, 1,
 		fUserID, sess.UserID,
 		fUsername, sess.Username,
 		fID, sess.ID,
@@ -145,7 +172,7 @@ func (s *Sessions) Create(ctx context.Context, ns session.NewSession) (session.I
 		fIP, sess.IP,
 	).Int()
 	if err != nil {
-		return session.Issued{}, 0, fmt.Errorf("%w: creating session: %w", session.ErrUnavailable, err)
+		return session.Issued{}, 0, unavailable("creating session", err)
 	}
 	return session.Issued{Token: token, Session: sess}, capped, nil
 }
@@ -166,6 +193,7 @@ func (s *Sessions) Lookup(ctx context.Context, token string) (session.Session, e
 	if !ok || sess.UserID != k.userID {
 		return session.Session{}, session.ErrNotFound
 	}
+	sess = s.bounded(sess)
 	now := s.now()
 	// Redis expires the key by its own clock; a replica whose clock runs
 	// ahead must not serve a session it considers over.
@@ -175,19 +203,38 @@ func (s *Sessions) Lookup(ctx context.Context, token string) (session.Session, e
 	if !s.touchDue(sess, now) {
 		return sess, nil
 	}
-	res, err := touchScript.Run(ctx, s.c, []string{k.session}, now.UnixMilli(), s.idle.Milliseconds()).Int64Slice()
+	dl, err := deadline(ctx, s.timeout)
+	if err != nil {
+		return session.Session{}, unavailable("sliding session expiry", err)
+	}
+	res, err := touchScript.Run(ctx, s.c, []string{k.session}, dl, now.UnixMilli(), s.idle.Milliseconds(), idMapPrefix(k.userID)).Int64Slice()
 	switch {
 	case errors.Is(err, redis.Nil):
 		// Revoked or expired between the read and the touch.
 		return session.Session{}, session.ErrNotFound
 	case err != nil:
-		return session.Session{}, fmt.Errorf("%w: sliding session expiry: %w", session.ErrUnavailable, err)
+		return session.Session{}, unavailable("sliding session expiry", err)
 	case len(res) != 2:
 		return session.Session{}, fmt.Errorf("%w: sliding session expiry: got %d values, want 2", session.ErrUnavailable, len(res))
 	}
 	sess.LastSeenAt = msTime(res[0])
 	sess.ExpiresAt = msTime(res[1])
-	return sess, nil
+	return s.bounded(sess), nil
+}
+
+// bounded caps the ends of sess at the maximum lifetime now in force, so
+// that lowering SESSION_MAX_LIFETIME ends older sessions too. Index
+// members past it are dropped by score; a session still served after that
+// would be one no listing, cap or logout-all could reach.
+func (s *Sessions) bounded(sess session.Session) session.Session {
+	end := sess.CreatedAt.Add(s.maxLife)
+	if sess.AbsoluteExpiresAt.After(end) {
+		sess.AbsoluteExpiresAt = end
+	}
+	if sess.ExpiresAt.After(end) {
+		sess.ExpiresAt = end
+	}
+	return sess
 }
 
 // touchDue reports whether a lookup at now should write a new expiry: only
@@ -222,13 +269,18 @@ func (s *Sessions) Refresh(ctx context.Context, token string) (session.Issued, e
 	nk := keysOf(next)
 
 	now := s.now()
+	dl, err := deadline(ctx, s.timeout)
+	if err != nil {
+		return session.Issued{}, unavailable("refreshing session", err)
+	}
 	res, err := refreshScript.Run(ctx, s.c, []string{old.session, nk.session, old.index},
-		old.member, nk.member, now.UnixMilli(), s.idle.Milliseconds()).StringSlice()
+		dl, old.member, nk.member, now.UnixMilli(), s.idle.Milliseconds(), s.maxLife.Milliseconds(),
+		idMapPrefix(old.userID)).StringSlice()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return session.Issued{}, session.ErrNotFound
 	case err != nil:
-		return session.Issued{}, fmt.Errorf("%w: refreshing session: %w", session.ErrUnavailable, err)
+		return session.Issued{}, unavailable("refreshing session", err)
 	}
 	fields := make(map[string]string, len(res)/2)
 	for i := 0; i+1 < len(res); i += 2 {
@@ -238,7 +290,7 @@ func (s *Sessions) Refresh(ctx context.Context, token string) (session.Issued, e
 	if !ok || sess.UserID != old.userID {
 		return session.Issued{}, session.ErrNotFound
 	}
-	return session.Issued{Token: next, Session: sess}, nil
+	return session.Issued{Token: next, Session: s.bounded(sess)}, nil
 }
 
 // Revoke ends the session token names, or returns session.ErrNotFound
@@ -248,9 +300,13 @@ func (s *Sessions) Revoke(ctx context.Context, token string) error {
 		return session.ErrNotFound
 	}
 	k := keysOf(token)
-	n, err := revokeScript.Run(ctx, s.c, []string{k.session, k.index}, k.member).Int()
+	dl, err := deadline(ctx, s.timeout)
 	if err != nil {
-		return fmt.Errorf("%w: revoking session: %w", session.ErrUnavailable, err)
+		return unavailable("revoking session", err)
+	}
+	n, err := revokeScript.Run(ctx, s.c, []string{k.session, k.index}, dl, k.member).Int()
+	if err != nil {
+		return unavailable("revoking session", err)
 	}
 	if n == 0 {
 		return session.ErrNotFound
@@ -259,25 +315,46 @@ func (s *Sessions) Revoke(ctx context.Context, token string) error {
 }
 
 // RevokeAll ends every session of userID and returns how many were live.
+// It takes one script call per maxPerUserLimit index members, so one call
+// for any index this version built; only an index left over the cap by a
+// version without one needs more, and a 503 on one of those leaves the
+// calls before it done.
 func (s *Sessions) RevokeAll(ctx context.Context, userID string) (int, error) {
 	if !validUserID(userID) {
 		return 0, nil
 	}
-	n, err := revokeAllScript.Run(ctx, s.c, []string{indexKey(userID)}, sessionPrefix(userID)).Int()
-	if err != nil {
-		return 0, fmt.Errorf("%w: revoking all sessions: %w", session.ErrUnavailable, err)
+	total := 0
+	for {
+		dl, err := deadline(ctx, s.timeout)
+		if err != nil {
+			return 0, unavailable("revoking all sessions", err)
+		}
+		res, err := revokeAllScript.Run(ctx, s.c, []string{indexKey(userID)}, dl, sessionPrefix(userID), maxPerUserLimit).Int64Slice()
+		switch {
+		case err != nil:
+			return 0, unavailable("revoking all sessions", err)
+		case len(res) != 2:
+			return 0, unavailable("revoking all sessions", fmt.Errorf("got %d values, want 2", len(res)))
+		}
+		total += int(res[0])
+		if res[1] == 0 {
+			return total, nil
+		}
 	}
-	return n, nil
 }
 
 // RevokeByID ends the session of userID with public handle id.
 func (s *Sessions) RevokeByID(ctx context.Context, userID, id string) error {
-	if !validUserID(userID) || id == "" {
+	if !validUserID(userID) || !validPublicID(id) {
 		return session.ErrNotFound
 	}
-	n, err := revokeByIDScript.Run(ctx, s.c, []string{indexKey(userID)}, sessionPrefix(userID), id).Int()
+	dl, err := deadline(ctx, s.timeout)
 	if err != nil {
-		return fmt.Errorf("%w: revoking session by id: %w", session.ErrUnavailable, err)
+		return unavailable("revoking session by id", err)
+	}
+	n, err := revokeByIDScript.Run(ctx, s.c, []string{idMapKey(userID, id), indexKey(userID)}, dl, sessionPrefix(userID)).Int()
+	if err != nil {
+		return unavailable("revoking session by id", err)
 	}
 	if n == 0 {
 		return session.ErrNotFound
@@ -285,19 +362,21 @@ func (s *Sessions) RevokeByID(ctx context.Context, userID, id string) error {
 	return nil
 }
 
-// List returns the live sessions of userID, newest first.
+// List returns the live sessions of userID, newest first: those among the
+// MaxPerUser newest index members, which are all of them once a login has
+// trimmed an index left over the cap by a version without one.
 func (s *Sessions) List(ctx context.Context, userID string) ([]session.Session, error) {
 	if !validUserID(userID) {
 		return nil, nil
 	}
-	args := make([]any, 0, 1+len(listFields))
-	args = append(args, sessionPrefix(userID))
+	args := make([]any, 0, 3+len(listFields))
+	args = append(args, sessionPrefix(userID), s.maxPerUser, idMapPrefix(userID))
 	for _, f := range listFields {
 		args = append(args, f)
 	}
 	res, err := listScript.Run(ctx, s.c, []string{indexKey(userID)}, args...).StringSlice()
 	if err != nil {
-		return nil, fmt.Errorf("%w: listing sessions: %w", session.ErrUnavailable, err)
+		return nil, unavailable("listing sessions", err)
 	}
 	now := s.now()
 	var list []session.Session
@@ -307,7 +386,10 @@ func (s *Sessions) List(ctx context.Context, userID string) ([]session.Session, 
 			fields[f] = res[i+j]
 		}
 		sess, ok := parseSession(fields)
-		if !ok || sess.UserID != userID || !sess.ExpiresAt.After(now) {
+		if !ok || sess.UserID != userID {
+			continue
+		}
+		if sess = s.bounded(sess); !sess.ExpiresAt.After(now) {
 			continue
 		}
 		list = append(list, sess)
@@ -343,6 +425,14 @@ func keysOf(token string) keys {
 
 func sessionPrefix(userID string) string { return "sess:{" + userID + "}:" }
 func indexKey(userID string) string      { return "idx:{" + userID + "}" }
+func idMapPrefix(userID string) string   { return "sid:{" + userID + "}:" }
+func idMapKey(userID, id string) string  { return idMapPrefix(userID) + id }
+
+// validPublicID reports whether id has the shape of the public ids Create
+// makes, so that a request cannot put anything else into a key name.
+func validPublicID(id string) bool {
+	return len(id) == publicIDLen && session.InTokenAlphabet(id)
+}
 
 // validUserID reports whether id has the shape of the ids Users makes.
 // Anything else could carry braces into a key and move it to another slot.

@@ -555,6 +555,8 @@ func TestRedisHoldsNoToken(t *testing.T) {
 			}
 		case "zset":
 			content = e.rdb.ZRange(ctx, k, 0, -1).Val()
+		case "string": // an id map entry
+			content = []string{e.rdb.Get(ctx, k).Val()}
 		default:
 			t.Errorf("key %q: unexpected type %q", k, typ)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -16,14 +17,15 @@ import (
 //
 // It implements session.UserStore.
 type Users struct {
-	c redis.UniversalClient
+	c       redis.UniversalClient
+	timeout time.Duration // of c's calls, for script deadlines
 }
 
 var _ session.UserStore = (*Users)(nil)
 
 // NewUsers returns a user store on c.
 func NewUsers(c redis.UniversalClient) *Users {
-	return &Users{c: c}
+	return &Users{c: c, timeout: clientTimeout(c)}
 }
 
 // newUserID returns a fresh random user id, of the shape session tokens and
@@ -52,9 +54,13 @@ func (s *Users) CreateUser(ctx context.Context, u session.User) error {
 	if !validUserID(u.ID) {
 		return errors.New("creating user: malformed user id")
 	}
-	stored, err := createUserScript.Run(ctx, s.c, []string{userKey(u.Username)}, u.ID, u.Username, u.PasswordHash).Int()
+	dl, err := deadline(ctx, s.timeout)
 	if err != nil {
-		return fmt.Errorf("%w: creating user: %w", session.ErrUnavailable, err)
+		return unavailable("creating user", err)
+	}
+	stored, err := createUserScript.Run(ctx, s.c, []string{userKey(u.Username)}, dl, u.ID, u.Username, u.PasswordHash).Int()
+	if err != nil {
+		return unavailable("creating user", err)
 	}
 	if stored == 0 {
 		return session.ErrUsernameTaken
@@ -69,7 +75,7 @@ func (s *Users) UserByName(ctx context.Context, username string) (session.User, 
 	}
 	f, err := s.c.HGetAll(ctx, userKey(username)).Result()
 	if err != nil {
-		return session.User{}, fmt.Errorf("%w: looking up user: %w", session.ErrUnavailable, err)
+		return session.User{}, unavailable("looking up user", err)
 	}
 	u := session.User{ID: f["id"], Username: f["name"], PasswordHash: f["pw"]}
 	if !validUserID(u.ID) || u.Username == "" || u.PasswordHash == "" {

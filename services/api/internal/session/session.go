@@ -21,8 +21,9 @@ var (
 	// regard to case, already exists.
 	ErrUsernameTaken = errors.New("username taken")
 	// ErrUnavailable means the store could not be reached, refused or did
-	// not answer in time. It must never be reported to a client as an
-	// authentication failure: an outage logs nobody out.
+	// not answer in time. A call that returns it has changed nothing, even
+	// if a slow store runs it later. It must never be reported to a client
+	// as an authentication failure: an outage logs nobody out.
 	ErrUnavailable = errors.New("session store unavailable")
 	// ErrBusy means no password-hashing slot became free in time; the
 	// client should retry shortly.
@@ -71,8 +72,8 @@ type NewSession struct {
 // always wins against a concurrent lookup, and no session outlives its
 // absolute lifetime.
 type Store interface {
-	// Create opens a session and returns its token. When a cap on
-	// sessions per user applies, capped counts the oldest sessions it
+	// Create opens a session and returns its token. When the user is over
+	// the cap on sessions per user, capped counts the oldest sessions it
 	// revoked to make room.
 	Create(ctx context.Context, s NewSession) (issued Issued, capped int, err error)
 	// Lookup returns the live session a token names, sliding its idle
