@@ -14,17 +14,17 @@ STATICCHECK    := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # coordinator at its deadline and can fail with "context deadline exceeded"
 # and no failing input (go.dev/issue/75804, fixed in Go 1.27).
 FUZZTIME       ?= 10000x
-GO_MODULES     := $(API_DIR) loadtest deploy/e2e deploy/k8s
+GO_MODULES     := $(API_DIR) loadtest deploy/e2e deploy/k8s deploy/systemtest
 
-.PHONY: build test lint test-api fuzz run deps loadtest \
-        images up down down-volumes logs ps redis-cli test-deploy test-k8s
+.PHONY: build test lint test-api fuzz run deps loadtest bench bench-deps \
+        images up down down-volumes logs ps redis-cli test-deploy test-k8s e2e
 
 ## build: compile the API binary into bin/api
 build:
 	cd $(API_DIR) && CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o ../../bin/api ./cmd/api
 
-## test: everything CI checks — lint, unit and real-Redis tests, fuzz seeds, Kubernetes manifests, deploy checks and the compose smoke test
-test: lint test-api fuzz test-k8s test-deploy
+## test: everything CI checks — lint, unit and real-Redis tests, fuzz seeds, Kubernetes manifests, deploy checks, the compose smoke test and the system test suite
+test: lint test-api fuzz test-k8s test-deploy e2e
 
 ## deps: install the Debian packages the tests need when they are missing
 deps:
@@ -62,11 +62,27 @@ test-k8s:
 run:
 	cd $(API_DIR) && COOKIE_SECURE=$${COOKIE_SECURE:-false} go run -ldflags "$(LDFLAGS)" ./cmd/api -host 127.0.0.1
 
-## loadtest: GET /profile through nginx for LOAD_DURATION (default 10s) at LOAD_RATE req/s (0 = as fast as possible); needs `make up`
+## loadtest: load the running stack (make up) through nginx as users do and check every answer; LOAD_SCENARIO read|login|mixed|churn, LOAD_RATE req/s (0 = closed model of LOAD_WORKERS), LOAD_DURATION, LOAD_ARGS for more flags (cd loadtest && go run . -h)
+LOAD_SCENARIO ?= read
 LOAD_DURATION ?= 10s
 LOAD_RATE     ?= 0
+LOAD_WORKERS  ?= 32
+LOAD_ARGS     ?=
 loadtest:
-	cd loadtest && go run . -target http://127.0.0.1:$(NGINX_PORT) -duration $(LOAD_DURATION) -rate $(LOAD_RATE)
+	cd loadtest && go run . -target http://127.0.0.1:$(NGINX_PORT) -scenario $(LOAD_SCENARIO) -duration $(LOAD_DURATION) \
+		$$(if [ "$(LOAD_RATE)" = 0 ]; then echo -workers $(LOAD_WORKERS); else echo -rate $(LOAD_RATE); fi) $(LOAD_ARGS)
+
+## bench: measure the system as host processes on loopback (redis-server, the replicas, nginx with nginx.conf) against the machine's ceilings; writes loadtest/results/DATE.{json,md} and the README's table. BENCH_DURATION per load; BENCH_ARGS for more (cd loadtest && go run ./bench -h), e.g. -docker http://127.0.0.1:8080 after make up
+BENCH_DURATION ?= 10s
+BENCH_ARGS     ?=
+bench: bench-deps
+	cd loadtest && go run ./bench -repo .. -out results -readme -duration $(BENCH_DURATION) $(BENCH_ARGS)
+
+## bench-deps: install the Debian packages make bench runs when they are missing
+bench-deps:
+	@command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null && command -v nginx >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server redis-tools nginx-light && \
+		  { service nginx stop; service redis-server stop; } >/dev/null 2>&1 || true; }
 
 # ---- deployment (docker-compose stack, offline images) ----
 # With a registry, `docker compose up --build` needs none of this: it pulls
@@ -163,3 +179,15 @@ test-deploy: images
 			{ echo "alerts with $$* do not reach receiver $$want" >&2; exit 1; }; \
 	done
 	cd deploy/e2e && $(DEPLOY_ENV) go test -count=1 -timeout 15m ./...
+
+## e2e: the system test suite (deploy/systemtest, testcontainers-go): every case with its result; RUN=Partitions (or RUN='Partitions|UsersAreIsolated') runs only those
+# testcontainers-go reads both variables once per process: Ryuk, its
+# reaper, is an image no registry can give us here (the suite removes what
+# it made itself), and the host override keeps every request on 127.0.0.1.
+# Containers' logs of a failing case land under deploy/systemtest/_artifacts.
+E2E_TIMEOUT ?= 15m
+e2e: images
+	cd deploy/systemtest && $(DEPLOY_ENV) \
+		TESTCONTAINERS_RYUK_DISABLED=true TESTCONTAINERS_HOST_OVERRIDE=localhost \
+		go test -v -count=1 -timeout $(E2E_TIMEOUT) -artifacts \
+		$(if $(RUN),-run 'TestSystem/^($(RUN))$$') ./...

@@ -1,254 +1,358 @@
-// Command loadtest drives the session API over HTTP only, as a client would:
-// it registers and logs in a few users, then fires GET /profile (the hot
-// path) at a fixed rate, or as fast as it can, for a bounded time and number
-// of requests, and reports latency percentiles, throughput, status codes and
-// how the load spread over the replicas (the X-Instance header).
+// Command loadtest loads the session API over HTTP only, as its users do,
+// and checks every answer while it does.
 //
-// It refuses any target that is not on the loopback interface: it is a tool
-// for measuring a stack on this machine, not for hitting someone else's.
+// A scenario (-scenario) says what the users do: read their profile, log
+// in, go through whole sessions (mixed, churn). Users are registered in an
+// untimed set-up phase first. The load is an open model (-rate or -stages:
+// arrivals on a schedule that does not wait for answers, so a slow target
+// cannot slow the arrivals and hide its own latency) or a closed one
+// (-workers: each worker sends its next request when the previous one is
+// answered). Every answer is judged against the contract; a wrong answer
+// (another user's profile, a live session refused) fails the run whatever
+// the thresholds say. The report gives requests per second achieved and
+// asked, latency percentiles per kind of request, status codes and the
+// share each replica served, on the terminal and optionally as JSON and as
+// an HTML page with plots.
+//
+// It sends traffic only to this machine's loopback unless -allow-remote
+// says otherwise, and every run is bounded in time and requests.
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
-	"slices"
-	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"redis-session-app/loadtest/internal/report"
+	"redis-session-app/loadtest/internal/scenario"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args, os.Stdout, os.Stderr)
 	stop()
+	var usage *usageError
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		os.Exit(0)
+	case errors.As(err, &usage):
+		fmt.Fprintln(os.Stderr, "loadtest:", err)
+		os.Exit(2)
 	case err != nil:
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
 		os.Exit(1)
 	}
 }
 
-// Upper bounds that keep every run finite whatever the flags say.
-const (
-	maxDuration = 5 * time.Minute
-	maxRequests = 5_000_000
-)
+// usageError is a flag that could not be accepted; main exits 2 for it.
+type usageError struct{ err error }
 
-type options struct {
-	target      string
-	path        string
-	rate        int
-	duration    time.Duration
-	maxRequests uint64
-	users       int
-	workers     uint64
-	connections int
-}
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
 
-func parseOptions(args []string, stderr io.Writer) (options, error) {
-	var o options
-	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&o.target, "target", "http://127.0.0.1:8080", "base URL of the API (nginx or one replica); loopback only")
-	fs.StringVar(&o.path, "path", "/profile", "authenticated GET route to load")
-	fs.IntVar(&o.rate, "rate", 0, "requests per second; 0 means as fast as the workers go")
-	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to attack (at most 5m)")
-	fs.Uint64Var(&o.maxRequests, "max-requests", 1_000_000, "stop after this many requests")
-	fs.IntVar(&o.users, "users", 8, "users to register and log in first (each login counts against the per-IP limit)")
-	fs.Uint64Var(&o.workers, "workers", 32, "concurrent workers")
-	fs.IntVar(&o.connections, "connections", 64, "idle keep-alive connections per host")
-	if err := fs.Parse(args[1:]); err != nil {
-		return o, err
-	}
-	switch {
-	case o.duration <= 0 || o.duration > maxDuration:
-		return o, fmt.Errorf("-duration must be in (0, %s]", maxDuration)
-	case o.maxRequests == 0 || o.maxRequests > maxRequests:
-		return o, fmt.Errorf("-max-requests must be in [1, %d]", maxRequests)
-	case o.users < 1 || o.users > 100:
-		return o, errors.New("-users must be in [1, 100]")
-	case o.rate < 0:
-		return o, errors.New("-rate must not be negative")
-	case !strings.HasPrefix(o.path, "/"):
-		return o, errors.New("-path must start with /")
-	}
-	return o, checkLoopback(o.target)
-}
-
-// checkLoopback refuses targets outside 127.0.0.0/8 and ::1.
-func checkLoopback(target string) error {
-	u, err := url.Parse(target)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("-target %q is not a URL", target)
-	}
-	host := u.Hostname()
-	if host == "localhost" {
-		return nil
-	}
-	ip := net.ParseIP(host)
-	if ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("-target %q is not a loopback address", target)
-	}
-	return nil
-}
+// stepHeader carries a step's id from the targeter to the transport, which
+// removes it before the request leaves, as it does vegeta's own headers.
+const stepHeader = "Loadtest-Step"
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o, err := parseOptions(args, stderr)
-	if err != nil {
+	if errors.Is(err, flag.ErrHelp) {
 		return err
 	}
-	client := &http.Client{Timeout: 10 * time.Second}
-	tokens, err := loginUsers(ctx, client, o.target, o.users)
 	if err != nil {
-		return err
+		return &usageError{err}
 	}
+	transport := newTransport(o)
+	defer transport.CloseIdleConnections()
+	endpoints := scenario.NewEndpoints(o.target)
 
-	targets := make([]vegeta.Target, len(tokens))
-	for i, tok := range tokens {
-		targets[i] = vegeta.Target{
-			Method: http.MethodGet,
-			URL:    strings.TrimRight(o.target, "/") + o.path,
-			Header: http.Header{"X-Session-Id": {tok}},
+	users, err := prepareUsers(ctx, o, transport, endpoints, stderr)
+	if err != nil {
+		return err
+	}
+	sc, err := scenario.New(o.scenario, endpoints, users, o.journey, o.getPath)
+	if err != nil {
+		return err
+	}
+	if o.startAfter > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(o.startAfter):
 		}
 	}
-	attacker := vegeta.NewAttacker(
-		vegeta.Workers(o.workers),
-		vegeta.MaxWorkers(o.workers),
-		vegeta.Connections(o.connections),
-		vegeta.KeepAlive(true),
-		vegeta.Timeout(10*time.Second),
-		vegeta.MaxBody(4096),
-	)
-	// A frequency of 0 is vegeta's "as fast as the workers go"; MaxWorkers
-	// bounds the concurrency then.
-	pacer := vegeta.ConstantPacer{Freq: o.rate, Per: time.Second}
-	var (
-		metrics   vegeta.Metrics
-		instances = map[string]uint64{}
-		seen      uint64
-	)
-	results := attacker.Attack(vegeta.NewStaticTargeter(targets...), pacer, o.duration, "profile")
+	return attack(ctx, o, transport, sc, stdout, stderr)
+}
+
+// setupDone starts the line that ends the set-up phase; a benchmark waits
+// for it before it reads the target's counters.
+const setupDone = "set-up done"
+
+// prepareUsers makes the users of the run: read from -sessions-file, or
+// registered (and for read, logged in) in the untimed set-up phase.
+func prepareUsers(ctx context.Context, o options, transport http.RoundTripper, endpoints scenario.Endpoints, stderr io.Writer) ([]*scenario.User, error) {
+	switch {
+	case !scenario.NeedsUsers(o.scenario):
+		fmt.Fprintf(stderr, "%s: the %s scenario has no users\n", setupDone, o.scenario)
+		return nil, nil
+	case o.sessionsFile != "":
+		f, err := os.Open(o.sessionsFile)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		users, err := scenario.ReadSessions(f)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", o.sessionsFile, err)
+		}
+		fmt.Fprintf(stderr, "%s: %d sessions read from %s\n", setupDone, len(users), o.sessionsFile)
+		return users, nil
+	}
+	users := make([]*scenario.User, o.users)
+	for i := range users {
+		users[i] = scenario.NewUser(o.userPrefix+strconv.Itoa(i), "loadtest-password-"+strconv.Itoa(i))
+	}
+	login := scenario.NeedsLogin(o.scenario)
+	what := "registering"
+	if login {
+		what = "registering and logging in"
+	}
+	fmt.Fprintf(stderr, "set-up (not timed): %s %d users %s0..%d on %s\n", what, o.users, o.userPrefix, o.users-1, o.target)
+	setup := &scenario.Setup{
+		Client:    &http.Client{Transport: transport, Timeout: 30 * time.Second, CheckRedirect: noRedirects},
+		Endpoints: endpoints,
+		Parallel:  o.setupParallel,
+		Deadline:  time.Now().Add(o.setupTimeout),
+		Log:       stderr,
+	}
+	sr, err := setup.Run(ctx, users, login)
+	if err != nil {
+		return nil, fmt.Errorf("set-up: %w", err)
+	}
+	fmt.Fprintf(stderr, "%s in %.1fs: %d users registered, %d existed, %d logged in, %.0fs spent waiting on Retry-After\n",
+		setupDone, sr.Took.Seconds(), sr.Registered, sr.Existing, sr.LoggedIn, sr.Waited.Seconds())
+	return users, nil
+}
+
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// newTransport returns the HTTP transport of every request. Without
+// -allow-remote its dialer refuses any address that is not loopback, so
+// that a name resolving elsewhere cannot send the load off this machine.
+func newTransport(o options) *http.Transport {
+	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	if !o.allowRemote {
+		dialer.Control = func(network, address string, _ syscall.RawConn) error {
+			host, _, err := net.SplitHostPort(address)
+			if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+				return fmt.Errorf("refusing to connect to %s: not a loopback address (see -allow-remote)", address)
+			}
+			return nil
+		}
+	}
+	return &http.Transport{
+		DialContext:         dialer.DialContext,
+		MaxIdleConns:        o.connections,
+		MaxIdleConnsPerHost: o.connections,
+		// Shorter than nginx's keepalive_timeout, so the client closes an
+		// idle connection before the server does.
+		IdleConnTimeout:    30 * time.Second,
+		DisableCompression: true,
+	}
+}
+
+// steps remembers the step of every request in flight: the targeter gives
+// each step an id, the transport ties the id to vegeta's sequence number
+// (which every result carries, failed ones too) and the result's reader
+// takes the step back by that number.
+type steps struct {
+	next    atomic.Uint64
+	pending sync.Map // step id → *scenario.Step
+	bySeq   sync.Map // vegeta sequence number → *scenario.Step
+}
+
+func (s *steps) add(st *scenario.Step) string {
+	id := strconv.FormatUint(s.next.Add(1), 10)
+	s.pending.Store(id, st)
+	return id
+}
+
+func (s *steps) bind(id, seq string) {
+	st, ok := s.pending.LoadAndDelete(id)
+	n, err := strconv.ParseUint(seq, 10, 64)
+	if ok && err == nil {
+		s.bySeq.Store(n, st)
+	}
+}
+
+func (s *steps) take(seq uint64) *scenario.Step {
+	st, ok := s.bySeq.LoadAndDelete(seq)
+	if !ok {
+		return nil
+	}
+	return st.(*scenario.Step)
+}
+
+// tagging is the transport of the timed phase: it ties each request to its
+// step and strips the headers that are not the user's.
+type tagging struct {
+	next  http.RoundTripper
+	steps *steps
+}
+
+func (t *tagging) RoundTrip(req *http.Request) (*http.Response, error) {
+	// The request was made by vegeta for this one call and is read by no
+	// one else, so its headers may be trimmed in place.
+	t.steps.bind(req.Header.Get(stepHeader), req.Header.Get("X-Vegeta-Seq"))
+	req.Header.Del(stepHeader)
+	req.Header.Del("X-Vegeta-Seq")
+	req.Header.Del("X-Vegeta-Attack")
+	return t.next.RoundTrip(req)
+}
+
+// attack runs the timed phase and reports.
+func attack(ctx context.Context, o options, transport http.RoundTripper, sc scenario.Scenario, stdout, stderr io.Writer) error {
+	tracked := &steps{}
+	client := &http.Client{
+		Transport:     &tagging{next: transport, steps: tracked},
+		Timeout:       o.timeout,
+		CheckRedirect: noRedirects,
+	}
+	run := report.Run{Scenario: o.scenario, Target: o.target, Users: o.users}
+	if !scenario.NeedsUsers(o.scenario) {
+		run.Users = 0
+	}
+	var pacer vegeta.Pacer
+	if o.schedule != nil {
+		pacer = *o.schedule
+		run.Model, run.Schedule = "open", o.schedule.String()
+		run.Expected, run.Rate = o.schedule.Expected, o.schedule.Rate
+	} else {
+		// A rate of 0 is vegeta's "as fast as the workers go".
+		pacer = vegeta.ConstantPacer{}
+		run.Model, run.Workers = "closed", o.workers
+	}
+	opts := []func(*vegeta.Attacker){vegeta.Client(client), vegeta.MaxBody(64 << 10)}
+	if o.schedule != nil {
+		// Workers are started as arrivals need them, up to the bound on
+		// requests in flight; reaching it shows as a shortfall.
+		opts = append(opts, vegeta.Workers(uint64(min(64, o.maxInFlight))), vegeta.MaxWorkers(uint64(o.maxInFlight)))
+	} else {
+		opts = append(opts, vegeta.Workers(uint64(o.workers)), vegeta.MaxWorkers(uint64(o.workers)))
+	}
+	attacker := vegeta.NewAttacker(opts...)
+
+	var sent atomic.Uint64
+	targeter := func(t *vegeta.Target) error {
+		if sent.Add(1) > o.maxRequests {
+			return vegeta.ErrNoTargets
+		}
+		st, err := sc.Next()
+		if err != nil {
+			return err
+		}
+		*t = st.Target
+		t.Header.Set(stepHeader, tracked.add(st))
+		return nil
+	}
+
+	start := time.Now()
+	coll := report.NewCollector(start)
+	results := attacker.Attack(targeter, pacer, o.duration, o.scenario)
+	var tick <-chan time.Time
+	if o.progress > 0 {
+		t := time.NewTicker(o.progress)
+		defer t.Stop()
+		tick = t.C
+	}
 	interrupted := ctx.Done()
+	stop := func() {
+		attacker.Stop()
+		sc.Stop()
+	}
+loop:
 	for {
 		select {
 		case <-interrupted:
-			// Stop once; the results of requests in flight still arrive.
-			attacker.Stop()
+			// Stop once; the answers of requests in flight still arrive.
+			fmt.Fprintln(stderr, "interrupted: waiting for the requests in flight, then reporting")
+			stop()
 			interrupted = nil
+		case now := <-tick:
+			p := coll.Progress(now, o.progress)
+			p.InFlight = int64(min(sent.Load(), o.maxRequests)) - int64(p.Requests)
+			fmt.Fprintln(stderr, p)
 		case r, ok := <-results:
 			if !ok {
-				metrics.Close()
-				return report(stdout, o, &metrics, instances)
+				break loop
 			}
-			metrics.Add(r)
-			if id := r.Headers.Get("X-Instance"); id != "" {
-				instances[id]++
+			st := tracked.take(r.Seq)
+			if st == nil {
+				// The targeter ended the attack: nothing was sent.
+				continue
 			}
-			if seen++; seen == o.maxRequests {
-				attacker.Stop()
+			resp := scenario.Response{Status: int(r.Code), Body: r.Body}
+			if r.Code == 0 {
+				resp.Err = r.Error
 			}
+			coll.Add(report.Record{
+				Kind:     st.Kind,
+				At:       r.Timestamp,
+				Latency:  r.Latency,
+				Status:   resp.Status,
+				Outcome:  sc.Done(st, resp),
+				Instance: r.Headers.Get("X-Instance"),
+			})
 		}
 	}
-}
+	stop()
 
-// loginUsers logs in n load-test users, registering those that do not exist
-// yet, and returns their tokens. The names are stable, so repeated runs
-// reuse the accounts and spend only logins against the per-IP limit; when a
-// limit answers 429 it waits the Retry-After it was given, within a bound.
-func loginUsers(ctx context.Context, client *http.Client, target string, n int) ([]string, error) {
-	const password = "load-test-password"
-	deadline := time.Now().Add(2 * time.Minute)
-	tokens := make([]string, 0, n)
-	for i := 0; i < n; i++ {
-		creds := map[string]string{"username": fmt.Sprintf("loadtest-%d", i), "password": password}
-		if _, err := postJSON(ctx, client, deadline, target+"/auth/register", creds, http.StatusCreated, http.StatusConflict); err != nil {
-			return nil, fmt.Errorf("registering: %w", err)
-		}
-		body, err := postJSON(ctx, client, deadline, target+"/auth/login", creds, http.StatusOK)
-		if err != nil {
-			return nil, fmt.Errorf("logging in: %w", err)
-		}
-		var login struct {
-			SessionID string `json:"sessionId"`
-		}
-		if err := json.Unmarshal(body, &login); err != nil || login.SessionID == "" {
-			return nil, fmt.Errorf("logging in: no sessionId in %q", body)
-		}
-		tokens = append(tokens, login.SessionID)
-	}
-	return tokens, nil
-}
-
-// postJSON posts v and returns the body of an answer with one of the wanted
-// statuses, waiting out 429s until deadline.
-func postJSON(ctx context.Context, client *http.Client, deadline time.Time, url string, v any, want ...int) ([]byte, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
-		if err != nil {
-			return nil, err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		resp.Body.Close()
-		if slices.Contains(want, resp.StatusCode) {
-			return body, nil
-		}
-		wait, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
-		if resp.StatusCode != http.StatusTooManyRequests || wait < 1 || time.Now().Add(time.Duration(wait)*time.Second).After(deadline) {
-			return nil, fmt.Errorf("POST %s: got status %d, want %v: %s", url, resp.StatusCode, want, body)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(time.Duration(wait) * time.Second):
-		}
-	}
-}
-
-func report(w io.Writer, o options, m *vegeta.Metrics, instances map[string]uint64) error {
-	mode := fmt.Sprintf("%d req/s", o.rate)
-	if o.rate == 0 {
-		mode = fmt.Sprintf("max rate, %d workers", o.workers)
-	}
-	fmt.Fprintf(w, "GET %s on %s, %s, %s, %d users\n\n", o.path, o.target, mode, o.duration, o.users)
-	if err := vegeta.NewTextReporter(m).Report(w); err != nil {
+	sum := coll.Summarize(run, sc.Waits())
+	passed := o.limits.Check(sum)
+	if err := sum.WriteText(stdout); err != nil {
 		return err
 	}
-	ids := make([]string, 0, len(instances))
-	for id := range instances {
-		ids = append(ids, id)
+	if warn := sum.ShortfallWarning(); warn != "" {
+		fmt.Fprintln(stderr, warn)
 	}
-	sort.Strings(ids)
-	fmt.Fprintln(w, "\nResponses by replica (X-Instance):")
-	for _, id := range ids {
-		fmt.Fprintf(w, "  %-20s %d\n", id, instances[id])
+	if err := writeFile(o.jsonPath, sum.WriteJSON); err != nil {
+		return err
 	}
-	if m.Success < 0.999 {
-		return fmt.Errorf("success ratio %.4f is below 0.999", m.Success)
+	if err := writeFile(o.htmlPath, sum.WriteHTML); err != nil {
+		return err
+	}
+	if !passed {
+		return fmt.Errorf("thresholds breached: %s", strings.Join(sum.Breaches(), "; "))
 	}
 	return nil
+}
+
+// writeFile writes one report file when a path was given.
+func writeFile(path string, write func(io.Writer) error) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return f.Close()
 }

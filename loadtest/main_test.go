@@ -2,53 +2,107 @@ package main
 
 import (
 	"io"
+	"strings"
 	"testing"
+	"time"
 )
 
-func TestCheckLoopback(t *testing.T) {
+func TestCheckTarget(t *testing.T) {
 	tests := []struct {
-		target string
-		ok     bool
+		target      string
+		allowRemote bool
+		want        string // "" means refused
 	}{
-		{"http://127.0.0.1:8080", true},
-		{"http://localhost:3000", true},
-		{"http://127.3.4.5", true},
-		{"http://[::1]:8080", true},
-		{"http://10.0.0.1:8080", false},
-		{"http://172.17.0.1:8080", false},
-		{"http://example.com", false},
-		{"127.0.0.1:8080", false},
-		{"", false},
+		{"http://127.0.0.1:8080", false, "http://127.0.0.1:8080"},
+		{"http://127.0.0.1:8080/", false, "http://127.0.0.1:8080"},
+		{"http://localhost:3000", false, "http://localhost:3000"},
+		{"http://127.3.4.5", false, "http://127.3.4.5"},
+		{"http://[::1]:8080/", false, "http://[::1]:8080"},
+		{"https://127.0.0.1/api/", false, "https://127.0.0.1/api"},
+		{"http://10.0.0.1:8080", false, ""},
+		{"http://172.17.0.1:8080", false, ""},
+		{"http://example.com", false, ""},
+		{"http://example.com/", true, "http://example.com"},
+		{"127.0.0.1:8080", false, ""},
+		{"ftp://127.0.0.1", false, ""},
+		{"http://127.0.0.1/?a=b", false, ""},
+		{"http://user:pw@127.0.0.1/", false, ""},
+		{"", false, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.target, func(t *testing.T) {
-			err := checkLoopback(tc.target)
-			if got := err == nil; got != tc.ok {
-				t.Errorf("checkLoopback(%q) = %v, want ok %v", tc.target, err, tc.ok)
+			got, err := checkTarget(tc.target, tc.allowRemote)
+			if tc.want == "" {
+				if err == nil {
+					t.Errorf("checkTarget(%q) = %q, want an error", tc.target, got)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Errorf("checkTarget(%q) = %q, %v, want %q", tc.target, got, err, tc.want)
 			}
 		})
 	}
 }
 
-func TestParseOptionsBounds(t *testing.T) {
+func TestParseOptions(t *testing.T) {
 	tests := []struct {
-		name string
-		args []string
-		ok   bool
+		name    string
+		args    []string
+		errPart string // "" means accepted
+		check   func(t *testing.T, o options)
 	}{
-		{"Defaults", nil, true},
-		{"ErrDurationTooLong", []string{"-duration", "1h"}, false},
-		{"ErrZeroRequests", []string{"-max-requests", "0"}, false},
-		{"ErrTooManyUsers", []string{"-users", "1000"}, false},
-		{"ErrRemoteTarget", []string{"-target", "http://192.168.1.1"}, false},
-		{"ErrRelativePath", []string{"-path", "profile"}, false},
+		{"Defaults", nil, "", func(t *testing.T, o options) {
+			if o.schedule != nil || o.workers != 32 || o.scenario != "read" || o.userPrefix != "loadtest-read-" {
+				t.Errorf("got schedule %v, workers %d, scenario %q, prefix %q; want closed model, 32 workers, read", o.schedule, o.workers, o.scenario, o.userPrefix)
+			}
+		}},
+		{"RateIsOpenModel", []string{"-rate", "5000/s", "-duration", "3s"}, "", func(t *testing.T, o options) {
+			if o.schedule == nil || o.schedule.Expected(3*time.Second) != 15000 {
+				t.Errorf("got schedule %v, want 5000/s for 3s", o.schedule)
+			}
+		}},
+		{"StagesSetDuration", []string{"-stages", "10s@1000,30s@5000,10s@0"}, "", func(t *testing.T, o options) {
+			if o.duration != 50*time.Second {
+				t.Errorf("got duration %s, want 50s", o.duration)
+			}
+		}},
+		{"ChurnJourney", []string{"-scenario", "churn", "-reads", "5"}, "", func(t *testing.T, o options) {
+			if o.journey.Reads != 5 || o.journey.Lists != 0 || o.journey.Refreshes != 0 {
+				t.Errorf("got journey %+v, want 5 reads only", o.journey)
+			}
+		}},
+		{"MaxP99", []string{"-scenario", "mixed", "-max-p99", "profile=5ms", "-max-p99", "all=20ms"}, "", func(t *testing.T, o options) {
+			if o.limits.MaxP99["profile"] != 5*time.Millisecond || o.limits.MaxP99["all"] != 20*time.Millisecond {
+				t.Errorf("got %v, want profile 5ms and all 20ms", o.limits.MaxP99)
+			}
+		}},
+		{"ErrP99KindNotSent", []string{"-max-p99", "login=5ms"}, "sends no", nil},
+		{"ErrRateAndWorkers", []string{"-rate", "100", "-workers", "2"}, "use one", nil},
+		{"ErrRateAndStages", []string{"-rate", "100", "-stages", "1s@5"}, "use one", nil},
+		{"ErrStagesAndDuration", []string{"-stages", "1s@5", "-duration", "3s"}, "drop -duration", nil},
+		{"ErrZeroRate", []string{"-rate", "0"}, "positive", nil},
+		{"ErrDurationTooLong", []string{"-duration", "1h"}, "-duration", nil},
+		{"ErrStagesTooLong", []string{"-stages", "11m@5"}, "more than", nil},
+		{"ErrZeroRequests", []string{"-max-requests", "0"}, "-max-requests", nil},
+		{"ErrTooManyUsers", []string{"-users", "1000000"}, "-users", nil},
+		{"ErrUnknownScenario", []string{"-scenario", "browse"}, "want one of", nil},
+		{"ErrRemoteTarget", []string{"-target", "http://192.168.1.1"}, "-allow-remote", nil},
+		{"ErrExtraArgument", []string{"extra"}, "unexpected", nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := parseOptions(append([]string{"loadtest"}, tc.args...), io.Discard)
-			if got := err == nil; got != tc.ok {
-				t.Errorf("parseOptions(%q) = %v, want ok %v", tc.args, err, tc.ok)
+			o, err := parseOptions(append([]string{"loadtest"}, tc.args...), io.Discard)
+			if tc.errPart != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.errPart) {
+					t.Fatalf("parseOptions(%q) error %v, want one containing %q", tc.args, err, tc.errPart)
+				}
+				return
 			}
+			if err != nil {
+				t.Fatalf("parseOptions(%q) error %v, want none", tc.args, err)
+			}
+			tc.check(t, o)
 		})
 	}
 }

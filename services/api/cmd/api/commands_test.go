@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"net/http"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"redis-session-app/services/api/internal/redistest"
 )
@@ -19,18 +22,49 @@ func TestRedisCommandsPerRoute(t *testing.T) {
 	rds := redistest.Start(t)
 	r := startReplica(t, baseEnv(rds.Addr(), "commands")) // idle 1h: no touch due
 
-	// measure returns the commands Redis ran during f, without the CONFIG
-	// RESETSTAT and INFO around it and the HELLO of the connection INFO
-	// comes on.
+	// measure returns the commands Redis ran during f for requests: not
+	// those of the test's own transactions around f, and not the SETs of
+	// the replica's background probe. The probe's key holds how many
+	// probes it has written; each transaction reads it at the same instant
+	// as it resets or reads the statistics, so no probe falls in between.
+	admin := rds.Client(t)
+	probeKey := "probe:commands"
 	measure := func(f func()) map[string]int64 {
 		t.Helper()
-		rds.ResetStats(t)
+		ctx := context.Background()
+		var before *redis.StringCmd
+		if _, err := admin.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			before = p.Get(ctx, probeKey)
+			p.ConfigResetStat(ctx)
+			return nil
+		}); err != nil {
+			t.Fatalf("resetting stats: %v", err)
+		}
 		f()
-		got := rds.CommandStats(t)
-		delete(got, "info")
-		delete(got, "config|resetstat")
-		if got["hello"]--; got["hello"] <= 0 {
-			delete(got, "hello")
+		var after *redis.StringCmd
+		var info *redis.StringCmd
+		if _, err := admin.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			info = p.Info(ctx, "commandstats")
+			after = p.Get(ctx, probeKey)
+			return nil
+		}); err != nil {
+			t.Fatalf("reading stats: %v", err)
+		}
+		got, err := redistest.ParseCommandStats(info.Val())
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, errB := before.Int64()
+		a, errA := after.Int64()
+		if errB != nil || errA != nil {
+			t.Fatalf("probe key %s: got %v and %v, want a count", probeKey, errB, errA)
+		}
+		// The test's own transactions; no route uses MULTI.
+		for _, cmd := range []string{"config|resetstat", "multi", "exec"} {
+			delete(got, cmd)
+		}
+		if got["set"] -= a - b; got["set"] <= 0 {
+			delete(got, "set")
 		}
 		return got
 	}
@@ -45,7 +79,9 @@ func TestRedisCommandsPerRoute(t *testing.T) {
 		want int64
 		f    func()
 	}{
-		{"register", 11, func() { r.register(t, "counter", pw) }},
+		// The replica's connection is open already: its probe opened
+		// it at start, so no step pays for a handshake.
+		{"register", 10, func() { r.register(t, "counter", pw) }},
 		{"login", 20, func() { tok = r.login(t, "counter", pw) }},
 		{"profile", 1, func() { wantStatus(t, r.profile(t, tok), http.StatusOK) }},
 		{"sessions", 5, func() { r.sessions(t, tok) }},

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"net/http"
+	"regexp"
 	"strconv"
 	"sync"
 	"testing"
@@ -187,6 +189,15 @@ func TestLateWritesChangeNothing(t *testing.T) {
 		if answered[kind+" 503"] == 0 {
 			t.Logf("no %s was answered 503: this run did not exercise it", kind)
 		}
+	}
+
+	// Redis counts the scripts it refused as too late by their error code.
+	info := rds.Client(t).Info(context.Background(), "errorstats").Val()
+	late := regexp.MustCompile(`errorstat_LATE:count=(\d+)`).FindStringSubmatch(info)
+	if late == nil {
+		t.Errorf("Redis refused no script as too late (INFO errorstats %q): the freezes caught no write in flight", info)
+	} else {
+		t.Logf("scripts Redis ran after the deadline and refused: %s", late[1])
 	}
 
 	// Whatever a frozen Redis ran late has run by now: it read those

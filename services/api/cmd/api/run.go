@@ -25,6 +25,7 @@ import (
 	"redis-session-app/services/api/internal/metrics"
 	"redis-session-app/services/api/internal/password"
 	"redis-session-app/services/api/internal/ratelimit"
+	"redis-session-app/services/api/internal/redisprobe"
 	"redis-session-app/services/api/internal/redisstore"
 )
 
@@ -137,15 +138,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	})
 	users := redisstore.NewUsers(client)
 
-	// One hash per CPU at once: argon2id is CPU-bound, so more would only
-	// queue inside the scheduler and starve authenticated reads. GOMAXPROCS
-	// follows a container's CPU limit (Go 1.25 and later); NumCPU does not,
-	// and would allow a node's worth of hashes in a two-CPU pod.
-	hasher, err := password.NewHasher(password.DefaultParams(), runtime.GOMAXPROCS(0), 5*time.Second)
+	// One hash per CPU the replica may use at once: argon2id is CPU-bound,
+	// so more would only queue inside the scheduler and starve
+	// authenticated reads. GOMAXPROCS, not NumCPU: it follows the
+	// container's CPU quota, which NumCPU ignores.
+	slots := runtime.GOMAXPROCS(0)
+	hasher, err := password.NewHasher(password.DefaultParams(), slots, 5*time.Second)
 	if err != nil {
 		return fmt.Errorf("creating password hasher: %w", err)
 	}
+	logger.Info("password hashing", "slots", slots)
 	limiter := ratelimit.New(client, cfg.LoginLimitPerUser, cfg.LoginLimitPerIP)
+
+	// The probe alone writes to Redis for readiness; /readyz only reads
+	// its last outcome (see package redisprobe for why). A probe gives up
+	// when a request would, after REDIS_TIMEOUT. It stops, and its
+	// goroutine with it, when run returns, before the client closes.
+	probe := redisprobe.New(client, redisprobe.Options{
+		Key: "probe:" + cfg.InstanceID, Timeout: cfg.RedisTimeout, Up: m.RedisUp, Logger: logger,
+	})
+	stopProbe := probe.Start(context.WithoutCancel(ctx))
+	defer stopProbe()
 
 	var draining atomic.Bool
 	handler := httpapi.NewServer(httpapi.Deps{
@@ -154,8 +167,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Users:     users,
 		Passwords: hasher,
 		Limiter:   limiter,
-		// /readyz bounds the ping itself.
-		Ready:          func(ctx context.Context) error { return client.Ping(ctx).Err() },
+		// The probe's last outcome: /readyz asks Redis nothing itself.
+		Ready:          probe.Ready,
 		Draining:       draining.Load,
 		Metrics:        m,
 		Gatherer:       reg,
@@ -166,7 +179,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	})
 
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           closeWhileDraining(handler, draining.Load),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,

@@ -42,8 +42,11 @@ type Deps struct {
 	Users     session.UserStore
 	Passwords PasswordHasher
 	Limiter   LoginLimiter
-	// Ready reports whether the store can be reached. The /readyz handler
-	// bounds ctx (to 300 ms), so Ready needs no timeout of its own.
+	// Ready reports whether the store takes writes. /readyz calls it on
+	// every request, and anyone can call /readyz through nginx, so it
+	// should answer from memory (the command passes the last outcome of a
+	// background probe) rather than ask the store each time. The handler
+	// still bounds ctx, to 300 ms.
 	Ready func(ctx context.Context) error
 	// Draining reports whether the replica has been told to shut down;
 	// /readyz then answers 503.

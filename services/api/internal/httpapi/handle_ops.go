@@ -15,8 +15,9 @@ import (
 //go:embed openapi.yaml
 var openAPIDoc []byte
 
-// readyTimeout bounds the store ping of /readyz, well under the probe
-// timeouts of orchestrators, so a hung Redis gives a prompt 503.
+// readyTimeout bounds the readiness check of /readyz, well under the probe
+// timeouts of orchestrators, so that even a Ready that asks a hung store
+// gives a prompt 503.
 const readyTimeout = 300 * time.Millisecond
 
 // handleHealthz says the process runs; it needs nothing else, so a draining
@@ -31,7 +32,7 @@ func handleHealthz() gin.HandlerFunc {
 }
 
 // handleReadyz says whether this replica should get traffic: not while it
-// drains, and not while Redis cannot be reached.
+// drains, and not while Redis cannot be reached or refuses writes.
 func handleReadyz(d Deps) gin.HandlerFunc {
 	type response struct {
 		Status string `json:"status"`

@@ -64,6 +64,11 @@ type Metrics struct {
 	// Redis client increments it from a hook, so that every failure is
 	// counted once, whichever code path made the call.
 	RedisErrors prometheus.Counter
+	// RedisUp is 1 when the replica's last background probe of Redis, a
+	// write of a key that expires, succeeded, and 0 when it failed or none
+	// has finished yet. The probe runs about every second whether or not
+	// requests arrive, so an alert on it fires with no traffic at all.
+	RedisUp prometheus.Gauge
 	// BuildInfo is always 1; its labels say which build runs.
 	BuildInfo *prometheus.GaugeVec
 }
@@ -104,6 +109,10 @@ func New(reg prometheus.Registerer, version, revision string) *Metrics {
 		RedisErrors: f.NewCounter(prometheus.CounterOpts{
 			Name: "api_redis_errors_total",
 			Help: "Redis commands and pipelines that failed.",
+		}),
+		RedisUp: f.NewGauge(prometheus.GaugeOpts{
+			Name: "api_redis_up",
+			Help: "1 when the last background probe of Redis (a write, about every second) succeeded, else 0.",
 		}),
 		BuildInfo: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "api_build_info",

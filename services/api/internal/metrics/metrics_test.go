@@ -31,6 +31,7 @@ func TestNewRegistersContractMetrics(t *testing.T) {
 		"api_sessions_revoked_total",
 		"api_ratelimit_rejections_total",
 		"api_redis_errors_total",
+		"api_redis_up",
 		"api_build_info",
 		"go_goroutines",
 		"process_start_time_seconds",
@@ -65,6 +66,21 @@ func TestPreinitialisedLabels(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRedisUpStartsAtZero: until a probe has succeeded, Redis counts as
+// down, so an alert fires for a replica that never reached it.
+func TestRedisUpStartsAtZero(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	metrics.New(reg, "dev", "unknown")
+	want := `
+# HELP api_redis_up 1 when the last background probe of Redis (a write, about every second) succeeded, else 0.
+# TYPE api_redis_up gauge
+api_redis_up 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "api_redis_up"); err != nil {
+		t.Error(err)
 	}
 }
 

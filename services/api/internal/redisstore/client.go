@@ -25,6 +25,11 @@ import (
 // REDIS_TIMEOUT, whose default package config owns.
 const defaultTimeout = 500 * time.Millisecond
 
+// clusterStateReloadInterval is how old a cluster client's map of slots to
+// nodes may get before a call reloads it: at most this long after a replica
+// took over a dead master's slots, calls find it (see NewClient).
+const clusterStateReloadInterval = time.Second
+
 // minPoolSize is the least number of connections a client keeps open to
 // each Redis node it talks to.
 const minPoolSize = 100
@@ -54,6 +59,15 @@ type ClientOptions struct {
 // waits during an outage, and the contract wants a 503 within about one
 // timeout; connections broken by a Redis restart are found by the pool's
 // health check before use, so retries buy little.
+//
+// A cluster client learns which node serves which slot from CLUSTER SLOTS
+// and reloads that map only when a node answers MOVED, ASK or READONLY, or
+// when the map is older than its reload interval (60 s by default). A
+// master that dies answers nothing, so until the interval ran out every
+// call for its slots went to the dead address, long after its replica had
+// taken over (measured: 58 s of 503s). The map is reloaded every second
+// instead, in the background and only while calls are made: one CLUSTER
+// SLOTS a second per replica.
 func NewClient(o ClientOptions) redis.UniversalClient {
 	timeout := o.Timeout
 	if timeout <= 0 {
@@ -77,6 +91,12 @@ func NewClient(o ClientOptions) redis.UniversalClient {
 		PoolSize:              max(minPoolSize, 10*runtime.GOMAXPROCS(0)),
 		ContextTimeoutEnabled: true,
 		MaxRetries:            -1, // none: see above
+		// Nor in a cluster, whose own loop (on top of MaxRetries) sends a
+		// call up to three more times, after a timeout too, so a script
+		// that ran but whose answer was lost would run again. A MOVED
+		// answer is not followed either: it reloads the slot map, and the
+		// call is answered 503 like any other failed one.
+		MaxRedirects: -1,
 		// One dial attempt per call: the default of five attempts 100 ms
 		// apart would make a call during an outage last half a second more.
 		DialerRetries: 1,
@@ -98,6 +118,13 @@ func NewClient(o ClientOptions) redis.UniversalClient {
 		// ServerName is left empty so that each connection verifies the
 		// host it dials, which differs per node in a cluster.
 		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	if o.MasterName == "" && len(o.Addrs) > 1 {
+		// Built here rather than by NewUniversalClient: UniversalOptions
+		// has no reload interval.
+		cluster := opts.Cluster()
+		cluster.ClusterStateReloadInterval = clusterStateReloadInterval
+		return redis.NewClusterClient(cluster)
 	}
 	return redis.NewUniversalClient(opts)
 }

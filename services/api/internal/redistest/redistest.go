@@ -38,6 +38,12 @@ type Server struct {
 	master string
 	// tlsPort, when not zero, is a TLS listener besides the plain port.
 	tlsPort int
+	// args are further redis-server options (a replica's --replicaof, a
+	// cluster node's settings).
+	args []string
+	// sentinel configures a Sentinel beyond its monitor line; zero is a
+	// quorum of one and Sentinel's own defaults.
+	sentinel SentinelOptions
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -224,7 +230,7 @@ func (s *Server) CommandStats(t testing.TB) map[string]int64 {
 	if !ok {
 		t.Fatalf("INFO commandstats: got %T, want string", info)
 	}
-	stats, err := parseCommandStats(text)
+	stats, err := ParseCommandStats(text)
 	if err != nil {
 		t.Fatalf("INFO commandstats: %v", err)
 	}
@@ -286,6 +292,7 @@ func (s *Server) start() error {
 	if s.tlsPort != 0 {
 		args = append(args, s.tlsArgs()...)
 	}
+	args = append(args, s.args...)
 	if s.master != "" {
 		// A Sentinel takes its monitor from a file it may rewrite.
 		host, port, err := net.SplitHostPort(s.master)
@@ -293,7 +300,7 @@ func (s *Server) start() error {
 			return fmt.Errorf("master address %q: %w", s.master, err)
 		}
 		conf := filepath.Join(s.dir, "sentinel.conf")
-		monitor := fmt.Sprintf("sentinel monitor %s %s %s 1\n", SentinelMasterName, host, port)
+		monitor := s.sentinel.config(host, port)
 		if err := os.WriteFile(conf, []byte(monitor), 0o600); err != nil {
 			return fmt.Errorf("writing sentinel config: %w", err)
 		}
@@ -368,9 +375,11 @@ func waitReady(addr string, exited <-chan struct{}) error {
 	}
 }
 
-// parseCommandStats reads lines such as
-// "cmdstat_get:calls=3,usec=10,usec_per_call=3.33,rejected_calls=0,failed_calls=0".
-func parseCommandStats(info string) (map[string]int64, error) {
+// ParseCommandStats reads the output of INFO commandstats, lines such as
+// "cmdstat_get:calls=3,usec=10,usec_per_call=3.33,rejected_calls=0,failed_calls=0",
+// into calls by command name, for a test that runs INFO itself (inside a
+// MULTI, say, to read it at one instant with a key).
+func ParseCommandStats(info string) (map[string]int64, error) {
 	stats := make(map[string]int64)
 	sc := bufio.NewScanner(strings.NewReader(info))
 	for sc.Scan() {

@@ -1,0 +1,655 @@
+// Command bench measures the whole system on this machine and writes the
+// figures the README publishes.
+//
+// Docker's published ports cap throughput far below what the system does,
+// so it runs the same programs as host processes on loopback: redis-server,
+// replicas of the real API binary, and Debian's nginx with the repository's
+// nginx.conf (only the upstream addresses, the listener and the pid file
+// rewritten). In the same run it measures the ceilings of the machine:
+// nginx answering a fixed 200 itself, the production nginx settings in front
+// of that trivial upstream, and redis-benchmark GET on the same Redis. Load
+// comes from the loadtest command, run as a user runs it.
+//
+// It writes loadtest/results/DATE.json and DATE.md and, with -readme,
+// refreshes the table between the bench markers of README.md.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args, os.Stdout)
+	stop()
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	repo           string
+	out            string
+	readme         bool
+	duration       time.Duration
+	workers        int
+	replicas       int
+	memSessions    int
+	lookupSessions int
+	journeyRate    int
+	docker         string
+	keep           bool
+	// render rewrites DATE.md (and the README) from an earlier DATE.json.
+	render string
+}
+
+func parseOptions(args []string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+	fs.StringVar(&o.repo, "repo", "..", "the repository's root")
+	fs.StringVar(&o.out, "out", "results", "directory for DATE.json and DATE.md")
+	fs.BoolVar(&o.readme, "readme", false, "also refresh the table between the bench markers of README.md")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each timed load (at most 2m)")
+	fs.IntVar(&o.workers, "workers", 64, "closed-model workers of the maximum-rate runs")
+	fs.IntVar(&o.replicas, "replicas", 3, "API replicas behind nginx")
+	fs.IntVar(&o.memSessions, "memory-sessions", 100_000, "live sessions at which Redis memory per session is measured")
+	fs.IntVar(&o.lookupSessions, "lookup-sessions", 1_000_000, "live sessions at which lookup latency is compared with 1,000 (0 skips)")
+	fs.IntVar(&o.journeyRate, "journey-rate", 100, "open-model rate of the mixed and churn runs (their logins cost an argon2id hash each)")
+	fs.StringVar(&o.docker, "docker", "", "also load the compose stack's nginx at this loopback URL (make up first); that figure is bounded by Docker's port proxy")
+	fs.StringVar(&o.render, "render", "", "measure nothing: write the Markdown (and with -readme the README's table) again from this results JSON")
+	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, logs, raw reports)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return o, err
+	}
+	switch {
+	case o.duration <= 0 || o.duration > 2*time.Minute:
+		return o, errors.New("-duration must be in (0, 2m]")
+	case o.workers < 1 || o.workers > 1000:
+		return o, errors.New("-workers must be in [1, 1000]")
+	case o.journeyRate < 1 || o.journeyRate > 10000:
+		return o, errors.New("-journey-rate must be in [1, 10000]")
+	case o.replicas < 1 || o.replicas > 8:
+		return o, errors.New("-replicas must be in [1, 8]")
+	case o.memSessions < 2000 || o.memSessions > 2_000_000:
+		return o, errors.New("-memory-sessions must be in [2000, 2000000]")
+	case o.lookupSessions != 0 && (o.lookupSessions < o.memSessions || o.lookupSessions > 5_000_000):
+		return o, errors.New("-lookup-sessions must be 0 or in [-memory-sessions, 5000000]")
+	}
+	return o, nil
+}
+
+// bench holds the servers of one run and what it needs to reach them.
+type bench struct {
+	o         options
+	dir       string
+	ps        *procs
+	loadtest  string
+	redis     redisCLI
+	redisProc *proc
+	replicas  []int // ports
+	nginx     *proc
+	nginxPort int
+	proxyPort int
+	static    int
+	log       io.Writer
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	o, err := parseOptions(args)
+	if err != nil {
+		return err
+	}
+	if o.render != "" {
+		raw, err := os.ReadFile(o.render)
+		if err != nil {
+			return err
+		}
+		var res Results
+		if err := json.Unmarshal(raw, &res); err != nil {
+			return fmt.Errorf("%s: %w", o.render, err)
+		}
+		res.Targets = nil
+		res.judge()
+		return res.write(o, stdout)
+	}
+	for _, tool := range []string{"redis-server", "redis-cli", "redis-benchmark", "nginx", "go"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s not found: apt-get install -y redis-server nginx-light (make bench-deps)", tool)
+		}
+	}
+	dir, err := os.MkdirTemp("", "bench-")
+	if err != nil {
+		return err
+	}
+	if o.keep {
+		fmt.Fprintln(stdout, "work directory:", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	b := &bench{o: o, dir: dir, ps: &procs{dir: dir}, log: stdout}
+	defer b.ps.stopAll()
+
+	res := &Results{Date: time.Now().UTC(), Settings: Settings{
+		DurationSeconds: o.duration.Seconds(), Workers: o.workers, Replicas: o.replicas, LogLevel: "info",
+	}}
+	res.Machine = describeMachine()
+	res.Commit = gitCommit(o.repo)
+	res.LoadAverageStart = loadAverage()
+
+	steps := []struct {
+		name string
+		fn   func(context.Context, *Results) error
+	}{
+		{"build", b.build},
+		{"start", b.start},
+		{"ceilings", b.ceilings},
+		{"profile at the maximum rate", b.profileMax},
+		{"profile at half the maximum rate", b.profileHalf},
+		{"a login storm beside reads", b.loginStorm},
+		{"mixed and churn", b.journeys},
+		{"sessions: memory and lookup at scale", b.sessionScale},
+		{"the compose stack", b.dockerFigure},
+	}
+	for _, st := range steps {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		fmt.Fprintf(stdout, "== %s\n", st.name)
+		if err := st.fn(ctx, res); err != nil {
+			return fmt.Errorf("%s: %w", st.name, err)
+		}
+	}
+	res.LoadAverageEnd = loadAverage()
+	res.Machine.Sharing = sharing(res.LoadAverageStart, res.Machine.Cores)
+	res.judge()
+	return res.write(o, stdout)
+}
+
+// build compiles the API and the load generator into the work directory.
+func (b *bench) build(ctx context.Context, _ *Results) error {
+	api := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", filepath.Join(b.dir, "api"), "./cmd/api")
+	api.Dir = filepath.Join(b.o.repo, "services", "api")
+	api.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := api.CombinedOutput(); err != nil {
+		return fmt.Errorf("building the API: %w: %s", err, out)
+	}
+	lt := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", filepath.Join(b.dir, "loadtest"), ".")
+	lt.Dir = filepath.Join(b.o.repo, "loadtest")
+	if out, err := lt.CombinedOutput(); err != nil {
+		return fmt.Errorf("building loadtest: %w: %s", err, out)
+	}
+	b.loadtest = filepath.Join(b.dir, "loadtest")
+	return nil
+}
+
+// start brings up Redis, the replicas, nginx with the production settings
+// and the static nginx (the ceiling and trivial upstream) with the proxy
+// ceiling in front of it.
+func (b *bench) start(ctx context.Context, _ *Results) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	b.redis = redisCLI{port}
+	b.redisProc, err = b.ps.start("redis", nil, "redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", b.dir)
+	if err != nil {
+		return err
+	}
+	if err := poll(ctx, 10*time.Second, func() error { _, err := b.redis.run("PING"); return err }); err != nil {
+		return fmt.Errorf("redis did not answer: %w", err)
+	}
+
+	var upstreams []string
+	for i := range b.o.replicas {
+		p, err := freePort()
+		if err != nil {
+			return err
+		}
+		env := []string{
+			"PORT=" + strconv.Itoa(p), "REDIS_ADDR=127.0.0.1:" + strconv.Itoa(port),
+			"INSTANCE_ID=bench-" + strconv.Itoa(i+1), "LOG_LEVEL=info", "COOKIE_SECURE=false",
+			"TRUSTED_PROXIES=127.0.0.1",
+			// The load test logs in far more often than people do.
+			"LOGIN_LIMIT_PER_USER=1000000/s", "LOGIN_LIMIT_PER_IP=1000000/s",
+		}
+		if _, err := b.ps.start(fmt.Sprintf("api-%d", i+1), env, filepath.Join(b.dir, "api"), "-host", "127.0.0.1"); err != nil {
+			return err
+		}
+		b.replicas = append(b.replicas, p)
+		upstreams = append(upstreams, "127.0.0.1:"+strconv.Itoa(p))
+	}
+	for _, p := range b.replicas {
+		if err := waitHTTP(ctx, b.ps, fmt.Sprintf("http://127.0.0.1:%d/readyz", p)); err != nil {
+			return err
+		}
+	}
+
+	conf, err := os.ReadFile(filepath.Join(b.o.repo, "nginx.conf"))
+	if err != nil {
+		return err
+	}
+	if b.static, err = freePort(); err != nil {
+		return err
+	}
+	if err := b.startNginx(ctx, "nginx-static", staticConfig(b.static, filepath.Join(b.dir, "nginx-static.pid")), b.static); err != nil {
+		return err
+	}
+	if b.proxyPort, err = freePort(); err != nil {
+		return err
+	}
+	proxy, err := proxyConfig(string(conf), []string{"127.0.0.1:" + strconv.Itoa(b.static)}, b.proxyPort, filepath.Join(b.dir, "nginx-proxy.pid"), freePort)
+	if err != nil {
+		return err
+	}
+	if err := b.startNginx(ctx, "nginx-proxy", proxy, b.proxyPort); err != nil {
+		return err
+	}
+	if b.nginxPort, err = freePort(); err != nil {
+		return err
+	}
+	prod, err := proxyConfig(string(conf), upstreams, b.nginxPort, filepath.Join(b.dir, "nginx.pid"), freePort)
+	if err != nil {
+		return err
+	}
+	if err := b.startNginx(ctx, "nginx", prod, b.nginxPort); err != nil {
+		return err
+	}
+	b.nginx = b.ps.list[len(b.ps.list)-1]
+	fmt.Fprintf(b.log, "redis :%d, replicas %v, nginx :%d, proxy ceiling :%d, static :%d (logs in %s)\n",
+		port, b.replicas, b.nginxPort, b.proxyPort, b.static, b.dir)
+	return nil
+}
+
+func (b *bench) startNginx(ctx context.Context, name, conf string, port int) error {
+	path := filepath.Join(b.dir, name+".conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		return err
+	}
+	if out, err := exec.Command("nginx", "-t", "-q", "-p", b.dir, "-c", path, "-e", filepath.Join(b.dir, name+"-error.log")).CombinedOutput(); err != nil {
+		return fmt.Errorf("nginx -t %s: %w: %s", path, err, out)
+	}
+	if _, err := b.ps.start(name, nil, "nginx", "-p", b.dir, "-c", path, "-e", filepath.Join(b.dir, name+"-error.log"), "-g", "daemon off;"); err != nil {
+		return err
+	}
+	return waitHTTP(ctx, b.ps, fmt.Sprintf("http://127.0.0.1:%d/healthz", port))
+}
+
+// loadReport is the part of loadtest's JSON report the benchmark reads.
+type loadReport struct {
+	Requests     uint64   `json:"requests"`
+	Errors       uint64   `json:"errors"`
+	Wrong        uint64   `json:"wrong"`
+	AchievedRate float64  `json:"achievedRate"`
+	AskedRate    *float64 `json:"askedRate"`
+	Shortfall    bool     `json:"shortfall"`
+	All          struct {
+		Latency Latency `json:"latencyMs"`
+	} `json:"all"`
+	Kinds []struct {
+		Kind     string  `json:"kind"`
+		Requests uint64  `json:"requests"`
+		Rate     float64 `json:"rate"`
+		Latency  Latency `json:"latencyMs"`
+	} `json:"kinds"`
+	Instances []struct {
+		Instance string  `json:"instance"`
+		Share    float64 `json:"share"`
+	} `json:"instances"`
+}
+
+// counters are the figures read before and after a timed load.
+type counters struct {
+	replicaCPU float64
+	nginxCPU   float64
+	redisCPU   float64
+	commands   map[string]uint64
+}
+
+func (b *bench) snapshot() (counters, error) {
+	c := counters{nginxCPU: treeCPU(b.nginx.pid()), redisCPU: treeCPU(b.redisProc.pid())}
+	client := &http.Client{Timeout: 5 * time.Second}
+	for _, p := range b.replicas {
+		resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", p))
+		if err != nil {
+			return c, err
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		v, ok := metricValue(string(body), "process_cpu_seconds_total")
+		if !ok {
+			return c, fmt.Errorf("replica :%d has no process_cpu_seconds_total", p)
+		}
+		c.replicaCPU += v
+	}
+	var err error
+	c.commands, err = b.redis.commandStats()
+	return c, err
+}
+
+// load runs loadtest with args (plus a JSON report and a pause after its
+// set-up) and, when measure is set, reads the counters in that pause and
+// after the run.
+func (b *bench) load(ctx context.Context, name string, measure bool, args ...string) (*loadReport, *counters, *counters, error) {
+	jsonPath := filepath.Join(b.dir, name+".json")
+	args = append(args, "-json", jsonPath, "-html", filepath.Join(b.dir, name+".html"), "-progress", "0", "-start-after", "500ms")
+	cmd := exec.CommandContext(ctx, b.loadtest, args...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	logf, err := os.Create(filepath.Join(b.dir, name+".txt"))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	defer logf.Close()
+	cmd.Stdout = logf
+	if err := cmd.Start(); err != nil {
+		return nil, nil, nil, err
+	}
+	var before *counters
+	var snapErr error
+	sc := bufio.NewScanner(stderr)
+	var tail []string
+	for sc.Scan() {
+		line := sc.Text()
+		fmt.Fprintln(logf, line)
+		tail = append(tail[max(0, len(tail)-20):], line)
+		if measure && before == nil && strings.HasPrefix(line, "set-up done") {
+			c, err := b.snapshot()
+			before, snapErr = &c, err
+		}
+	}
+	waitErr := cmd.Wait()
+	var after *counters
+	if measure && before != nil && snapErr == nil {
+		c, err := b.snapshot()
+		after, snapErr = &c, err
+	}
+	raw, err := os.ReadFile(jsonPath)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("loadtest %s wrote no report (%v): %s", name, waitErr, strings.Join(tail, "\n"))
+	}
+	var rep loadReport
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		return nil, nil, nil, err
+	}
+	if snapErr != nil {
+		return nil, nil, nil, snapErr
+	}
+	if measure && before == nil {
+		return nil, nil, nil, errors.New("loadtest printed no set-up line")
+	}
+	if rep.Wrong > 0 {
+		return nil, nil, nil, fmt.Errorf("loadtest %s: %d wrong answers (see %s.txt)", name, rep.Wrong, name)
+	}
+	fmt.Fprintf(b.log, "  %-22s %9.0f req/s  p50 %7.3f ms  p99 %7.3f ms  errors %d\n", name, rep.AchievedRate, rep.All.Latency.P50, rep.All.Latency.P99, rep.Errors)
+	return &rep, before, after, nil
+}
+
+func (b *bench) url(port int) string { return "http://127.0.0.1:" + strconv.Itoa(port) }
+
+func (b *bench) dur() string { return b.o.duration.String() }
+
+func figure(r *loadReport) Figure {
+	return Figure{Rate: r.AchievedRate, Latency: r.All.Latency, Requests: r.Requests, Errors: r.Errors}
+}
+
+func (b *bench) ceilings(ctx context.Context, res *Results) error {
+	w := strconv.Itoa(b.o.workers)
+	st, _, _, err := b.load(ctx, "static", false, "-scenario", "get", "-path", "/profile", "-target", b.url(b.static), "-workers", w, "-duration", b.dur())
+	if err != nil {
+		return err
+	}
+	px, _, _, err := b.load(ctx, "proxy", false, "-scenario", "get", "-path", "/profile", "-target", b.url(b.proxyPort), "-workers", w, "-duration", b.dur())
+	if err != nil {
+		return err
+	}
+	res.Ceilings.NginxStatic, res.Ceilings.NginxProxy = figure(st), figure(px)
+	out, err := exec.CommandContext(ctx, "redis-benchmark", "-h", "127.0.0.1", "-p", strconv.Itoa(b.redis.port),
+		"-t", "get", "-n", "200000", "-c", "50", "--csv").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("redis-benchmark: %w: %s", err, out)
+	}
+	rps, err := parseBenchmarkCSV(string(out))
+	if err != nil {
+		return err
+	}
+	res.Ceilings.RedisGet = rps
+	fmt.Fprintf(b.log, "  %-22s %9.0f req/s\n", "redis-benchmark GET", rps)
+	return nil
+}
+
+// parseBenchmarkCSV reads the GET rate of redis-benchmark --csv.
+func parseBenchmarkCSV(out string) (float64, error) {
+	for line := range strings.SplitSeq(out, "\n") {
+		f := strings.Split(strings.TrimSpace(line), ",")
+		if len(f) >= 2 && strings.Trim(f[0], `"`) == "GET" {
+			return strconv.ParseFloat(strings.Trim(f[1], `"`), 64)
+		}
+	}
+	return 0, fmt.Errorf("no GET line in redis-benchmark's output: %q", out)
+}
+
+func (b *bench) profileMax(ctx context.Context, res *Results) error {
+	rep, before, after, err := b.load(ctx, "profile-max", true, "-scenario", "read", "-target", b.url(b.nginxPort),
+		"-workers", strconv.Itoa(b.o.workers), "-duration", b.dur(), "-users", "100", "-max-error-rate", "0.01")
+	if err != nil {
+		return err
+	}
+	p := &res.Profile
+	p.Max = figure(rep)
+	for _, in := range rep.Instances {
+		p.ReplicaShare = append(p.ReplicaShare, Share{in.Instance, in.Share})
+	}
+	n := float64(rep.Requests)
+	p.ReplicaCPUMicros = (after.replicaCPU - before.replicaCPU) / n * 1e6
+	p.NginxCPUMicros = (after.nginxCPU - before.nginxCPU) / n * 1e6
+	p.RedisCPUMicros = (after.redisCPU - before.redisCPU) / n * 1e6
+	p.RedisCommands, p.RedisCommandsPerRequest = perRequest(before.commands, after.commands, rep.Requests)
+	fmt.Fprintf(b.log, "  CPU per request: replicas %.1f µs, nginx %.1f µs, redis %.1f µs; redis commands per request %.3f %v\n",
+		p.ReplicaCPUMicros, p.NginxCPUMicros, p.RedisCPUMicros, p.RedisCommandsPerRequest, p.RedisCommands)
+	return nil
+}
+
+func (b *bench) halfRate(res *Results) string {
+	return strconv.Itoa(max(1, int(res.Profile.Max.Rate/2)))
+}
+
+func (b *bench) profileHalf(ctx context.Context, res *Results) error {
+	rep, _, _, err := b.load(ctx, "profile-half", false, "-scenario", "read", "-target", b.url(b.nginxPort),
+		"-rate", b.halfRate(res), "-duration", b.dur(), "-users", "100", "-max-error-rate", "0.01")
+	if err != nil {
+		return err
+	}
+	res.Profile.Half = figure(rep)
+	if rep.AskedRate != nil {
+		res.Profile.Half.Asked = *rep.AskedRate
+	}
+	return nil
+}
+
+// loginStorm runs reads at half the maximum rate while a closed model of
+// logins hammers the hashers, and compares the reads' p99 with the quiet
+// one.
+func (b *bench) loginStorm(ctx context.Context, res *Results) error {
+	stormCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stormDone := make(chan error, 1)
+	ready := make(chan struct{})
+	var storm *loadReport
+	go func() {
+		cmd := exec.CommandContext(stormCtx, b.loadtest, "-scenario", "login", "-target", b.url(b.nginxPort),
+			"-workers", "16", "-users", "32", "-duration", (b.o.duration + 3*time.Second).String(),
+			"-max-error-rate", "1", "-progress", "0", "-json", filepath.Join(b.dir, "storm.json"))
+		stderr, _ := cmd.StderrPipe()
+		logf, _ := os.Create(filepath.Join(b.dir, "storm.txt"))
+		defer logf.Close()
+		cmd.Stdout = logf
+		if err := cmd.Start(); err != nil {
+			close(ready)
+			stormDone <- err
+			return
+		}
+		sc := bufio.NewScanner(stderr)
+		signalled := false
+		for sc.Scan() {
+			fmt.Fprintln(logf, sc.Text())
+			if !signalled && strings.HasPrefix(sc.Text(), "set-up done") {
+				close(ready)
+				signalled = true
+			}
+		}
+		if !signalled {
+			close(ready)
+		}
+		err := cmd.Wait()
+		raw, rerr := os.ReadFile(filepath.Join(b.dir, "storm.json"))
+		if rerr == nil {
+			var rep loadReport
+			if json.Unmarshal(raw, &rep) == nil {
+				storm = &rep
+				err = nil
+			}
+		}
+		stormDone <- err
+	}()
+	<-ready
+	// Let the storm reach its stride before the reads start.
+	time.Sleep(time.Second)
+	rep, _, _, err := b.load(ctx, "profile-storm", false, "-scenario", "read", "-target", b.url(b.nginxPort),
+		"-rate", b.halfRate(res), "-duration", b.dur(), "-users", "100", "-user-prefix", "loadtest-storm-read-", "-max-error-rate", "0.01")
+	if err != nil {
+		return err
+	}
+	if err := <-stormDone; err != nil {
+		return fmt.Errorf("login storm: %w", err)
+	}
+	res.Storm.Reads = figure(rep)
+	if storm != nil {
+		res.Storm.Logins = figure(storm)
+		if storm.Wrong > 0 {
+			return fmt.Errorf("login storm: %d wrong answers", storm.Wrong)
+		}
+	}
+	if q := res.Profile.Half.Latency.P99; q > 0 {
+		res.Storm.P99Ratio = rep.All.Latency.P99 / q
+	}
+	return nil
+}
+
+func (b *bench) journeys(ctx context.Context, res *Results) error {
+	for _, sc := range []string{"mixed", "churn"} {
+		rep, _, _, err := b.load(ctx, sc, false, "-scenario", sc, "-target", b.url(b.nginxPort),
+			"-rate", strconv.Itoa(b.o.journeyRate), "-duration", b.dur(), "-users", "200", "-max-error-rate", "1")
+		if err != nil {
+			return err
+		}
+		j := Journey{Scenario: sc, All: figure(rep)}
+		for _, k := range rep.Kinds {
+			j.Kinds = append(j.Kinds, KindFigure{k.Kind, k.Rate, k.Latency})
+		}
+		res.Journeys = append(res.Journeys, j)
+	}
+	return nil
+}
+
+// sessionScale fills Redis with cloned sessions: it measures lookups among
+// 1,000, the memory per session up to -memory-sessions, and lookups among
+// -lookup-sessions.
+func (b *bench) sessionScale(ctx context.Context, res *Results) error {
+	tmpl, err := b.redis.template()
+	if err != nil {
+		return err
+	}
+	// The benchmark's own sessions, from every load so far, stay; the
+	// clones are counted on top.
+	c := &cloner{fields: tmpl, perUser: 100}
+	small := filepath.Join(b.dir, "sessions-small.txt")
+	if err := b.cloneTo(c, 1000, 1000, small); err != nil {
+		return err
+	}
+	rate := strconv.Itoa(max(100, int(res.Profile.Max.Rate/4)))
+	lookup := func(name, file string) (Figure, error) {
+		rep, _, _, err := b.load(ctx, name, false, "-scenario", "read", "-sessions-file", file, "-target", b.url(b.nginxPort),
+			"-rate", rate, "-duration", b.dur(), "-max-error-rate", "0.01")
+		if err != nil {
+			return Figure{}, err
+		}
+		return figure(rep), nil
+	}
+	if res.Sessions.LookupSmall, err = lookup("lookup-1k", small); err != nil {
+		return fmt.Errorf("reads of cloned sessions (has the store's layout changed?): %w", err)
+	}
+	res.Sessions.SmallCount = 1000
+
+	m0, err := b.redis.usedMemory()
+	if err != nil {
+		return err
+	}
+	if err := c.clone(b.redis, b.o.memSessions-1000, 0, nil); err != nil {
+		return err
+	}
+	m1, err := b.redis.usedMemory()
+	if err != nil {
+		return err
+	}
+	res.Sessions.MemoryCount = b.o.memSessions
+	res.Sessions.BytesPerSession = float64(m1-m0) / float64(b.o.memSessions-1000)
+	fmt.Fprintf(b.log, "  Redis memory per session at %d sessions: %.0f bytes\n", b.o.memSessions, res.Sessions.BytesPerSession)
+
+	if b.o.lookupSessions == 0 {
+		return nil
+	}
+	large := filepath.Join(b.dir, "sessions-large.txt")
+	if err := b.cloneTo(c, b.o.lookupSessions-b.o.memSessions, 1000, large); err != nil {
+		return err
+	}
+	res.Sessions.LargeCount = b.o.lookupSessions
+	// Let Redis finish rehashing its grown tables before the reads.
+	time.Sleep(3 * time.Second)
+	res.Sessions.LookupLarge, err = lookup("lookup-large", large)
+	return err
+}
+
+func (b *bench) cloneTo(c *cloner, n, keep int, path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := c.clone(b.redis, n, keep, f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func (b *bench) dockerFigure(ctx context.Context, res *Results) error {
+	if b.o.docker == "" {
+		return nil
+	}
+	rep, _, _, err := b.load(ctx, "docker", false, "-scenario", "read", "-target", b.o.docker,
+		"-workers", "32", "-duration", b.dur(), "-users", "20", "-max-error-rate", "0.01")
+	if err != nil {
+		return err
+	}
+	f := figure(rep)
+	res.Docker = &f
+	return nil
+}

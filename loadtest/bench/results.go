@@ -1,0 +1,349 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Results is everything one benchmark run measured; its JSON form is
+// loadtest/results/DATE.json.
+type Results struct {
+	Date             time.Time `json:"date"`
+	Commit           string    `json:"commit"`
+	Machine          Machine   `json:"machine"`
+	LoadAverageStart string    `json:"loadAverageStart"`
+	LoadAverageEnd   string    `json:"loadAverageEnd"`
+	Settings         Settings  `json:"settings"`
+	Ceilings         Ceilings  `json:"ceilings"`
+	Profile          Profile   `json:"profile"`
+	Storm            Storm     `json:"loginStorm"`
+	Journeys         []Journey `json:"journeys"`
+	Sessions         Sessions  `json:"sessions"`
+	// Docker is the compose stack's figure, bounded by Docker's port proxy.
+	Docker  *Figure  `json:"docker,omitempty"`
+	Targets []Target `json:"targets"`
+}
+
+// Machine describes where the figures were taken.
+type Machine struct {
+	CPU     string `json:"cpu"`
+	Cores   int    `json:"cores"`
+	Memory  string `json:"memory"`
+	OS      string `json:"os"`
+	Kernel  string `json:"kernel"`
+	Go      string `json:"go"`
+	Nginx   string `json:"nginx"`
+	Redis   string `json:"redis"`
+	Sharing string `json:"sharing"`
+}
+
+// Settings are the benchmark's own.
+type Settings struct {
+	DurationSeconds float64 `json:"durationSeconds"`
+	Workers         int     `json:"workers"`
+	Replicas        int     `json:"replicas"`
+	LogLevel        string  `json:"logLevel"`
+}
+
+// Latency is loadtest's percentiles in milliseconds.
+type Latency struct {
+	P50  float64 `json:"p50"`
+	P90  float64 `json:"p90"`
+	P99  float64 `json:"p99"`
+	P999 float64 `json:"p99.9"`
+	Max  float64 `json:"max"`
+}
+
+// Figure is one load's outcome.
+type Figure struct {
+	Rate     float64 `json:"rate"`
+	Asked    float64 `json:"asked,omitempty"`
+	Requests uint64  `json:"requests"`
+	Errors   uint64  `json:"errors"`
+	Latency  Latency `json:"latencyMs"`
+}
+
+// Ceilings are what the machine can do without the service.
+type Ceilings struct {
+	NginxStatic Figure  `json:"nginxStatic"`
+	NginxProxy  Figure  `json:"nginxProxy"`
+	RedisGet    float64 `json:"redisBenchmarkGet"`
+}
+
+// Profile holds the GET /profile figures through nginx.
+type Profile struct {
+	Max                     Figure             `json:"max"`
+	Half                    Figure             `json:"halfRate"`
+	ReplicaCPUMicros        float64            `json:"replicaCpuMicrosPerRequest"`
+	NginxCPUMicros          float64            `json:"nginxCpuMicrosPerRequest"`
+	RedisCPUMicros          float64            `json:"redisCpuMicrosPerRequest"`
+	RedisCommandsPerRequest float64            `json:"redisCommandsPerRequest"`
+	RedisCommands           map[string]float64 `json:"redisCommands"`
+	ReplicaShare            []Share            `json:"replicaShare"`
+}
+
+// Share is one replica's share of the answers.
+type Share struct {
+	Instance string  `json:"instance"`
+	Share    float64 `json:"share"`
+}
+
+// Storm compares reads beside a login storm with quiet reads.
+type Storm struct {
+	Reads    Figure  `json:"reads"`
+	Logins   Figure  `json:"logins"`
+	P99Ratio float64 `json:"readP99OverQuiet"`
+}
+
+// Journey is a mixed or churn run.
+type Journey struct {
+	Scenario string       `json:"scenario"`
+	All      Figure       `json:"all"`
+	Kinds    []KindFigure `json:"kinds"`
+}
+
+// KindFigure is one kind of request within a journey.
+type KindFigure struct {
+	Kind    string  `json:"kind"`
+	Rate    float64 `json:"rate"`
+	Latency Latency `json:"latencyMs"`
+}
+
+// Sessions holds the figures that depend on how many sessions live.
+type Sessions struct {
+	SmallCount      int     `json:"smallCount"`
+	LookupSmall     Figure  `json:"lookupSmall"`
+	MemoryCount     int     `json:"memoryCount"`
+	BytesPerSession float64 `json:"redisBytesPerSession"`
+	LargeCount      int     `json:"largeCount,omitempty"`
+	LookupLarge     Figure  `json:"lookupLarge"`
+}
+
+// Target is one goal and whether this run met it.
+type Target struct {
+	Name   string `json:"name"`
+	Goal   string `json:"goal"`
+	Result string `json:"result"`
+	Met    bool   `json:"met"`
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+// judge sets the targets from the figures.
+func (r *Results) judge() {
+	add := func(name, goal, result string, met bool) {
+		r.Targets = append(r.Targets, Target{name, goal, result, met})
+	}
+	p := r.Profile
+	px := ratio(p.Max.Rate, r.Ceilings.NginxProxy.Rate)
+	add("GET /profile through nginx vs the proxy ceiling", "≥ 45%", fmt.Sprintf("%.0f%% (%.0f of %.0f req/s)", 100*px, p.Max.Rate, r.Ceilings.NginxProxy.Rate), px >= 0.45)
+	add("replica CPU per GET /profile (LOG_LEVEL=info)", "≤ 40 µs", fmt.Sprintf("%.1f µs", p.ReplicaCPUMicros), p.ReplicaCPUMicros > 0 && p.ReplicaCPUMicros <= 40)
+	add("p99 at half the maximum rate (open model)", "< 5 ms", fmt.Sprintf("%.2f ms at %.0f req/s", p.Half.Latency.P99, p.Half.Rate), p.Half.Requests > 0 && p.Half.Latency.P99 < 5)
+	add("Redis commands per GET /profile", "1 (one round trip)", fmt.Sprintf("%.3f", p.RedisCommandsPerRequest), p.RedisCommandsPerRequest > 0.99 && p.RedisCommandsPerRequest < 1.01)
+	add(fmt.Sprintf("Redis memory per live session at %d sessions", r.Sessions.MemoryCount), "< 300 bytes", fmt.Sprintf("%.0f bytes", r.Sessions.BytesPerSession), r.Sessions.BytesPerSession > 0 && r.Sessions.BytesPerSession < 300)
+	if r.Sessions.LargeCount > 0 {
+		lr := ratio(r.Sessions.LookupLarge.Latency.P50, r.Sessions.LookupSmall.Latency.P50)
+		add(fmt.Sprintf("lookup p50 at %d sessions vs %d", r.Sessions.LargeCount, r.Sessions.SmallCount), "within 10%",
+			fmt.Sprintf("%+.0f%% (%.3f vs %.3f ms)", 100*(lr-1), r.Sessions.LookupLarge.Latency.P50, r.Sessions.LookupSmall.Latency.P50), lr > 0 && lr <= 1.10)
+	}
+	add("read p99 beside a login storm vs quiet", "< 3×", fmt.Sprintf("%.1f× (%.2f vs %.2f ms)", r.Storm.P99Ratio, r.Storm.Reads.Latency.P99, p.Half.Latency.P99), r.Storm.P99Ratio > 0 && r.Storm.P99Ratio < 3)
+}
+
+// Markdown writes the run as the table the README shows.
+func (r *Results) Markdown(w io.Writer) {
+	fmt.Fprintf(w, "Measured %s on %s (%d cores, %s), commit %s; load average %s at the start, %s at the end (machine %s). Each load ran %.0f s; nginx, %d replicas (LOG_LEVEL=info), Redis and the load generator share the cores.\n\n",
+		r.Date.Format("2006-01-02 15:04 UTC"), r.Machine.CPU, r.Machine.Cores, r.Machine.Memory, r.Commit,
+		r.LoadAverageStart, r.LoadAverageEnd, r.Machine.Sharing, r.Settings.DurationSeconds, r.Settings.Replicas)
+	if strings.HasPrefix(r.Machine.Sharing, "busy") {
+		fmt.Fprintln(w, "**Taken while other work kept the machine busy: these figures are far below a quiet run's and show only that the benchmark works; `make bench` on a quiet machine gives the real ones.**")
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w, "| measurement | result | share of ceiling |")
+	fmt.Fprintln(w, "|---|---|---|")
+	c := r.Ceilings
+	row := func(name string, f Figure, share string) {
+		fmt.Fprintf(w, "| %s | %.0f req/s, p50 %.2f ms, p99 %.2f ms | %s |\n", name, f.Rate, f.Latency.P50, f.Latency.P99, share)
+	}
+	row("ceiling: nginx answering a fixed 200 itself", c.NginxStatic, "")
+	row("ceiling: nginx (production settings) → trivial upstream", c.NginxProxy, fmt.Sprintf("%.0f%% of nginx alone", 100*ratio(c.NginxProxy.Rate, c.NginxStatic.Rate)))
+	fmt.Fprintf(w, "| ceiling: `redis-benchmark` GET, 50 clients | %.0f req/s | |\n", c.RedisGet)
+	p := r.Profile
+	row(fmt.Sprintf("`GET /profile` through nginx, %d replicas, closed model (%d workers)", r.Settings.Replicas, r.Settings.Workers), p.Max,
+		fmt.Sprintf("%.0f%% of the proxy ceiling, %.0f%% of nginx alone", 100*ratio(p.Max.Rate, c.NginxProxy.Rate), 100*ratio(p.Max.Rate, c.NginxStatic.Rate)))
+	fmt.Fprintf(w, "| `GET /profile` at half that rate, open model | %.0f of %.0f req/s asked, p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms | |\n", p.Half.Rate, p.Half.Asked, p.Half.Latency.P50, p.Half.Latency.P99, p.Half.Latency.P999)
+	fmt.Fprintf(w, "| CPU per `GET /profile` | replicas %.1f µs, nginx %.1f µs, Redis %.1f µs | |\n", p.ReplicaCPUMicros, p.NginxCPUMicros, p.RedisCPUMicros)
+	fmt.Fprintf(w, "| Redis commands per `GET /profile` | %.3f (%s) | |\n", p.RedisCommandsPerRequest, commandList(p.RedisCommands))
+	fmt.Fprintf(w, "| reads at half the maximum rate beside a login storm | p99 %.2f ms (%.1f× quiet); logins %.0f/s, p99 %.0f ms, %d refused or failed | |\n",
+		r.Storm.Reads.Latency.P99, r.Storm.P99Ratio, r.Storm.Logins.Rate, r.Storm.Logins.Latency.P99, r.Storm.Logins.Errors)
+	for _, j := range r.Journeys {
+		var kinds []string
+		for _, k := range j.Kinds {
+			kinds = append(kinds, fmt.Sprintf("%s p99 %.1f ms", k.Kind, k.Latency.P99))
+		}
+		fmt.Fprintf(w, "| `%s` at %.0f req/s (open model) | %s; %d errors | |\n", j.Scenario, j.All.Rate, strings.Join(kinds, ", "), j.All.Errors)
+	}
+	s := r.Sessions
+	fmt.Fprintf(w, "| Redis memory per live session at %d sessions | %.0f bytes | |\n", s.MemoryCount, s.BytesPerSession)
+	fmt.Fprintf(w, "| lookup among %d sessions | %.0f req/s, p50 %.3f ms, p99 %.2f ms | |\n", s.SmallCount, s.LookupSmall.Rate, s.LookupSmall.Latency.P50, s.LookupSmall.Latency.P99)
+	if s.LargeCount > 0 {
+		fmt.Fprintf(w, "| lookup among %d sessions | %.0f req/s, p50 %.3f ms, p99 %.2f ms | |\n", s.LargeCount, s.LookupLarge.Rate, s.LookupLarge.Latency.P50, s.LookupLarge.Latency.P99)
+	}
+	if r.Docker != nil {
+		row("`GET /profile` through the compose stack (bounded by Docker's port proxy)", *r.Docker, "")
+	}
+	fmt.Fprintln(w, "\n| target | goal | this run | met |")
+	fmt.Fprintln(w, "|---|---|---|---|")
+	for _, t := range r.Targets {
+		met := "yes"
+		if !t.Met {
+			met = "no"
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", t.Name, t.Goal, t.Result, met)
+	}
+}
+
+func commandList(m map[string]float64) string {
+	var parts []string
+	for name, v := range m {
+		if v >= 0.001 {
+			parts = append(parts, fmt.Sprintf("%s %.3f", strings.ToUpper(name), v))
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Markers around the table in README.md that -readme replaces.
+const (
+	readmeStart = "<!-- bench:start -->"
+	readmeEnd   = "<!-- bench:end -->"
+)
+
+// replaceBetween puts table between the markers of doc.
+func replaceBetween(doc, table string) (string, error) {
+	i := strings.Index(doc, readmeStart)
+	j := strings.Index(doc, readmeEnd)
+	if i < 0 || j < i {
+		return "", errors.New("README.md has no bench markers")
+	}
+	return doc[:i+len(readmeStart)] + "\n" + table + doc[j:], nil
+}
+
+func (r *Results) write(o options, stdout io.Writer) error {
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return err
+	}
+	base := filepath.Join(o.out, r.Date.Format("2006-01-02"))
+	js, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(base+".json", append(js, '\n'), 0o644); err != nil {
+		return err
+	}
+	var md strings.Builder
+	r.Markdown(&md)
+	if err := os.WriteFile(base+".md", []byte(md.String()), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\n%s\nwrote %s.json and %s.md\n", md.String(), base, base)
+	if !o.readme {
+		return nil
+	}
+	path := filepath.Join(o.repo, "README.md")
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	out, err := replaceBetween(string(doc), md.String())
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(out), 0o644)
+}
+
+func describeMachine() Machine {
+	m := Machine{Cores: runtime.NumCPU(), Go: runtime.Version()}
+	m.CPU = firstMatch("/proc/cpuinfo", "model name")
+	if kb := firstMatch("/proc/meminfo", "MemTotal"); kb != "" {
+		var n float64
+		fmt.Sscanf(kb, "%f", &n)
+		m.Memory = fmt.Sprintf("%.0f GiB", n/1024/1024)
+	}
+	m.OS = strings.Trim(firstMatch("/etc/os-release", "PRETTY_NAME="), `"`)
+	m.Kernel = command("uname", "-r")
+	m.Nginx = strings.TrimPrefix(command("nginx", "-v"), "nginx version: ")
+	m.Redis = command("redis-server", "--version")
+	return m
+}
+
+// firstMatch returns what follows the first line of path starting with key
+// (and a colon, if the file uses one).
+func firstMatch(path, key string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), key); ok {
+			return strings.TrimSpace(strings.TrimLeft(strings.TrimSpace(v), ":"))
+		}
+	}
+	return ""
+}
+
+func command(name string, args ...string) string {
+	out, _ := exec.Command(name, args...).CombinedOutput()
+	return strings.TrimSpace(string(out))
+}
+
+func gitCommit(repo string) string {
+	out, err := exec.Command("git", "-C", repo, "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// sharing says whether other work kept the machine busy, from the load
+// average at the start.
+func sharing(load string, cores int) string {
+	var one float64
+	if _, err := fmt.Sscanf(load, "%f", &one); err != nil {
+		return "unknown"
+	}
+	if one > 0.5*float64(cores) {
+		return fmt.Sprintf("busy with other work: load average %.1f on %d cores before the first load", one, cores)
+	}
+	return "quiet"
+}
+
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// freePort asks the kernel for a loopback port that is free now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// waitFor polls ok until it succeeds or the deadline passes.
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 20s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// startService runs a real redis-server and one real replica, built from
+// ../services/api, on loopback, and returns the replica's base URL.
+func startService(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts redis-server and the API")
+	}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server is not installed (make deps)")
+	}
+	dir := t.TempDir()
+	api := filepath.Join(dir, "api")
+	build := exec.Command("go", "build", "-o", api, "./cmd/api")
+	build.Dir = "../services/api"
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the API: %v: %s", err, out)
+	}
+	redisPort, apiPort := freePort(t), freePort(t)
+	start := func(name string, env []string, path string, args ...string) {
+		cmd := exec.Command(path, args...)
+		cmd.Env = append(os.Environ(), env...)
+		logf, err := os.Create(filepath.Join(dir, name+".log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			logf.Close()
+		})
+	}
+	start("redis", nil, "redis-server", "--port", fmt.Sprint(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
+	start("api", []string{
+		fmt.Sprintf("PORT=%d", apiPort), fmt.Sprintf("REDIS_ADDR=127.0.0.1:%d", redisPort), "INSTANCE_ID=it-1",
+		"COOKIE_SECURE=false", "LOG_LEVEL=warn", "LOGIN_LIMIT_PER_USER=100000/s", "LOGIN_LIMIT_PER_IP=100000/s",
+	}, api, "-host", "127.0.0.1")
+	base := fmt.Sprintf("http://127.0.0.1:%d", apiPort)
+	waitFor(t, "the replica ready", func() bool {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return base
+}
+
+// jsonReport is the part of the JSON report the tests read.
+type jsonReport struct {
+	Requests  uint64                      `json:"requests"`
+	Errors    uint64                      `json:"errors"`
+	Wrong     uint64                      `json:"wrong"`
+	Kinds     []struct{ Kind string }     `json:"kinds"`
+	Instances []struct{ Instance string } `json:"instances"`
+}
+
+func runTool(t *testing.T, args ...string) (jsonReport, string, error) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "report.json")
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	err := run(ctx, append([]string{"loadtest", "-json", path, "-progress", "0"}, args...), &stdout, &stderr)
+	var rep jsonReport
+	if b, rerr := os.ReadFile(path); rerr == nil {
+		if jerr := json.Unmarshal(b, &rep); jerr != nil {
+			t.Fatalf("JSON report: %v", jerr)
+		}
+	}
+	return rep, stdout.String() + stderr.String(), err
+}
+
+// TestScenariosAgainstTheRealService runs every scenario briefly against a
+// real replica, with a target written with a trailing slash, and wants
+// every answer right.
+func TestScenariosAgainstTheRealService(t *testing.T) {
+	base := startService(t) + "/"
+	tests := []struct {
+		scenario string
+		args     []string
+		kinds    []string
+	}{
+		{"read", []string{"-rate", "200", "-duration", "1s", "-users", "5"}, []string{"profile"}},
+		{"read", []string{"-workers", "4", "-max-requests", "300", "-users", "3"}, []string{"profile"}},
+		{"login", []string{"-rate", "10", "-duration", "1s", "-users", "3"}, []string{"login"}},
+		{"mixed", []string{"-rate", "40", "-duration", "2s", "-users", "10", "-reads", "3"}, []string{"login", "profile", "sessions", "refresh", "logout"}},
+		{"churn", []string{"-stages", "0s@40,2s@40,1s@0", "-users", "5", "-reads", "1"}, []string{"login", "profile", "logout"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.scenario+" "+strings.Join(tc.args, " "), func(t *testing.T) {
+			rep, out, err := runTool(t, append([]string{"-target", base, "-scenario", tc.scenario}, tc.args...)...)
+			if err != nil {
+				t.Fatalf("run: %v\n%s", err, out)
+			}
+			if rep.Requests == 0 || rep.Errors != 0 || rep.Wrong != 0 {
+				t.Errorf("got %d requests, %d errors, %d wrong; want some, none, none\n%s", rep.Requests, rep.Errors, rep.Wrong, out)
+			}
+			var kinds []string
+			for _, k := range rep.Kinds {
+				kinds = append(kinds, k.Kind)
+			}
+			if strings.Join(kinds, ",") != strings.Join(tc.kinds, ",") {
+				t.Errorf("got kinds %v, want %v", kinds, tc.kinds)
+			}
+			if len(rep.Instances) != 1 || rep.Instances[0].Instance != "it-1" {
+				t.Errorf("got instances %+v, want it-1 alone", rep.Instances)
+			}
+		})
+	}
+	t.Run("MaxRequestsBoundsTheRun", func(t *testing.T) {
+		rep, out, err := runTool(t, "-target", base, "-rate", "1000", "-duration", "5s", "-max-requests", "100", "-users", "2")
+		if err != nil || rep.Requests != 100 {
+			t.Errorf("got %d requests, err %v, want exactly 100\n%s", rep.Requests, err, out)
+		}
+	})
+	t.Run("ThresholdBreachFails", func(t *testing.T) {
+		_, out, err := runTool(t, "-target", base, "-rate", "100", "-duration", "1s", "-users", "2", "-max-p99", "profile=1ns")
+		if err == nil || !strings.Contains(err.Error(), "p99 profile") {
+			t.Errorf("got %v, want a breached p99 threshold\n%s", err, out)
+		}
+	})
+}
+
+// TestWrongAnswersFailTheRun points the tool at a server that serves
+// everyone the same profile: every read is wrong, and the run fails even
+// with every other threshold off.
+func TestWrongAnswersFailTheRun(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Instance", "liar")
+		switch r.URL.Path {
+		case "/auth/register":
+			w.WriteHeader(http.StatusCreated)
+			fmt.Fprint(w, `{"username":"x"}`)
+		case "/auth/login":
+			fmt.Fprint(w, `{"message":"Logged in","sessionId":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}`)
+		case "/profile":
+			fmt.Fprint(w, `{"username":"loadtest-read-0"}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	rep, out, err := runTool(t, "-target", srv.URL, "-users", "3", "-rate", "60", "-duration", "1s", "-max-error-rate", "1")
+	if err == nil || !strings.Contains(err.Error(), "wrong answers") {
+		t.Errorf("got %v, want the run failed for wrong answers\n%s", err, out)
+	}
+	// Users 1 and 2 get user 0's profile: two reads in three are wrong.
+	if rep.Wrong == 0 || rep.Wrong == rep.Requests {
+		t.Errorf("got %d wrong of %d, want user 0's reads right and the others wrong", rep.Wrong, rep.Requests)
+	}
+	if !strings.Contains(out, "profile of another user returned") {
+		t.Errorf("report does not say what was wrong:\n%s", out)
+	}
+}
+
+// TestDialerRefusesNonLoopback checks the second guard: whatever a name
+// resolves to, the dialer refuses an address off loopback before it
+// connects (no packet leaves; 192.0.2.1 is a documentation address).
+func TestDialerRefusesNonLoopback(t *testing.T) {
+	tr := newTransport(options{connections: 1})
+	client := &http.Client{Transport: tr, Timeout: 2 * time.Second}
+	_, err := client.Get("http://192.0.2.1/")
+	if err == nil || !strings.Contains(err.Error(), "not a loopback address") {
+		t.Errorf("got %v, want the dialer to refuse 192.0.2.1", err)
+	}
+}

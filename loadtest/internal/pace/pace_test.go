@@ -1,0 +1,116 @@
+package pace_test
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"redis-session-app/loadtest/internal/pace"
+)
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		in   string
+		want string
+		dur  time.Duration
+		ok   bool
+	}{
+		{"10s@1000,30s@5000,10s@0", "10s@1000,30s@5000,10s@0", 50 * time.Second, true},
+		{"0s@200, 1m@200/s", "200/s for 1m0s", time.Minute, true},
+		{"10s", "", 0, false},
+		{"10s@-5", "", 0, false},
+		{"x@5", "", 0, false},
+		{"0s@100", "", 0, false},
+		{"10s@NaN", "", 0, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			s, err := pace.Parse(tc.in)
+			if got := err == nil; got != tc.ok {
+				t.Fatalf("Parse(%q) error %v, want ok %v", tc.in, err, tc.ok)
+			}
+			if !tc.ok {
+				return
+			}
+			if got := s.String(); got != tc.want {
+				t.Errorf("String() = %q, want %q", got, tc.want)
+			}
+			if got := s.Duration(); got != tc.dur {
+				t.Errorf("Duration() = %s, want %s", got, tc.dur)
+			}
+		})
+	}
+}
+
+func TestRateAndExpected(t *testing.T) {
+	s, err := pace.Parse("10s@1000,30s@5000,10s@0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		at       time.Duration
+		rate     float64
+		expected float64
+	}{
+		{0, 0, 0},
+		{5 * time.Second, 500, 1250},
+		{10 * time.Second, 1000, 5000},
+		{25 * time.Second, 3000, 5000 + 15*2000},
+		{40 * time.Second, 0, 5000 + 90000}, // a stage's end is the next one's start
+		{45 * time.Second, 2500, 95000 + 5*3750},
+		{50 * time.Second, 0, 95000 + 25000},
+		{time.Hour, 0, 120000},
+	}
+	for _, tc := range tests {
+		if got := s.Rate(tc.at); tc.at != 40*time.Second && math.Abs(got-tc.rate) > 1e-6 {
+			t.Errorf("Rate(%s) = %g, want %g", tc.at, got, tc.rate)
+		}
+		if got := s.Expected(tc.at); math.Abs(got-tc.expected) > 1e-6 {
+			t.Errorf("Expected(%s) = %g, want %g", tc.at, got, tc.expected)
+		}
+	}
+}
+
+// TestPaceFollowsSchedule replays the pacer as vegeta's attack loop does and
+// checks that the arrivals land where the schedule puts them.
+func TestPaceFollowsSchedule(t *testing.T) {
+	for _, spec := range []string{"2s@100,2s@400,1s@0", "0s@1000,3s@1000", "1s@0,1s@50"} {
+		t.Run(spec, func(t *testing.T) {
+			s, err := pace.Parse(spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var (
+				elapsed time.Duration
+				hits    uint64
+			)
+			for {
+				wait, stop := s.Pace(elapsed, hits)
+				if stop {
+					break
+				}
+				if wait < 0 {
+					t.Fatalf("Pace(%s, %d) waits %s", elapsed, hits, wait)
+				}
+				elapsed += wait
+				hits++
+				if want := s.Expected(elapsed); math.Abs(float64(hits)-want) > 1.001 {
+					t.Fatalf("after %d hits at %s the schedule expects %g", hits, elapsed, want)
+				}
+				if hits > 1e6 {
+					t.Fatal("pacer never stops")
+				}
+			}
+			if want := s.Expected(s.Duration()); math.Abs(float64(hits)-want) > 1.001 {
+				t.Errorf("got %d hits, want %g", hits, want)
+			}
+		})
+	}
+}
+
+func TestPaceCatchesUpWhenBehind(t *testing.T) {
+	s := pace.Constant(1000, 10*time.Second)
+	if wait, stop := s.Pace(time.Second, 10); wait != 0 || stop {
+		t.Errorf("Pace(1s, 10 hits) = %s, %v, want 0, false: 990 arrivals are overdue", wait, stop)
+	}
+}

@@ -1,0 +1,196 @@
+package report_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"redis-session-app/loadtest/internal/pace"
+	"redis-session-app/loadtest/internal/report"
+	"redis-session-app/loadtest/internal/scenario"
+)
+
+func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+
+func TestPercentile(t *testing.T) {
+	oneTo := func(n int) []time.Duration {
+		ds := make([]time.Duration, n)
+		for i := range ds {
+			ds[i] = ms(i + 1)
+		}
+		return ds
+	}
+	tests := []struct {
+		name   string
+		values []time.Duration
+		p      float64
+		want   time.Duration
+	}{
+		{"Empty", nil, 50, 0},
+		{"One", []time.Duration{ms(7)}, 99.9, ms(7)},
+		{"Median of 1..100", oneTo(100), 50, ms(50)},
+		{"p90 of 1..100", oneTo(100), 90, ms(90)},
+		{"p99 of 1..100", oneTo(100), 99, ms(99)},
+		{"p99.9 of 1..100 is the max", oneTo(100), 99.9, ms(100)},
+		{"p99.9 of 1..1000", oneTo(1000), 99.9, ms(999)},
+		{"p100 is the max", oneTo(10), 100, ms(10)},
+		{"Median of 1..9", oneTo(9), 50, ms(5)},
+		{"Median of 1..10 is the lower middle", oneTo(10), 50, ms(5)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := report.Percentile(tc.values, tc.p); got != tc.want {
+				t.Errorf("Percentile(p%g) = %s, want %s", tc.p, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestLatenciesOfShuffledInput(t *testing.T) {
+	ds := make([]time.Duration, 1000)
+	for i := range ds {
+		ds[i] = ms(i + 1)
+	}
+	rand.Shuffle(len(ds), func(a, b int) { ds[a], ds[b] = ds[b], ds[a] })
+	got := report.Latencies(ds)
+	want := report.Latency{P50: 500, P90: 900, P99: 990, P999: 999, Max: 1000, Mean: 500.5}
+	if got != want {
+		t.Errorf("Latencies = %+v, want %+v", got, want)
+	}
+}
+
+// collect feeds a collector n profile answers, one every 1 ms, with latency
+// 1..n ms; every tenth is a 503 and the last one a wrong answer.
+func collect(n int) (*report.Collector, time.Time) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := report.NewCollector(start)
+	for i := range n {
+		r := report.Record{
+			Kind: scenario.Profile, At: start.Add(ms(i + 1)), Latency: ms(i + 1),
+			Status: 200, Instance: []string{"api-1", "api-2"}[i%2],
+		}
+		switch {
+		case i == n-1:
+			r.Outcome = scenario.Outcome{Verdict: scenario.Wrong, Detail: "profile of another user returned"}
+		case i%10 == 9:
+			r.Status, r.Outcome = 503, scenario.Outcome{Verdict: scenario.Error, Detail: "503 Session store unavailable"}
+		}
+		c.Add(r)
+	}
+	return c, start
+}
+
+func TestSummarize(t *testing.T) {
+	c, _ := collect(1000)
+	sch := pace.Constant(1100, time.Second)
+	s := c.Summarize(report.Run{Scenario: "read", Model: "open", Expected: sch.Expected, Rate: sch.Rate}, 0)
+
+	if s.Requests != 1000 || s.Errors != 99 || s.Wrong != 1 {
+		t.Errorf("got %d requests, %d errors, %d wrong; want 1000, 99, 1", s.Requests, s.Errors, s.Wrong)
+	}
+	if s.ElapsedSeconds != 1 {
+		t.Errorf("got elapsed %gs, want 1s (the last request was sent at 1s)", s.ElapsedSeconds)
+	}
+	if s.AchievedRate != 1000 || s.AskedRate == nil || *s.AskedRate != 1100 {
+		t.Errorf("got achieved %g of asked %v, want 1000 of 1100", s.AchievedRate, s.AskedRate)
+	}
+	if !s.Shortfall {
+		t.Error("got no shortfall, want one: 1000/s is below 95% of 1100/s")
+	}
+	if got, want := s.Kinds[0].Latency, (report.Latency{P50: 500, P90: 900, P99: 990, P999: 999, Max: 1000, Mean: 500.5}); got != want {
+		t.Errorf("profile latency = %+v, want %+v", got, want)
+	}
+	if s.Statuses["200"] != 901 || s.Statuses["503"] != 99 {
+		t.Errorf("statuses = %v, want 901 × 200 and 99 × 503", s.Statuses)
+	}
+	if len(s.Instances) != 2 || s.Instances[0].Share != 0.5 {
+		t.Errorf("instances = %+v, want api-1 and api-2 with half each", s.Instances)
+	}
+	if len(s.WrongDetails) != 1 || s.WrongDetails[0].Count != 1 {
+		t.Errorf("wrong details = %+v, want one", s.WrongDetails)
+	}
+	// One-second buckets: [0,1s) holds the first 999 requests, the last
+	// bucket the request sent at exactly 1s.
+	if got := len(s.Series.Start); got != 2 {
+		t.Fatalf("got %d buckets, want 2", got)
+	}
+	if got := s.Series.Kinds[0].Rate[0]; got != 999 {
+		t.Errorf("rate in the first bucket = %g, want 999", got)
+	}
+	if got := s.Series.Asked[0]; got != 1100 {
+		t.Errorf("asked rate in the first bucket = %g, want 1100", got)
+	}
+}
+
+func TestClosedModelHasNoAskedRate(t *testing.T) {
+	c, _ := collect(10)
+	s := c.Summarize(report.Run{Scenario: "read", Model: "closed", Workers: 4}, 0)
+	if s.AskedRate != nil || s.Shortfall || s.Series.Asked != nil {
+		t.Errorf("got asked %v, shortfall %v, asked series %v; want none in the closed model", s.AskedRate, s.Shortfall, s.Series.Asked)
+	}
+}
+
+func TestBucketFor(t *testing.T) {
+	tests := []struct {
+		window, want time.Duration
+	}{
+		{10 * time.Second, time.Second},
+		{150 * time.Second, time.Second},
+		{5 * time.Minute, 2 * time.Second},
+		{10 * time.Minute, 4 * time.Second},
+	}
+	for _, tc := range tests {
+		if got := report.BucketFor(tc.window); got != tc.want {
+			t.Errorf("BucketFor(%s) = %s, want %s", tc.window, got, tc.want)
+		}
+	}
+}
+
+func TestWriters(t *testing.T) {
+	c, _ := collect(200)
+	s := c.Summarize(report.Run{Scenario: "read", Target: "http://127.0.0.1:8080", Model: "closed", Workers: 2}, 3)
+	report.Limits{MaxErrorRate: 0.2}.Check(s)
+
+	var text bytes.Buffer
+	if err := s.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"profile", "api-1", "503: 19", "WRONG ANSWERS", "BREACHED", "3 requests waited"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text report lacks %q:\n%s", want, text.String())
+		}
+	}
+
+	var js bytes.Buffer
+	if err := s.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	var back struct {
+		Requests uint64 `json:"requests"`
+		Kinds    []struct {
+			LatencyMs map[string]float64 `json:"latencyMs"`
+		} `json:"kinds"`
+	}
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil || back.Requests != 200 || back.Kinds[0].LatencyMs["p99.9"] != 200 {
+		t.Errorf("JSON report = %s (%v), want 200 requests and p99.9 200ms", js.String(), err)
+	}
+
+	var html bytes.Buffer
+	if err := s.WriteHTML(&html); err != nil {
+		t.Fatal(err)
+	}
+	page := html.String()
+	for _, want := range []string{`id="latency"`, `id="throughput"`, "uPlot", "api-2"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("HTML report lacks %q", want)
+		}
+	}
+	for _, banned := range []string{"<script src=", "<link "} {
+		if strings.Contains(page, banned) {
+			t.Errorf("HTML report loads something from outside (%q): it must open offline", banned)
+		}
+	}
+}

@@ -1,0 +1,157 @@
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// FormatMs writes a latency in milliseconds with a precision that suits
+// its size.
+func FormatMs(v float64) string {
+	switch {
+	case v < 1:
+		return fmt.Sprintf("%.0fµs", v*1000)
+	case v < 10:
+		return fmt.Sprintf("%.2fms", v)
+	case v < 100:
+		return fmt.Sprintf("%.1fms", v)
+	case v < 10000:
+		return fmt.Sprintf("%.0fms", v)
+	}
+	return fmt.Sprintf("%.1fs", v/1000)
+}
+
+// Headline says in one line what was asked and what was achieved.
+func (s *Summary) Headline() string {
+	load := fmt.Sprintf("closed model, %d workers", s.Workers)
+	if s.Model == "open" {
+		load = fmt.Sprintf("open model, %s", s.Schedule)
+	}
+	line := fmt.Sprintf("scenario %s against %s (%s, %d users): %d requests in %.1fs, achieved %.0f/s",
+		s.Scenario, s.Target, load, s.Users, s.Requests, s.ElapsedSeconds, s.AchievedRate)
+	if s.AskedRate != nil {
+		line += fmt.Sprintf(" of %.0f/s asked", *s.AskedRate)
+	}
+	return line
+}
+
+// ShortfallWarning is the loud warning of an open-model run that delivered
+// less than it was asked to, or "" when it did not.
+func (s *Summary) ShortfallWarning() string {
+	if !s.Shortfall {
+		return ""
+	}
+	return fmt.Sprintf("WARNING: achieved %.0f req/s, only %.1f%% of the %.0f req/s asked: the generator could not keep the schedule "+
+		"(CPU, connections or -max-in-flight), so these figures describe a lighter load than the one asked for (-strict makes this fail the run)",
+		s.AchievedRate, 100*s.AchievedRate/max(*s.AskedRate, 1e-9), *s.AskedRate)
+}
+
+// WriteText writes the report as tables for a terminal.
+func (s *Summary) WriteText(w io.Writer) error {
+	fmt.Fprintln(w, s.Headline())
+	if warn := s.ShortfallWarning(); warn != "" {
+		fmt.Fprintln(w, warn)
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "kind\trequests\treq/s\terrors\twrong\tp50\tp90\tp99\tp99.9\tmax\t")
+	for _, k := range append(slices.Clone(s.Kinds), s.All) {
+		l := k.Latency
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t\n", k.Kind, k.Requests, k.Rate, k.Errors, k.Wrong,
+			FormatMs(l.P50), FormatMs(l.P90), FormatMs(l.P99), FormatMs(l.P999), FormatMs(l.Max))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	var codes []string
+	for _, c := range slices.Sorted(maps.Keys(s.Statuses)) {
+		codes = append(codes, fmt.Sprintf("%s: %d", c, s.Statuses[c]))
+	}
+	fmt.Fprintf(w, "\nstatus codes: %s\n", strings.Join(codes, ", "))
+	fmt.Fprintln(w, "share of answers by replica (X-Instance):")
+	for _, sh := range s.Instances {
+		fmt.Fprintf(w, "  %-24s %10d  %5.1f%%\n", sh.Instance, sh.Requests, 100*sh.Share)
+	}
+	if s.UserWaits > 0 {
+		fmt.Fprintf(w, "%d requests waited for an idle user (their wait counts in their latency): raise -users\n", s.UserWaits)
+	}
+	writeDetails(w, "errors", s.ErrorDetails)
+	writeDetails(w, "WRONG ANSWERS", s.WrongDetails)
+	if len(s.Thresholds) > 0 {
+		fmt.Fprintln(w, "thresholds:")
+		for _, c := range s.Thresholds {
+			mark := "ok"
+			if !c.OK {
+				mark = "BREACHED"
+			}
+			fmt.Fprintf(w, "  %-8s %s: %s (limit %s)\n", mark, c.Name, c.Value, c.Limit)
+		}
+	}
+	return nil
+}
+
+func writeDetails(w io.Writer, title string, ds []Detail) {
+	if len(ds) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "%s:\n", title)
+	for _, d := range ds[:min(len(ds), 10)] {
+		fmt.Fprintf(w, "  %8d  %s\n", d.Count, d.Detail)
+	}
+}
+
+// WriteJSON writes the report as one indented JSON document.
+func (s *Summary) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(s)
+}
+
+// Progress is the state of a run at one moment, for the progress line.
+type Progress struct {
+	Elapsed  time.Duration
+	Requests uint64
+	// Rate and P99 are over the last interval.
+	Rate     float64
+	P99      time.Duration
+	Errors   uint64
+	Wrong    uint64
+	InFlight int64
+}
+
+// Progress measures the run so far, and its rate and p99 over the requests
+// sent in the last interval.
+func (c *Collector) Progress(now time.Time, interval time.Duration) Progress {
+	p := Progress{Elapsed: now.Sub(c.start)}
+	var recent []time.Duration
+	for _, k := range c.kinds {
+		p.Requests += uint64(len(k.samples))
+		p.Errors += k.errors
+		p.Wrong += k.wrong
+	}
+	// Samples arrive roughly in the order they were sent; scanning back
+	// to the first older one is close enough for a progress line.
+	from := p.Elapsed - interval
+	for _, k := range c.kinds {
+		for i := len(k.samples) - 1; i >= 0 && k.samples[i].at >= from; i-- {
+			recent = append(recent, k.samples[i].latency)
+		}
+	}
+	slices.Sort(recent)
+	p.P99 = Percentile(recent, 99)
+	p.Rate = float64(len(recent)) / interval.Seconds()
+	return p
+}
+
+// String writes p as one line.
+func (p Progress) String() string {
+	return fmt.Sprintf("%6.1fs  %9d requests  %8.0f req/s  p99 %-8s  errors %d  wrong %d  in flight %d",
+		p.Elapsed.Seconds(), p.Requests, p.Rate, FormatMs(ms(p.P99)), p.Errors, p.Wrong, p.InFlight)
+}

@@ -1,0 +1,196 @@
+package scenario
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Setup prepares the users of a run before the clock starts: it registers
+// them (an existing account of the same name is reused) and, when login is
+// set, logs each in once. It waits out 429s as their Retry-After says and
+// tells log each time, since a deployment with the default login limits
+// makes this slow. It gives up at deadline.
+type Setup struct {
+	Client    *http.Client
+	Endpoints Endpoints
+	// Parallel is how many requests are in flight at once.
+	Parallel int
+	Deadline time.Time
+	Log      io.Writer
+
+	waited  atomic.Int64 // nanoseconds spent waiting on Retry-After
+	logMu   sync.Mutex
+	lastLog time.Time
+}
+
+// SetupReport says what Setup did.
+type SetupReport struct {
+	Registered, Existing, LoggedIn int
+	Waited                         time.Duration
+	Took                           time.Duration
+}
+
+// Run registers (and maybe logs in) every user.
+func (s *Setup) Run(ctx context.Context, users []*User, login bool) (SetupReport, error) {
+	start := time.Now()
+	var (
+		rep      SetupReport
+		mu       sync.Mutex
+		firstErr error
+		wg       sync.WaitGroup
+		work     = make(chan *User)
+	)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for range max(1, s.Parallel) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for u := range work {
+				created, err := s.prepare(ctx, u, login)
+				mu.Lock()
+				switch {
+				case err != nil && firstErr == nil:
+					firstErr = err
+					cancel()
+				case err == nil && created:
+					rep.Registered++
+				case err == nil:
+					rep.Existing++
+				}
+				if err == nil && login {
+					rep.LoggedIn++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+feed:
+	for _, u := range users {
+		select {
+		case work <- u:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	rep.Waited = time.Duration(s.waited.Load())
+	rep.Took = time.Since(start)
+	if firstErr == nil && ctx.Err() != nil {
+		firstErr = ctx.Err()
+	}
+	return rep, firstErr
+}
+
+// prepare registers u and, if login is set, logs it in and keeps its token.
+func (s *Setup) prepare(ctx context.Context, u *User, login bool) (created bool, err error) {
+	status, _, err := s.post(ctx, "/auth/register", u.creds, http.StatusCreated, http.StatusConflict)
+	if err != nil {
+		return false, fmt.Errorf("registering %s: %w", u.Name, err)
+	}
+	if !login {
+		return status == http.StatusCreated, nil
+	}
+	_, body, err := s.post(ctx, "/auth/login", u.creds, http.StatusOK)
+	if err != nil {
+		return false, fmt.Errorf("logging in %s (an account of that name with another password? choose another -user-prefix): %w", u.Name, err)
+	}
+	tok := loginToken(body)
+	if !validToken(tok) {
+		return false, fmt.Errorf("logging in %s: no valid sessionId in the answer", u.Name)
+	}
+	u.Token = tok
+	return status == http.StatusCreated, nil
+}
+
+// post sends body to path until it gets one of the wanted statuses, waiting
+// out 429 and 503 answers that carry a Retry-After.
+func (s *Setup) post(ctx context.Context, path string, body []byte, want ...int) (int, []byte, error) {
+	url := s.Endpoints.URL(path)
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			return 0, nil, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := s.Client.Do(req)
+		if err != nil {
+			return 0, nil, err
+		}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		for _, w := range want {
+			if resp.StatusCode == w {
+				return w, b, nil
+			}
+		}
+		wait, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+		retriable := resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable
+		if !retriable || wait < 1 {
+			return 0, nil, fmt.Errorf("POST %s: got status %d %s, want %v", path, resp.StatusCode, errorMessage(b), want)
+		}
+		d := time.Duration(wait) * time.Second
+		if time.Now().Add(d).After(s.Deadline) {
+			return 0, nil, fmt.Errorf("POST %s: got status %d with Retry-After %ds, past the set-up deadline", path, resp.StatusCode, wait)
+		}
+		s.say(fmt.Sprintf("set-up: POST %s answered %d %s; waiting %ds as Retry-After says (raise LOGIN_LIMIT_PER_IP on the target to go faster)",
+			path, resp.StatusCode, errorMessage(b), wait))
+		s.waited.Add(int64(d))
+		select {
+		case <-ctx.Done():
+			return 0, nil, ctx.Err()
+		case <-time.After(d):
+		}
+	}
+}
+
+// say logs msg, at most once every few seconds since every parallel
+// request may be waiting for the same reason.
+func (s *Setup) say(msg string) {
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	if s.Log == nil || time.Since(s.lastLog) < 5*time.Second {
+		return
+	}
+	s.lastLog = time.Now()
+	fmt.Fprintln(s.Log, msg)
+}
+
+// ReadSessions reads users that already hold sessions, one "USERNAME TOKEN"
+// per line, for a read scenario over sessions made some other way (the
+// benchmark makes a million of them straight in Redis).
+func ReadSessions(r io.Reader) ([]*User, error) {
+	var users []*User
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, tok, ok := strings.Cut(line, " ")
+		if !ok || !validToken(strings.TrimSpace(tok)) {
+			return nil, fmt.Errorf("line %d: want USERNAME TOKEN", n)
+		}
+		u := NewUser(name, "")
+		u.Token = strings.TrimSpace(tok)
+		users = append(users, u)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(users) == 0 {
+		return nil, errors.New("no sessions")
+	}
+	return users, nil
+}

@@ -1,0 +1,238 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"redis-session-app/loadtest/internal/pace"
+	"redis-session-app/loadtest/internal/report"
+	"redis-session-app/loadtest/internal/scenario"
+)
+
+// Upper bounds that keep every run finite whatever the flags say.
+const (
+	maxDuration = 10 * time.Minute
+	maxRequests = 10_000_000
+	maxUsers    = 100_000
+)
+
+type options struct {
+	target      string
+	allowRemote bool
+	scenario    string
+	users       int
+	userPrefix  string
+	journey     scenario.Journey
+	// sessionsFile names users with sessions for "read", instead of set-up.
+	sessionsFile string
+	// getPath is the path of the "get" scenario.
+	getPath string
+	// startAfter is a pause between set-up and the timed phase, in which
+	// a benchmark can read the target's counters.
+	startAfter time.Duration
+
+	// Open model: schedule is set. Closed model: workers is.
+	schedule    *pace.Schedule
+	workers     int
+	maxInFlight int
+	duration    time.Duration
+	maxRequests uint64
+	timeout     time.Duration
+	connections int
+
+	setupParallel int
+	setupTimeout  time.Duration
+
+	limits   report.Limits
+	jsonPath string
+	htmlPath string
+	progress time.Duration
+}
+
+// p99Flag collects repeated -max-p99 KIND=DURATION values.
+type p99Flag []string
+
+func (f *p99Flag) String() string     { return strings.Join(*f, ",") }
+func (f *p99Flag) Set(s string) error { *f = append(*f, s); return nil }
+
+func parseOptions(args []string, stderr io.Writer) (options, error) {
+	var (
+		o                  options
+		rate, stages       string
+		reads, lists, refs int
+		p99s               p99Flag
+	)
+	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: %s [flags]\n\nLoads the session API as users do and checks every answer.\n\n", args[0])
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&o.target, "target", "http://127.0.0.1:8080", "base URL of the API (nginx or one replica); loopback unless -allow-remote")
+	fs.BoolVar(&o.allowRemote, "allow-remote", false, "allow a -target that is not on this machine's loopback: sends the load to another host; use it only against a deployment you run")
+	fs.StringVar(&o.scenario, "scenario", "read", "what the users do: "+strings.Join(scenario.Names, ", "))
+	fs.IntVar(&o.users, "users", 50, "users to register (and for read, log in) before the clock starts")
+	fs.StringVar(&o.userPrefix, "user-prefix", "", `usernames are PREFIX0, PREFIX1, ... (default "loadtest-SCENARIO-"); existing accounts are reused`)
+	fs.StringVar(&o.sessionsFile, "sessions-file", "", `read: take users and their sessions from this file ("USERNAME TOKEN" lines) instead of registering and logging in`)
+	fs.StringVar(&o.getPath, "path", "/healthz", "get: the path to GET (wants 200)")
+	fs.DurationVar(&o.startAfter, "start-after", 0, `pause this long between set-up and the timed phase (after printing "set-up done")`)
+	fs.IntVar(&reads, "reads", -1, "mixed and churn: profile reads per session (default 8 for mixed, 3 for churn)")
+	fs.IntVar(&lists, "lists", -1, "mixed and churn: session lists per session (default 1 for mixed, 0 for churn)")
+	fs.IntVar(&refs, "refreshes", -1, "mixed and churn: token refreshes per session (default 1 for mixed, 0 for churn)")
+	fs.StringVar(&rate, "rate", "", "open model: arrivals per second (e.g. 5000 or 5000/s), sent whether or not earlier requests were answered")
+	fs.StringVar(&stages, "stages", "", "open model with a ramp: DURATION@RATE,... each moving the rate linearly from the previous stage's (e.g. 10s@1000,30s@5000,10s@0)")
+	fs.IntVar(&o.workers, "workers", 32, "closed model (without -rate or -stages): users that each send their next request when the previous one is answered")
+	fs.IntVar(&o.maxInFlight, "max-in-flight", 10000, "open model: most requests in flight at once")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to send (at most 10m; -stages sets its own)")
+	fs.Uint64Var(&o.maxRequests, "max-requests", 1_000_000, "send at most this many requests")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "per-request timeout")
+	fs.IntVar(&o.connections, "connections", 10000, "idle keep-alive connections kept to the target")
+	fs.IntVar(&o.setupParallel, "setup-parallel", 4, "registrations and logins in flight at once during set-up")
+	fs.DurationVar(&o.setupTimeout, "setup-timeout", 10*time.Minute, "give up on set-up (which waits out 429s) after this long")
+	fs.Float64Var(&o.limits.MaxErrorRate, "max-error-rate", 0.001, "fail when more than this share of requests fail (wrong answers always fail)")
+	fs.Var(&p99s, "max-p99", "fail when the p99 of a kind of request exceeds a duration: KIND=DURATION, e.g. profile=5ms (repeatable; KIND all is every request)")
+	fs.Float64Var(&o.limits.MinRate, "min-rate", 0, "fail when fewer requests per second than this were achieved")
+	fs.BoolVar(&o.limits.Strict, "strict", false, "fail an open-model run that achieved less than 95% of the asked rate")
+	fs.StringVar(&o.jsonPath, "json", "", "also write the report as JSON to this file")
+	fs.StringVar(&o.htmlPath, "html", "", "also write the report as one self-contained HTML page with plots to this file")
+	fs.DurationVar(&o.progress, "progress", 5*time.Second, "print a progress line on stderr this often (0: never)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	if !slices.Contains(scenario.Names, o.scenario) {
+		return o, fmt.Errorf("-scenario %q: want one of %s", o.scenario, strings.Join(scenario.Names, ", "))
+	}
+	if o.sessionsFile != "" && o.scenario != "read" {
+		return o, errors.New("-sessions-file is for -scenario read")
+	}
+	if !strings.HasPrefix(o.getPath, "/") {
+		return o, errors.New("-path must start with /")
+	}
+	if o.startAfter < 0 || o.startAfter > time.Minute {
+		return o, errors.New("-start-after must be in [0, 1m]")
+	}
+	if o.userPrefix == "" {
+		o.userPrefix = "loadtest-" + o.scenario + "-"
+	}
+	o.journey = scenario.DefaultJourney(o.scenario)
+	for _, f := range []struct {
+		name string
+		v    int
+		dst  *int
+	}{{"reads", reads, &o.journey.Reads}, {"lists", lists, &o.journey.Lists}, {"refreshes", refs, &o.journey.Refreshes}} {
+		if f.v > 1000 || (set[f.name] && f.v < 0) {
+			return o, fmt.Errorf("-%s must be in [0, 1000]", f.name)
+		}
+		if set[f.name] {
+			*f.dst = f.v
+		}
+	}
+
+	switch {
+	case rate != "" && stages != "":
+		return o, errors.New("-rate and -stages both set: -stages is a rate that changes, use one")
+	case stages != "" && set["duration"]:
+		return o, errors.New("-stages sets the duration itself; drop -duration")
+	case (rate != "" || stages != "") && set["workers"]:
+		return o, errors.New("-workers is the closed model, -rate and -stages the open one: use one")
+	}
+	if o.duration <= 0 || o.duration > maxDuration {
+		return o, fmt.Errorf("-duration must be in (0, %s]", maxDuration)
+	}
+	switch {
+	case stages != "":
+		s, err := pace.Parse(stages)
+		if err != nil {
+			return o, fmt.Errorf("-stages: %w", err)
+		}
+		if s.Duration() > maxDuration {
+			return o, fmt.Errorf("-stages last %s, more than %s", s.Duration(), maxDuration)
+		}
+		o.schedule, o.duration = &s, s.Duration()
+	case rate != "":
+		r, err := pace.ParseRate(rate)
+		if err != nil || r <= 0 {
+			return o, fmt.Errorf("-rate %q: want a positive number of requests per second", rate)
+		}
+		s := pace.Constant(r, o.duration)
+		o.schedule = &s
+	}
+
+	switch {
+	case o.maxRequests == 0 || o.maxRequests > maxRequests:
+		return o, fmt.Errorf("-max-requests must be in [1, %d]", maxRequests)
+	case o.users < 1 || o.users > maxUsers:
+		return o, fmt.Errorf("-users must be in [1, %d]", maxUsers)
+	case o.workers < 1 || o.workers > 10000:
+		return o, errors.New("-workers must be in [1, 10000]")
+	case o.maxInFlight < 1 || o.maxInFlight > 100000:
+		return o, errors.New("-max-in-flight must be in [1, 100000]")
+	case o.timeout <= 0 || o.timeout > time.Minute:
+		return o, errors.New("-timeout must be in (0, 1m]")
+	case o.connections < 1:
+		return o, errors.New("-connections must be positive")
+	case o.setupParallel < 1 || o.setupParallel > 64:
+		return o, errors.New("-setup-parallel must be in [1, 64]")
+	case o.setupTimeout <= 0:
+		return o, errors.New("-setup-timeout must be positive")
+	case o.limits.MaxErrorRate < 0 || o.limits.MaxErrorRate > 1:
+		return o, errors.New("-max-error-rate must be in [0, 1]")
+	case o.limits.MinRate < 0:
+		return o, errors.New("-min-rate must not be negative")
+	case o.progress < 0:
+		return o, errors.New("-progress must not be negative")
+	}
+
+	kinds := scenario.KindsOf(o.scenario, o.journey)
+	for _, v := range p99s {
+		k, d, err := report.ParseP99(v, kinds)
+		if err != nil {
+			return o, err
+		}
+		if o.limits.MaxP99 == nil {
+			o.limits.MaxP99 = map[scenario.Kind]time.Duration{}
+		}
+		o.limits.MaxP99[k] = d
+	}
+
+	base, err := checkTarget(o.target, o.allowRemote)
+	if err != nil {
+		return o, err
+	}
+	o.target = base
+	return o, nil
+}
+
+// checkTarget checks that target is an http(s) URL without query or
+// fragment and, unless remote is allowed, that it names this machine's
+// loopback; it returns the base URL without a trailing slash. The dialer
+// checks again what the name resolves to.
+func checkTarget(target string, allowRemote bool) (string, error) {
+	u, err := url.Parse(target)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return "", fmt.Errorf("-target %q is not an http or https URL", target)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", fmt.Errorf("-target %q: want a base URL without query, fragment or credentials", target)
+	}
+	if !allowRemote {
+		host := u.Hostname()
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return "", fmt.Errorf("-target %q is not a loopback address; to load another host you run, add -allow-remote", target)
+		}
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
