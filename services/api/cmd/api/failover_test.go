@@ -126,6 +126,14 @@ func TestSentinelFailover(t *testing.T) {
 			master.RestartAsReplica(t, sentinels[0].SentinelMaster(t))
 		},
 	})
+
+	// A replica of the API pointed straight at the old master, now a
+	// read-only replica, answers its reads but must not look ready.
+	stale := startReplica(t, baseEnv(master.Addr(), "stale"))
+	waitFor(t, 10*time.Second, "/readyz of a replica on a read-only Redis to answer 503", func() bool {
+		res, err := stale.try(http.MethodGet, "/readyz", "", nil)
+		return err == nil && res.status == http.StatusServiceUnavailable
+	})
 }
 
 // startReplicas starts three replicas of the API with e.
