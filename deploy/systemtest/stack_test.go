@@ -285,10 +285,13 @@ func (s *stack) startRedis(t *testing.T, name, alias, volume string, started boo
 		Image: s.images["REDIS_IMAGE"],
 		Cmd:   cmd,
 		// redis-cli reads its password from here, as in the compose file.
-		Env:                map[string]string{"REDISCLI_AUTH": s.redisPassword},
-		Networks:           []string{s.data.Name},
-		NetworkAliases:     map[string][]string{s.data.Name: {alias}},
-		Mounts:             mounts,
+		Env:            map[string]string{"REDISCLI_AUTH": s.redisPassword},
+		Networks:       []string{s.data.Name},
+		NetworkAliases: map[string][]string{s.data.Name: {alias}},
+		Mounts:         mounts,
+		// Named so that testcontainers-go does not publish the image's
+		// EXPOSE on every interface; on the internal data network the
+		// daemon publishes nothing at all.
 		ExposedPorts:       []string{redisPort},
 		HostConfigModifier: loopbackPorts(redisPort),
 		WaitingFor: wait.ForExec([]string{"redis-cli", "ping"}).
