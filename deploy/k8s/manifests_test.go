@@ -336,6 +336,24 @@ func containerPort(c corev1.Container, port intstr.IntOrString) int32 {
 	return 0
 }
 
+// TestContractEnv checks contractEnv against the variables the service's
+// config package reads, so that a variable added to one is added to the
+// other, and to the ConfigMap.
+func TestContractEnv(t *testing.T) {
+	src, err := os.ReadFile("../../services/api/internal/config/config.go")
+	if err != nil {
+		t.Fatalf("reading the service's config: %v", err)
+	}
+	var got []string
+	for _, m := range regexp.MustCompile(`(?m)^\s*Env[A-Za-z]+\s*=\s*"([A-Z_]+)"`).FindAllSubmatch(src, -1) {
+		got = append(got, string(m[1]))
+	}
+	slices.Sort(got)
+	if want := slices.Sorted(slices.Values(contractEnv)); !slices.Equal(got, want) {
+		t.Errorf("variables of the config package:\n got %v\nwant %v (the contract's)", got, want)
+	}
+}
+
 // checkEnvironment: the replicas get exactly the contract's variables.
 func checkEnvironment(t *testing.T, m *manifests) {
 	_, c := apiContainer(t, m)
