@@ -19,9 +19,9 @@ var (
 	pidLine   = regexp.MustCompile(`(?m)^(\s*)pid\s+[^;]+;`)
 )
 
-// proxyConfig rewrites the repository's nginx.conf for host processes: the
-// upstream's one server becomes one line per upstream address (with the
-// same parameters), the public listener moves to 127.0.0.1:port and every
+// proxyConfig rewrites the repository's nginx.conf for host processes: each
+// upstream server line of the replicas becomes one line per upstream
+// address (with the same parameters), the public listener moves to 127.0.0.1:port and every
 // other listener (stub_status, say) to 127.0.0.1 on a port from freePort,
 // and the pid file goes to pidPath. Nothing else changes, so the figures
 // are those of the production settings. It fails when the file no longer
@@ -30,8 +30,9 @@ func proxyConfig(conf string, upstreams []string, port int, pidPath string, free
 	if len(upstreams) == 0 {
 		return "", errors.New("no upstream addresses")
 	}
-	if n := len(upstreamServer.FindAllString(conf, -1)); n != 1 {
-		return "", fmt.Errorf("nginx.conf has %d lines `server api-replicas:3000 ...;`, want 1", n)
+	// One line, or more: the primary servers and the same again as backup.
+	if n := len(upstreamServer.FindAllString(conf, -1)); n == 0 {
+		return "", errors.New("nginx.conf has no line `server api-replicas:3000 ...;`")
 	}
 	if n := len(publicListen.FindAllString(conf, -1)); n != 1 {
 		return "", fmt.Errorf("nginx.conf has %d lines `listen 8080 ...;`, want 1", n)

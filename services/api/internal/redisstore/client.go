@@ -2,7 +2,10 @@
 // session.Store and session.UserStore interfaces. It works on one node, a
 // Sentinel-managed master or a Redis Cluster: all of a user's session keys
 // share one hash slot, and every operation is a single command or a single
-// Lua script, so each is atomic on its own.
+// Lua script, so each is atomic on its own. (The one exception is logout-all
+// on an index a previous version left with more than 1,000 members: one
+// script per 1,000.) Every script that writes does nothing when Redis runs
+// it after the caller stopped waiting (see deadline.go).
 //
 // Redis never holds a token, only its SHA-256: a copy of the data does not
 // let anyone in. Every key but a user record expires by itself, so Redis's
@@ -24,11 +27,6 @@ import (
 // zero, so that a zero ClientOptions works. The service always sets it from
 // REDIS_TIMEOUT, whose default package config owns.
 const defaultTimeout = 500 * time.Millisecond
-
-// clusterStateReloadInterval is how old a cluster client's map of slots to
-// nodes may get before a call reloads it: at most this long after a replica
-// took over a dead master's slots, calls find it (see NewClient).
-const clusterStateReloadInterval = time.Second
 
 // minPoolSize is the least number of connections a client keeps open to
 // each Redis node it talks to.
@@ -62,12 +60,14 @@ type ClientOptions struct {
 //
 // A cluster client learns which node serves which slot from CLUSTER SLOTS
 // and reloads that map only when a node answers MOVED, ASK or READONLY, or
-// when the map is older than its reload interval (60 s by default). A
-// master that dies answers nothing, so until the interval ran out every
-// call for its slots went to the dead address, long after its replica had
-// taken over (measured: 58 s of 503s). The map is reloaded every second
-// instead, in the background and only while calls are made: one CLUSTER
-// SLOTS a second per replica.
+// when the map is older than its reload interval (60 s). A master that
+// dies answers nothing, so until the interval ran out every call for its
+// slots went to the dead address, long after its replica had taken over
+// (measured: 58 s of 503s). Here a call that fails without an answer from
+// Redis also reloads the map, in the background: go-redis runs one reload
+// at a time and at most one every 200 ms, so a dead master costs a few
+// CLUSTER SLOTS a second per replica until its replica takes over, and the
+// first reload after that finds it.
 func NewClient(o ClientOptions) redis.UniversalClient {
 	timeout := o.Timeout
 	if timeout <= 0 {
@@ -119,14 +119,52 @@ func NewClient(o ClientOptions) redis.UniversalClient {
 		// host it dials, which differs per node in a cluster.
 		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
-	if o.MasterName == "" && len(o.Addrs) > 1 {
-		// Built here rather than by NewUniversalClient: UniversalOptions
-		// has no reload interval.
-		cluster := opts.Cluster()
-		cluster.ClusterStateReloadInterval = clusterStateReloadInterval
-		return redis.NewClusterClient(cluster)
+	c := redis.NewUniversalClient(opts)
+	if cluster, ok := c.(*redis.ClusterClient); ok {
+		cluster.AddHook(reloadSlotsHook{cluster})
 	}
-	return redis.NewUniversalClient(opts)
+	return c
+}
+
+// reloadSlotsHook reloads a cluster client's map of slots to nodes when a
+// call fails without an answer from Redis (refused, timed out, cut off):
+// the node it went to may be gone and its slots served elsewhere.
+type reloadSlotsHook struct {
+	c *redis.ClusterClient
+}
+
+func (h reloadSlotsHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h reloadSlotsHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if unanswered(err) {
+			h.c.ReloadState(ctx)
+		}
+		return err
+	}
+}
+
+func (h reloadSlotsHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		failed := unanswered(err)
+		for _, cmd := range cmds {
+			failed = failed || unanswered(cmd.Err())
+		}
+		if failed {
+			h.c.ReloadState(ctx)
+		}
+		return err
+	}
+}
+
+// unanswered tells a failure that Redis did not answer (a network error, a
+// timeout, a closed connection) from Redis's own replies, redis.Nil
+// included, and from a caller that went away.
+func unanswered(err error) bool {
+	var reply redis.Error
+	return err != nil && !errors.As(err, &reply) && !errors.Is(err, context.Canceled)
 }
 
 // NewErrorHook returns a hook that calls onError once for every command, and
