@@ -275,7 +275,10 @@ func (s *stack) create(t *testing.T, name string, req testcontainers.ContainerRe
 // restart here survives through the AOF alone.
 func (s *stack) startRedis(t *testing.T, name, alias, volume string, started bool) *node {
 	t.Helper()
-	cmd := []string{"redis-server", "--dir", "/data", "--save", "", "--requirepass", s.redisPassword}
+	// hash-max-listpack-value as docker-compose.yml sets it: session
+	// hashes stay compact with a User-Agent of up to 512 bytes.
+	cmd := []string{"redis-server", "--dir", "/data", "--save", "", "--requirepass", s.redisPassword,
+		"--hash-max-listpack-value", "512"}
 	var mounts testcontainers.ContainerMounts
 	if volume != "" {
 		cmd = append(cmd, "--appendonly", "yes", "--appendfsync", "everysec")

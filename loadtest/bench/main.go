@@ -72,7 +72,7 @@ func parseOptions(args []string) (options, error) {
 	fs.IntVar(&o.memSessions, "memory-sessions", 100_000, "live sessions at which Redis memory per session is measured")
 	fs.IntVar(&o.lookupSessions, "lookup-sessions", 1_000_000, "live sessions at which lookup latency is compared with 1,000 (0 skips)")
 	fs.IntVar(&o.journeyRate, "journey-rate", 100, "open-model rate of the mixed and churn runs (their logins cost an argon2id hash each)")
-	fs.StringVar(&o.redisArgs, "redis-args", "", `more redis-server arguments, e.g. "--hash-max-listpack-value 512" as the Kubernetes overlays set`)
+	fs.StringVar(&o.redisArgs, "redis-args", "--hash-max-listpack-value 512", `redis-server settings; the default is what every deployment sets (docker-compose.yml, the Kubernetes overlays)`)
 	fs.StringVar(&o.docker, "docker", "", "also load the compose stack's nginx at this loopback URL (make up first); that figure is bounded by Docker's port proxy")
 	fs.StringVar(&o.render, "render", "", "measure nothing: write the Markdown (and with -readme the README's table) again from this results JSON")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, logs, raw reports)")

@@ -56,6 +56,30 @@ func BenchmarkMemory(b *testing.B) {
 	}
 }
 
+// TestSessionHashStaysCompact checks that a session hash with the longest
+// User-Agent a session keeps stays in Redis's listpack encoding under the
+// hash-max-listpack-value every deployment sets (512, as redistest does):
+// past the limit a session costs 1.6 KB instead of 1 KB (BenchmarkMemory).
+func TestSessionHashStaysCompact(t *testing.T) {
+	e := newEnv(t, redisstore.SessionOptions{})
+	u := register(t, e.users, "alice")
+	ua := strings.Repeat("M", session.MaxClientTextLen+100) // cut to the bound
+	iss, _, err := e.store.Create(context.Background(), session.NewSession{UserID: u.ID, Username: u.Username, UserAgent: ua, IP: benchIP})
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if got := len(iss.Session.UserAgent); got != session.MaxClientTextLen {
+		t.Fatalf("stored User-Agent: got %d bytes, want %d", got, session.MaxClientTextLen)
+	}
+	got, err := e.rdb.ObjectEncoding(context.Background(), sessionKey(iss.Token)).Result()
+	if err != nil {
+		t.Fatalf("OBJECT ENCODING: %v", err)
+	}
+	if got != "listpack" {
+		t.Errorf("session hash encoding: got %q, want %q", got, "listpack")
+	}
+}
+
 func memoryStore(b *testing.B) (*redistest.Server, *redisstore.Users, *redisstore.Sessions) {
 	b.Helper()
 	srv := redistest.Start(b)
