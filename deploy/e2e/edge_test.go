@@ -77,8 +77,8 @@ func testNginxOwnErrors(t *testing.T, s *stack) {
 		{"RequestLineMalformed", "GET\x01 / HTTP/1.1\r\nHost: x\r\n\r\n", http.StatusBadRequest},
 		{"HeaderTooLarge", "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("b", 10000) + "\r\n\r\n", http.StatusBadRequest},
 		{"HostMissing", "GET /healthz HTTP/1.1\r\n\r\n", http.StatusBadRequest},
-		{"BodyTooLarge", "POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: 70000\r\n\r\n", http.StatusRequestEntityTooLarge},
-		{"TransferEncodingUnknown", "POST /auth/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", http.StatusNotImplemented},
+		{"BodyTooLarge", "POST /auth/register HTTP/1.1\r\nHost: x\r\nContent-Length: 70000\r\n\r\n", http.StatusRequestEntityTooLarge},
+		{"TransferEncodingUnknown", "POST /auth/register HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", http.StatusNotImplemented},
 		{"InternalLocation", "GET /_nginx/error HTTP/1.1\r\nHost: x\r\n\r\n", http.StatusNotFound},
 	}
 	for _, tc := range tests {
@@ -202,7 +202,8 @@ func testSlowClientsLimited(t *testing.T, s *stack) {
 	}
 }
 
-// testSlowBodyBounded trickles a login body, one byte every 500 ms: each
+// testSlowBodyBounded trickles a register body (login's is buffered by
+// nginx so that it can be resent, see nginx.conf), one byte every 500 ms: each
 // pause is well within nginx's client_body_timeout (per read), but the
 // whole request must end when the replica's read timeout does, with a JSON
 // answer, long before the body would be complete.
@@ -214,7 +215,7 @@ func testSlowBodyBounded(t *testing.T, s *stack) {
 	}
 	defer conn.Close()
 	start := time.Now()
-	fmt.Fprintf(conn, "POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", size)
+	fmt.Fprintf(conn, "POST /auth/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", size)
 	answered := make(chan struct{})
 	go func() {
 		defer close(answered)
