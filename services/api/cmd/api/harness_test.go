@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"redis-session-app/services/api/internal/poll"
 )
 
 // env is the environment of one replica under test.
@@ -100,24 +102,21 @@ func startReplica(t testing.TB, e env) *replica {
 		}
 	})
 
-	deadline := time.Now().Add(10 * time.Second)
-	for r.addr == "" {
+	listening := poll.Until(10*time.Second, 5*time.Millisecond, func() bool {
 		select {
 		case err := <-r.done:
 			r.done <- err
 			t.Fatalf("replica %s: run returned %v before listening; logs:\n%s", r.id, err, r.logs)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("replica %s: no \"listening\" log line within 10s; logs:\n%s", r.id, r.logs)
-		}
 		r.addr = r.logs.listenAddr()
-		if r.addr == "" {
-			time.Sleep(5 * time.Millisecond)
-		}
+		return r.addr != ""
+	})
+	if !listening {
+		t.Fatalf("replica %s: no \"listening\" log line within 10s; logs:\n%s", r.id, r.logs)
 	}
 	r.base = "http://" + r.addr
-	waitFor(t, 10*time.Second, "/healthz to answer 200", func() bool {
+	poll.For(t, 10*time.Second, "/healthz to answer 200", func() bool {
 		res, err := r.try(http.MethodGet, "/healthz", "", nil)
 		return err == nil && res.status == http.StatusOK
 	})
@@ -292,18 +291,6 @@ func wantJSON(t testing.TB, res response, status int, want string) {
 	}
 	if !reflect.DeepEqual(got, w) {
 		t.Fatalf("body got %s, want %s", res.body, want)
-	}
-}
-
-// waitFor polls cond every 20ms until it holds or timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

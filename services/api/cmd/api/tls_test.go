@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"redis-session-app/services/api/internal/poll"
 	"redis-session-app/services/api/internal/redistest"
 )
 
@@ -23,7 +24,7 @@ func TestRedisTLS(t *testing.T) {
 	t.Run("TrustedAuthority", func(t *testing.T) {
 		t.Parallel()
 		base := startProcess(t, tlsEnv.with("SSL_CERT_FILE", rds.CAFile()))
-		waitFor(t, 10*time.Second, "/readyz to answer 200 over TLS", func() bool {
+		poll.For(t, 10*time.Second, "/readyz to answer 200 over TLS", func() bool {
 			res, err := http.Get(base + "/readyz")
 			if err != nil {
 				return false

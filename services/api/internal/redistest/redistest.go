@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"redis-session-app/services/api/internal/poll"
 )
 
 // readyTimeout bounds how long Start and Restart wait for the server to
@@ -125,16 +127,15 @@ func startServer(t testing.TB, s *Server) *Server {
 // waitClusterOK polls CLUSTER INFO until the cluster state is ok.
 func (s *Server) waitClusterOK() {
 	s.t.Helper()
-	deadline := time.Now().Add(readyTimeout)
-	for {
-		info, err := s.do(s.t, "CLUSTER", "INFO")
-		if text, ok := info.(string); err == nil && ok && strings.Contains(text, "cluster_state:ok") {
-			return
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("cluster on %s not ok within %v: %v %v", s.Addr(), readyTimeout, info, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var info any
+	var err error
+	ok := poll.Until(readyTimeout, 20*time.Millisecond, func() bool {
+		info, err = s.do(s.t, "CLUSTER", "INFO")
+		text, _ := info.(string)
+		return err == nil && strings.Contains(text, "cluster_state:ok")
+	})
+	if !ok {
+		s.t.Fatalf("cluster on %s not ok within %v: %v %v", s.Addr(), readyTimeout, info, err)
 	}
 }
 
@@ -191,20 +192,13 @@ func (s *Server) Restart() {
 	s.Stop()
 	// The old process is gone, but the kernel may briefly refuse the port;
 	// retry within the ready timeout.
-	deadline := time.Now().Add(readyTimeout)
-	for {
-		err := s.start()
-		if err == nil {
-			if s.cluster {
-				// The node kept its slots in nodes.conf.
-				s.waitClusterOK()
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("restarting redis-server on %s: %v", s.Addr(), err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var err error
+	if !poll.Until(readyTimeout, 50*time.Millisecond, func() bool { err = s.start(); return err == nil }) {
+		s.t.Fatalf("restarting redis-server on %s: %v", s.Addr(), err)
+	}
+	if s.cluster {
+		// The node kept its slots in nodes.conf.
+		s.waitClusterOK()
 	}
 }
 
@@ -360,24 +354,27 @@ func waitReady(addr string, exited <-chan struct{}) error {
 		Protocol:        2,
 	})
 	defer c.Close()
-	deadline := time.Now().Add(readyTimeout)
-	for {
+	errExited := errors.New("redis-server exited before answering PING")
+	var err error
+	ok := poll.Until(readyTimeout, 20*time.Millisecond, func() bool {
 		select {
 		case <-exited:
-			return errors.New("redis-server exited before answering PING")
+			err = errExited
+			return true
 		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("no PONG from %s within %v: %w", addr, readyTimeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+		defer cancel()
+		err = c.Ping(ctx).Err()
+		return err == nil
+	})
+	switch {
+	case errors.Is(err, errExited):
+		return err
+	case !ok:
+		return fmt.Errorf("no PONG from %s within %v: %w", addr, readyTimeout, err)
 	}
+	return nil
 }
 
 // ParseCommandStats reads the output of INFO commandstats, lines such as
