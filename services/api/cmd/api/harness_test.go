@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"redis-session-app/services/api/internal/logbuf"
 	"redis-session-app/services/api/internal/poll"
 )
 
@@ -63,7 +62,7 @@ type replica struct {
 	id     string
 	base   string // http://127.0.0.1:port
 	addr   string
-	logs   *logBuffer
+	logs   *logbuf.Buffer
 	client *http.Client
 	cancel context.CancelFunc
 	done   chan error
@@ -84,7 +83,7 @@ func startReplica(t testing.TB, e env) *replica {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &replica{
 		id:     e["INSTANCE_ID"],
-		logs:   &logBuffer{},
+		logs:   &logbuf.Buffer{},
 		cancel: cancel,
 		done:   make(chan error, 1),
 		client: &http.Client{
@@ -109,7 +108,7 @@ func startReplica(t testing.TB, e env) *replica {
 			t.Fatalf("replica %s: run returned %v before listening; logs:\n%s", r.id, err, r.logs)
 		default:
 		}
-		r.addr = r.logs.listenAddr()
+		r.addr = listenAddr(r.logs)
 		return r.addr != ""
 	})
 	if !listening {
@@ -306,38 +305,9 @@ func closedAddr(t testing.TB) string {
 	return addr
 }
 
-// logBuffer is the stdout of a replica: written by its logger, read by the
-// test while the replica runs.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *logBuffer) lines() []string {
-	var out []string
-	sc := bufio.NewScanner(strings.NewReader(b.String()))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		out = append(out, sc.Text())
-	}
-	return out
-}
-
 // listenAddr returns the address of the "listening" log line, or "".
-func (b *logBuffer) listenAddr() string {
-	for _, line := range b.lines() {
+func listenAddr(logs *logbuf.Buffer) string {
+	for _, line := range logs.Lines() {
 		var rec struct {
 			Msg  string `json:"msg"`
 			Addr string `json:"addr"`

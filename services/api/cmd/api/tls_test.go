@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"redis-session-app/services/api/internal/logbuf"
 	"redis-session-app/services/api/internal/poll"
 	"redis-session-app/services/api/internal/redistest"
 )
@@ -90,11 +91,11 @@ func startProcess(t *testing.T, e env) string {
 		_ = cmd.Wait()
 	})
 	sc := bufio.NewScanner(stdout)
-	var logs logBuffer
+	var logs logbuf.Buffer
 	addr := ""
 	for addr == "" && sc.Scan() {
 		logs.Write(append(sc.Bytes(), '\n'))
-		addr = logs.listenAddr()
+		addr = listenAddr(&logs)
 	}
 	if addr == "" {
 		t.Fatalf("child exited without listening: %v\n%s", sc.Err(), logs.String())
