@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"redis-session-app/loadtest/internal/poll"
 )
 
 // freePort asks the kernel for a loopback port that is free now.
@@ -25,18 +27,6 @@ func freePort(t *testing.T) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// waitFor polls ok until it succeeds or the deadline passes.
-func waitFor(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 20s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // startService runs a real redis-server and one real replica, built from
@@ -80,14 +70,20 @@ func startService(t *testing.T) string {
 		"COOKIE_SECURE=false", "LOG_LEVEL=warn", "LOGIN_LIMIT_PER_USER=100000/s", "LOGIN_LIMIT_PER_IP=100000/s",
 	}, api, "-host", "127.0.0.1")
 	base := fmt.Sprintf("http://127.0.0.1:%d", apiPort)
-	waitFor(t, "the replica ready", func() bool {
+	err := poll.Until(context.Background(), 20*time.Second, 50*time.Millisecond, func() error {
 		resp, err := http.Get(base + "/readyz")
 		if err != nil {
-			return false
+			return err
 		}
 		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET /readyz: status %d", resp.StatusCode)
+		}
+		return nil
 	})
+	if err != nil {
+		t.Fatalf("the replica not ready within 20s: %v", err)
+	}
 	return base
 }
 

@@ -31,6 +31,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"redis-session-app/loadtest/internal/poll"
 )
 
 func main() {
@@ -218,7 +220,7 @@ func (b *bench) start(ctx context.Context, _ *Results) error {
 	if err != nil {
 		return err
 	}
-	if err := poll(ctx, 10*time.Second, func() error { _, err := b.redis.run("PING"); return err }); err != nil {
+	if err := poll.Until(ctx, 10*time.Second, 100*time.Millisecond, func() error { _, err := b.redis.run("PING"); return err }); err != nil {
 		return fmt.Errorf("redis did not answer: %w", err)
 	}
 

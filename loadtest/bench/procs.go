@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"redis-session-app/loadtest/internal/poll"
 )
 
 // proc is a server the benchmark started; stop ends it by its pid.
@@ -100,29 +102,10 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// poll calls ok until it returns nil or the deadline passes.
-func poll(ctx context.Context, d time.Duration, ok func() error) error {
-	deadline := time.Now().Add(d)
-	for {
-		err := ok()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
 // waitHTTP waits until url answers 200.
 func waitHTTP(ctx context.Context, ps *procs, url string) error {
 	client := &http.Client{Timeout: time.Second}
-	return poll(ctx, 20*time.Second, func() error {
+	return poll.Until(ctx, 20*time.Second, 100*time.Millisecond, func() error {
 		if err := ps.exited(); err != nil {
 			return err
 		}

@@ -10,6 +10,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"redis-session-app/services/api/internal/poll"
 )
 
 // TestDrainClosesConnections checks that a draining replica lets go of its
@@ -30,7 +32,7 @@ func TestDrainClosesConnections(t *testing.T) {
 
 	start := time.Now()
 	r.cancel()
-	waitFor(t, time.Second, "/readyz to answer 503", func() bool {
+	poll.For(t, time.Second, "/readyz to answer 503", func() bool {
 		res, err := r.try(http.MethodGet, "/readyz", "", nil)
 		return err == nil && res.status == http.StatusServiceUnavailable
 	})

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"redis-session-app/services/api/internal/poll"
 	"redis-session-app/services/api/internal/redistest"
 )
 
@@ -30,7 +31,7 @@ func TestExpiry(t *testing.T) {
 
 		// Polling the list through the watcher keeps the watcher alive and
 		// leaves the idle session untouched.
-		waitFor(t, 5*time.Second, "the idle session to leave the list", func() bool {
+		poll.For(t, 5*time.Second, "the idle session to leave the list", func() bool {
 			return !slices.ContainsFunc(r.sessions(t, watcher), func(s sessionView) bool { return s.ID == idleID })
 		})
 		gone := time.Since(loggedIn)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"redis-session-app/services/api/internal/poll"
 	"redis-session-app/services/api/internal/redistest"
 )
 
@@ -72,7 +73,7 @@ func TestClusterFailover(t *testing.T) {
 		revoke:   revokeTok,
 		rejoin: func() {
 			victim.Restart()
-			waitFor(t, 30*time.Second, "the old master to rejoin as a replica", func() bool {
+			poll.For(t, 30*time.Second, "the old master to rejoin as a replica", func() bool {
 				return victim.Role(t) == "slave"
 			})
 			victim.WaitInSync(t)
@@ -130,7 +131,7 @@ func TestSentinelFailover(t *testing.T) {
 	// A replica of the API pointed straight at the old master, now a
 	// read-only replica, answers its reads but must not look ready.
 	stale := startReplica(t, baseEnv(master.Addr(), "stale"))
-	waitFor(t, 10*time.Second, "/readyz of a replica on a read-only Redis to answer 503", func() bool {
+	poll.For(t, 10*time.Second, "/readyz of a replica on a read-only Redis to answer 503", func() bool {
 		res, err := stale.try(http.MethodGet, "/readyz", "", nil)
 		return err == nil && res.status == http.StatusServiceUnavailable
 	})
@@ -277,16 +278,16 @@ func runFailover(t *testing.T, fc failoverCase) {
 	killed := time.Now()
 	fc.kill()
 	if fc.replicaPromoted != nil {
-		waitFor(t, 30*time.Second, "a replica to become master", fc.replicaPromoted)
+		poll.For(t, 30*time.Second, "a replica to become master", fc.replicaPromoted)
 		t.Logf("kill → a replica is master: %v", time.Since(killed).Round(time.Millisecond))
 	}
-	waitFor(t, 30*time.Second, "Redis to promote a replica", fc.promoted)
+	poll.For(t, 30*time.Second, "Redis to promote a replica", fc.promoted)
 	promoted := time.Now()
 
 	// A logout during the failover: 503 until the shard is served again,
 	// then done, once.
 	var revoked time.Time
-	waitFor(t, 10*time.Second, "the logout of a victim session to succeed", func() bool {
+	poll.For(t, 10*time.Second, "the logout of a victim session to succeed", func() bool {
 		res, err := fc.replicas[0].try(http.MethodPost, "/auth/logout", "", []string{"X-Session-Id", fc.revoke})
 		if err == nil && res.status == http.StatusOK {
 			revoked = time.Now()
@@ -299,7 +300,7 @@ func runFailover(t *testing.T, fc failoverCase) {
 		return false
 	})
 	time.Sleep(time.Until(promoted.Add(observeAfter)))
-	waitFor(t, observeMax, "reads and logins of the failed shard to succeed after its last 503", func() bool {
+	poll.For(t, observeMax, "reads and logins of the failed shard to succeed after its last 503", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, kind := range []string{"read", "login"} {

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +12,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"redis-session-app/services/api/internal/logbuf"
+	"redis-session-app/services/api/internal/poll"
 )
 
 // env is the environment of one replica under test.
@@ -61,7 +62,7 @@ type replica struct {
 	id     string
 	base   string // http://127.0.0.1:port
 	addr   string
-	logs   *logBuffer
+	logs   *logbuf.Buffer
 	client *http.Client
 	cancel context.CancelFunc
 	done   chan error
@@ -82,7 +83,7 @@ func startReplica(t testing.TB, e env) *replica {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &replica{
 		id:     e["INSTANCE_ID"],
-		logs:   &logBuffer{},
+		logs:   &logbuf.Buffer{},
 		cancel: cancel,
 		done:   make(chan error, 1),
 		client: &http.Client{
@@ -100,24 +101,21 @@ func startReplica(t testing.TB, e env) *replica {
 		}
 	})
 
-	deadline := time.Now().Add(10 * time.Second)
-	for r.addr == "" {
+	listening := poll.Until(10*time.Second, 5*time.Millisecond, func() bool {
 		select {
 		case err := <-r.done:
 			r.done <- err
 			t.Fatalf("replica %s: run returned %v before listening; logs:\n%s", r.id, err, r.logs)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("replica %s: no \"listening\" log line within 10s; logs:\n%s", r.id, r.logs)
-		}
-		r.addr = r.logs.listenAddr()
-		if r.addr == "" {
-			time.Sleep(5 * time.Millisecond)
-		}
+		r.addr = listenAddr(r.logs)
+		return r.addr != ""
+	})
+	if !listening {
+		t.Fatalf("replica %s: no \"listening\" log line within 10s; logs:\n%s", r.id, r.logs)
 	}
 	r.base = "http://" + r.addr
-	waitFor(t, 10*time.Second, "/healthz to answer 200", func() bool {
+	poll.For(t, 10*time.Second, "/healthz to answer 200", func() bool {
 		res, err := r.try(http.MethodGet, "/healthz", "", nil)
 		return err == nil && res.status == http.StatusOK
 	})
@@ -295,18 +293,6 @@ func wantJSON(t testing.TB, res response, status int, want string) {
 	}
 }
 
-// waitFor polls cond every 20ms until it holds or timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // closedAddr returns a loopback address nothing listens on.
 func closedAddr(t testing.TB) string {
 	t.Helper()
@@ -319,38 +305,9 @@ func closedAddr(t testing.TB) string {
 	return addr
 }
 
-// logBuffer is the stdout of a replica: written by its logger, read by the
-// test while the replica runs.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *logBuffer) lines() []string {
-	var out []string
-	sc := bufio.NewScanner(strings.NewReader(b.String()))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		out = append(out, sc.Text())
-	}
-	return out
-}
-
 // listenAddr returns the address of the "listening" log line, or "".
-func (b *logBuffer) listenAddr() string {
-	for _, line := range b.lines() {
+func listenAddr(logs *logbuf.Buffer) string {
+	for _, line := range logs.Lines() {
 		var rec struct {
 			Msg  string `json:"msg"`
 			Addr string `json:"addr"`

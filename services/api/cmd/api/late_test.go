@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"redis-session-app/services/api/internal/poll"
 	"redis-session-app/services/api/internal/redistest"
 )
 
@@ -177,7 +178,7 @@ func TestLateWritesChangeNothing(t *testing.T) {
 		rds.Pause()
 		time.Sleep(2 * timeout) // every request in flight gives up
 		rds.Resume()
-		waitFor(t, 5*time.Second, "/readyz to answer 200 again", func() bool {
+		poll.For(t, 5*time.Second, "/readyz to answer 200 again", func() bool {
 			res, err := r.try(http.MethodGet, "/readyz", "", nil)
 			return err == nil && res.status == http.StatusOK
 		})

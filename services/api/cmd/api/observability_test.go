@@ -91,7 +91,7 @@ func TestLogs(t *testing.T) {
 		t.Fatalf("run got %v, want nil", err)
 	}
 
-	lines := r.logs.lines()
+	lines := r.logs.Lines()
 	if len(lines) < 3 {
 		t.Fatalf("got %d log lines, want at least start, listening and stop:\n%s", len(lines), r.logs)
 	}
@@ -138,7 +138,7 @@ func TestLogCompleteAfterShutdown(t *testing.T) {
 
 	var got []string
 	var last string
-	for _, line := range r.logs.lines() {
+	for _, line := range r.logs.Lines() {
 		var rec struct {
 			Msg       string `json:"msg"`
 			RequestID string `json:"request_id"`

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"redis-session-app/services/api/internal/poll"
 	"redis-session-app/services/api/internal/redistest"
 )
 
@@ -37,7 +38,7 @@ func TestRedisOutage(t *testing.T) {
 			checkUnavailable(t, r, tok)
 
 			proxy.set(proxyUp)
-			waitFor(t, 5*time.Second, "/readyz to answer 200 again", func() bool {
+			poll.For(t, 5*time.Second, "/readyz to answer 200 again", func() bool {
 				return r.do(t, http.MethodGet, "/readyz", "").status == http.StatusOK
 			})
 			wantJSON(t, r.profile(t, tok), http.StatusOK,
@@ -83,7 +84,7 @@ func checkUnavailable(t *testing.T, r *replica, tok string) {
 	t.Run("Readyz", func(t *testing.T) {
 		// /readyz answers from the background probe, whose last
 		// outcome is about a second old at most.
-		waitFor(t, outageBound, "/readyz to answer 503", func() bool {
+		poll.For(t, outageBound, "/readyz to answer 503", func() bool {
 			return r.do(t, http.MethodGet, "/readyz", "").status == http.StatusServiceUnavailable
 		})
 		wantJSON(t, r.do(t, http.MethodGet, "/readyz", ""), http.StatusServiceUnavailable, `{"error":"Not ready"}`)
@@ -105,7 +106,7 @@ func TestRedisHung(t *testing.T) {
 	rds.Pause()
 	checkUnavailable(t, r, tok)
 	rds.Resume()
-	waitFor(t, 5*time.Second, "/readyz to answer 200 again", func() bool {
+	poll.For(t, 5*time.Second, "/readyz to answer 200 again", func() bool {
 		return r.do(t, http.MethodGet, "/readyz", "").status == http.StatusOK
 	})
 	wantStatus(t, r.profile(t, tok), http.StatusOK)
@@ -125,7 +126,7 @@ func TestRedisCrash(t *testing.T) {
 	checkUnavailable(t, r, tok)
 
 	rds.Restart()
-	waitFor(t, 5*time.Second, "/readyz to answer 200 again", func() bool {
+	poll.For(t, 5*time.Second, "/readyz to answer 200 again", func() bool {
 		return r.do(t, http.MethodGet, "/readyz", "").status == http.StatusOK
 	})
 	wantJSON(t, r.profile(t, tok), http.StatusUnauthorized, `{"error":"Invalid session"}`)
@@ -145,7 +146,7 @@ func TestStartWhileRedisDown(t *testing.T) {
 	wantStatus(t, r.do(t, http.MethodPost, "/auth/register", credentials("early", pw)), http.StatusServiceUnavailable)
 
 	rds.Restart()
-	waitFor(t, 5*time.Second, "/readyz to answer 200", func() bool {
+	poll.For(t, 5*time.Second, "/readyz to answer 200", func() bool {
 		return r.do(t, http.MethodGet, "/readyz", "").status == http.StatusOK
 	})
 	r.register(t, "early", pw)

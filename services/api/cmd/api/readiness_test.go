@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"redis-session-app/services/api/internal/poll"
 	"redis-session-app/services/api/internal/redistest"
 )
 
@@ -36,18 +37,18 @@ func TestReadyzWhenRedisRefusesWrites(t *testing.T) {
 			t.Parallel()
 			rds := redistest.Start(t)
 			r := startReplica(t, baseEnv(rds.Addr(), "writes-"+tc.name))
-			waitFor(t, 5*time.Second, "/readyz to answer 200", func() bool {
+			poll.For(t, 5*time.Second, "/readyz to answer 200", func() bool {
 				return r.do(t, http.MethodGet, "/readyz", "").status == http.StatusOK
 			})
-			waitFor(t, 5*time.Second, "api_redis_up 1", func() bool { return redisUp(t, r, "1") })
+			poll.For(t, 5*time.Second, "api_redis_up 1", func() bool { return redisUp(t, r, "1") })
 
 			tc.refuse(rds, t)
-			waitFor(t, 5*time.Second, "api_redis_up 0", func() bool { return redisUp(t, r, "0") })
+			poll.For(t, 5*time.Second, "api_redis_up 0", func() bool { return redisUp(t, r, "0") })
 			wantJSON(t, r.do(t, http.MethodGet, "/readyz", ""), http.StatusServiceUnavailable, `{"error":"Not ready"}`)
 			wantJSON(t, r.do(t, http.MethodPost, "/auth/register", credentials("refused", pw)), http.StatusServiceUnavailable, tc.instead)
 
 			rds.AcceptWrites(t)
-			waitFor(t, 5*time.Second, "/readyz to answer 200 again", func() bool {
+			poll.For(t, 5*time.Second, "/readyz to answer 200 again", func() bool {
 				return r.do(t, http.MethodGet, "/readyz", "").status == http.StatusOK
 			})
 			if !redisUp(t, r, "1") {
@@ -75,7 +76,7 @@ func TestReadyzAsksRedisNothing(t *testing.T) {
 	t.Parallel()
 	rds := redistest.Start(t)
 	r := startReplica(t, baseEnv(rds.Addr(), "readyz-cost"))
-	waitFor(t, 5*time.Second, "/readyz to answer 200", func() bool {
+	poll.For(t, 5*time.Second, "/readyz to answer 200", func() bool {
 		return r.do(t, http.MethodGet, "/readyz", "").status == http.StatusOK
 	})
 

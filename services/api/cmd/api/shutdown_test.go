@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"redis-session-app/services/api/internal/poll"
 	"redis-session-app/services/api/internal/redistest"
 )
 
@@ -32,7 +33,7 @@ func TestGracefulShutdown(t *testing.T) {
 	r.cancel()
 	// The flag is set by run's goroutine right after the context ends: poll
 	// briefly rather than race it.
-	waitFor(t, time.Second, "/readyz to answer 503", func() bool {
+	poll.For(t, time.Second, "/readyz to answer 503", func() bool {
 		return r.do(t, http.MethodGet, "/readyz", "").status == http.StatusServiceUnavailable
 	})
 	wantJSON(t, r.do(t, http.MethodGet, "/readyz", ""), http.StatusServiceUnavailable, `{"error":"Not ready"}`)

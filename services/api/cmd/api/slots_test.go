@@ -22,7 +22,7 @@ func TestHashingSlotsFollowGOMAXPROCS(t *testing.T) {
 			r := startReplica(t, baseEnv(closedAddr(t), "slots"))
 
 			got := -1
-			for _, line := range r.logs.lines() {
+			for _, line := range r.logs.Lines() {
 				var rec struct {
 					Msg   string `json:"msg"`
 					Slots int    `json:"slots"`

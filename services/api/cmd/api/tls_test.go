@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"redis-session-app/services/api/internal/logbuf"
+	"redis-session-app/services/api/internal/poll"
 	"redis-session-app/services/api/internal/redistest"
 )
 
@@ -23,7 +25,7 @@ func TestRedisTLS(t *testing.T) {
 	t.Run("TrustedAuthority", func(t *testing.T) {
 		t.Parallel()
 		base := startProcess(t, tlsEnv.with("SSL_CERT_FILE", rds.CAFile()))
-		waitFor(t, 10*time.Second, "/readyz to answer 200 over TLS", func() bool {
+		poll.For(t, 10*time.Second, "/readyz to answer 200 over TLS", func() bool {
 			res, err := http.Get(base + "/readyz")
 			if err != nil {
 				return false
@@ -89,11 +91,11 @@ func startProcess(t *testing.T, e env) string {
 		_ = cmd.Wait()
 	})
 	sc := bufio.NewScanner(stdout)
-	var logs logBuffer
+	var logs logbuf.Buffer
 	addr := ""
 	for addr == "" && sc.Scan() {
 		logs.Write(append(sc.Bytes(), '\n'))
-		addr = logs.listenAddr()
+		addr = listenAddr(&logs)
 	}
 	if addr == "" {
 		t.Fatalf("child exited without listening: %v\n%s", sc.Err(), logs.String())

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"redis-session-app/services/api/internal/batchwriter"
+	"redis-session-app/services/api/internal/poll"
 )
 
 // recorder is an io.Writer that keeps what it got and counts the calls.
@@ -87,16 +88,13 @@ func TestWriteIsHandedOnWithinDelay(t *testing.T) {
 		if _, err := w.Write([]byte(line)); err != nil {
 			t.Fatalf("Write: got %v, want nil", err)
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			out, _ := rec.state()
-			if strings.HasSuffix(out, line) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("got %q after 5s, want it to end with %q", out, line)
-			}
-			time.Sleep(time.Millisecond)
+		var out string
+		handed := poll.Until(5*time.Second, time.Millisecond, func() bool {
+			out, _ = rec.state()
+			return strings.HasSuffix(out, line)
+		})
+		if !handed {
+			t.Fatalf("got %q after 5s, want it to end with %q", out, line)
 		}
 	}
 }
@@ -109,16 +107,13 @@ func TestFullQueueIsHandedOnWithoutWaitingForDelay(t *testing.T) {
 	if _, err := w.Write(line); err != nil {
 		t.Fatalf("Write: got %v, want nil", err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if out, _ := rec.state(); out == string(line) {
-			break
-		}
-		if time.Now().After(deadline) {
-			out, _ := rec.state()
-			t.Fatalf("got %q after 5s, want the line past half the limit handed on", out)
-		}
-		time.Sleep(time.Millisecond)
+	var out string
+	handed := poll.Until(5*time.Second, time.Millisecond, func() bool {
+		out, _ = rec.state()
+		return out == string(line)
+	})
+	if !handed {
+		t.Fatalf("got %q after 5s, want the line past half the limit handed on", out)
 	}
 }
 

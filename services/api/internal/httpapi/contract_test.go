@@ -153,18 +153,23 @@ func (ct *contract) check(t *testing.T, h *harness, c call, status int, docInval
 		t.Errorf("%s %s: a request the document refuses got %v, want a 4xx", c.method, c.path, rec.Code)
 	}
 
-	err = openapi3filter.ValidateResponse(ctx, &openapi3filter.ResponseValidationInput{
+	if err := validateResponse(ctx, in, rec); err != nil {
+		t.Errorf("%s %s: response %v does not match %s: %v", c.method, c.path, rec.Code, route.Operation.OperationID, err)
+	}
+	ct.seen[route.Operation.OperationID+" "+strconv.Itoa(rec.Code)] = true
+	return rec
+}
+
+// validateResponse checks the recorded response against what the document
+// says the request in may be answered with, its status included.
+func validateResponse(ctx context.Context, in *openapi3filter.RequestValidationInput, rec *httptest.ResponseRecorder) error {
+	return openapi3filter.ValidateResponse(ctx, &openapi3filter.ResponseValidationInput{
 		RequestValidationInput: in,
 		Status:                 rec.Code,
 		Header:                 rec.Header(),
 		Body:                   io.NopCloser(bytes.NewReader(rec.Body.Bytes())),
 		Options:                &openapi3filter.Options{IncludeResponseStatus: true},
 	})
-	if err != nil {
-		t.Errorf("%s %s: response %v does not match %s: %v", c.method, c.path, rec.Code, route.Operation.OperationID, err)
-	}
-	ct.seen[route.Operation.OperationID+" "+strconv.Itoa(rec.Code)] = true
-	return rec
 }
 
 // templateMatches reports whether path is exactly one of template's paths,
@@ -200,14 +205,7 @@ func (ct *contract) checkUnmatched(t *testing.T, c call, vreq *http.Request, rec
 		Request: vreq,
 		Route:   &routers.Route{Spec: ct.doc, Path: c.path, Method: c.method, Operation: op},
 	}
-	err := openapi3filter.ValidateResponse(context.Background(), &openapi3filter.ResponseValidationInput{
-		RequestValidationInput: in,
-		Status:                 rec.Code,
-		Header:                 rec.Header(),
-		Body:                   io.NopCloser(bytes.NewReader(rec.Body.Bytes())),
-		Options:                &openapi3filter.Options{IncludeResponseStatus: true},
-	})
-	if err != nil {
+	if err := validateResponse(context.Background(), in, rec); err != nil {
 		t.Errorf("%s %s: response %v does not match #/components/responses/%s: %v", c.method, c.path, rec.Code, name, err)
 	}
 	ct.seen["#/components/responses/"+name] = true

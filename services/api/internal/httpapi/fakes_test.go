@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -17,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"redis-session-app/services/api/internal/httpapi"
+	"redis-session-app/services/api/internal/logbuf"
 	"redis-session-app/services/api/internal/metrics"
 	"redis-session-app/services/api/internal/session"
 )
@@ -304,24 +304,6 @@ func mustRandom(n int) string {
 // unavailable is what the stores wrap when Redis is down.
 var errRedisDown = errors.Join(session.ErrUnavailable, errors.New("dial tcp 127.0.0.1:6379: connection refused"))
 
-// syncBuffer collects log output written from handlers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // harness is one server on fakes, with its metrics on a fresh registry.
 type harness struct {
 	router   http.Handler
@@ -332,7 +314,7 @@ type harness struct {
 	limiter  *fakeLimiter
 	reg      *prometheus.Registry
 	metrics  *metrics.Metrics
-	logs     *syncBuffer
+	logs     *logbuf.Buffer
 	now      time.Time
 	ready    error
 	draining bool
@@ -348,7 +330,7 @@ func newHarness(t testing.TB, opts ...func(*httpapi.Deps)) *harness {
 		hasher:  &fakeHasher{},
 		limiter: &fakeLimiter{},
 		reg:     prometheus.NewRegistry(),
-		logs:    &syncBuffer{},
+		logs:    &logbuf.Buffer{},
 	}
 	h.store = newFakeStore(func() time.Time { return h.now })
 	h.metrics = metrics.New(h.reg, "test", "abc")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"redis-session-app/services/api/internal/poll"
 	"redis-session-app/services/api/internal/redisstore"
 	"redis-session-app/services/api/internal/redistest"
 	"redis-session-app/services/api/internal/session"
@@ -108,7 +109,7 @@ func TestOutage(t *testing.T) {
 			o.end()
 			// The same client recovers by itself. A restarted server is
 			// empty, so the user is made again.
-			eventually(t, 5*time.Second, "store works again", func() bool {
+			poll.For(t, 5*time.Second, "store works again", func() bool {
 				err := users.CreateUser(ctx, session.User{ID: alice.ID, Username: "Alice", PasswordHash: "h"})
 				return err == nil || errors.Is(err, session.ErrUsernameTaken)
 			})

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"redis-session-app/services/api/internal/poll"
 	"redis-session-app/services/api/internal/redisstore"
 	"redis-session-app/services/api/internal/session"
 )
@@ -236,7 +237,7 @@ func TestIdleExpiry(t *testing.T) {
 	// lookups would slide the expiry.
 	last := time.Now()
 	lookup(t, e.store, iss.Token)
-	eventually(t, 3*time.Second, "session expires when idle", func() bool {
+	poll.For(t, 3*time.Second, "session expires when idle", func() bool {
 		return e.rdb.Exists(ctx, sessionKey(iss.Token)).Val() == 0
 	})
 	// The last lookup left at least half the idle window.
@@ -422,7 +423,7 @@ func TestList(t *testing.T) {
 	// idle timeout, goes stale in the index once it expires.
 	short := redisstore.NewSessions(e.rdb, redisstore.SessionOptions{IdleTimeout: 100 * time.Millisecond, Now: time.Now})
 	stale := create(t, short, uid)
-	eventually(t, 3*time.Second, "short session expires", func() bool {
+	poll.For(t, 3*time.Second, "short session expires", func() bool {
 		return e.rdb.Exists(ctx, sessionKey(stale.Token)).Val() == 0
 	})
 	idx := "idx:{" + uid + "}"

@@ -6,7 +6,6 @@ package redistest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +21,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"redis-session-app/services/api/internal/logbuf"
+	"redis-session-app/services/api/internal/poll"
 )
 
 // readyTimeout bounds how long Start and Restart wait for the server to
@@ -48,7 +50,7 @@ type Server struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{} // closed when cmd has exited
-	out  *syncBuffer
+	out  *logbuf.Buffer
 }
 
 // Start runs a redis-server on a free loopback port, without persistence,
@@ -125,16 +127,15 @@ func startServer(t testing.TB, s *Server) *Server {
 // waitClusterOK polls CLUSTER INFO until the cluster state is ok.
 func (s *Server) waitClusterOK() {
 	s.t.Helper()
-	deadline := time.Now().Add(readyTimeout)
-	for {
-		info, err := s.do(s.t, "CLUSTER", "INFO")
-		if text, ok := info.(string); err == nil && ok && strings.Contains(text, "cluster_state:ok") {
-			return
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("cluster on %s not ok within %v: %v %v", s.Addr(), readyTimeout, info, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var info any
+	var err error
+	ok := poll.Until(readyTimeout, 20*time.Millisecond, func() bool {
+		info, err = s.do(s.t, "CLUSTER", "INFO")
+		text, _ := info.(string)
+		return err == nil && strings.Contains(text, "cluster_state:ok")
+	})
+	if !ok {
+		s.t.Fatalf("cluster on %s not ok within %v: %v %v", s.Addr(), readyTimeout, info, err)
 	}
 }
 
@@ -191,20 +192,13 @@ func (s *Server) Restart() {
 	s.Stop()
 	// The old process is gone, but the kernel may briefly refuse the port;
 	// retry within the ready timeout.
-	deadline := time.Now().Add(readyTimeout)
-	for {
-		err := s.start()
-		if err == nil {
-			if s.cluster {
-				// The node kept its slots in nodes.conf.
-				s.waitClusterOK()
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("restarting redis-server on %s: %v", s.Addr(), err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var err error
+	if !poll.Until(readyTimeout, 50*time.Millisecond, func() bool { err = s.start(); return err == nil }) {
+		s.t.Fatalf("restarting redis-server on %s: %v", s.Addr(), err)
+	}
+	if s.cluster {
+		// The node kept its slots in nodes.conf.
+		s.waitClusterOK()
 	}
 }
 
@@ -271,7 +265,7 @@ func (s *Server) do(t testing.TB, args ...any) (any, error) {
 func (s *Server) start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := &syncBuffer{}
+	out := &logbuf.Buffer{}
 	args := []string{
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
@@ -360,24 +354,27 @@ func waitReady(addr string, exited <-chan struct{}) error {
 		Protocol:        2,
 	})
 	defer c.Close()
-	deadline := time.Now().Add(readyTimeout)
-	for {
+	errExited := errors.New("redis-server exited before answering PING")
+	var err error
+	ok := poll.Until(readyTimeout, 20*time.Millisecond, func() bool {
 		select {
 		case <-exited:
-			return errors.New("redis-server exited before answering PING")
+			err = errExited
+			return true
 		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("no PONG from %s within %v: %w", addr, readyTimeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+		defer cancel()
+		err = c.Ping(ctx).Err()
+		return err == nil
+	})
+	switch {
+	case errors.Is(err, errExited):
+		return err
+	case !ok:
+		return fmt.Errorf("no PONG from %s within %v: %w", addr, readyTimeout, err)
 	}
+	return nil
 }
 
 // ParseCommandStats reads the output of INFO commandstats, lines such as
@@ -417,23 +414,4 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// syncBuffer collects the output of redis-server, written by the os/exec
-// copying goroutine and read when a start fails.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

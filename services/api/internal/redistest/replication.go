@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"redis-session-app/services/api/internal/poll"
 )
 
 // failoverTimeout bounds how long the helpers below wait for Redis to form a
@@ -109,8 +111,7 @@ func (c *Cluster) Addrs() []string {
 // sees the same masters, and every replica has caught up with its master.
 func (c *Cluster) waitHealthy(t testing.TB) {
 	t.Helper()
-	deadline := time.Now().Add(failoverTimeout)
-	for {
+	allOK := poll.Until(failoverTimeout, 50*time.Millisecond, func() bool {
 		ok := true
 		for _, n := range c.Nodes {
 			info, err := n.Do(t, "CLUSTER", "INFO")
@@ -119,13 +120,10 @@ func (c *Cluster) waitHealthy(t testing.TB) {
 				ok = false
 			}
 		}
-		if ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cluster not ok on every node within %v", failoverTimeout)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return ok
+	})
+	if !allOK {
+		t.Fatalf("cluster not ok on every node within %v", failoverTimeout)
 	}
 	for _, n := range c.Nodes {
 		if n.Role(t) == "slave" {
@@ -248,16 +246,13 @@ func (s *Server) masterPort(t testing.TB) int {
 // not loading a full copy any more.
 func (s *Server) WaitInSync(t testing.TB) {
 	t.Helper()
-	deadline := time.Now().Add(failoverTimeout)
-	for {
-		r := s.replication(t)
-		if r["master_link_status"] == "up" && r["master_sync_in_progress"] == "0" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("replica %s not in sync within %v: %v", s.Addr(), failoverTimeout, r)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var r map[string]string
+	inSync := poll.Until(failoverTimeout, 20*time.Millisecond, func() bool {
+		r = s.replication(t)
+		return r["master_link_status"] == "up" && r["master_sync_in_progress"] == "0"
+	})
+	if !inSync {
+		t.Fatalf("replica %s not in sync within %v: %v", s.Addr(), failoverTimeout, r)
 	}
 }
 
@@ -272,8 +267,7 @@ func (s *Server) WaitReplicated(t testing.TB) {
 	if err != nil || r["role"] != "master" {
 		t.Fatalf("%s is not a master: %v", s.Addr(), r)
 	}
-	deadline := time.Now().Add(failoverTimeout)
-	for {
+	replicated := poll.Until(failoverTimeout, 10*time.Millisecond, func() bool {
 		r = s.replication(t)
 		n, _ := strconv.Atoi(r["connected_slaves"])
 		acked := n > 0
@@ -287,13 +281,10 @@ func (s *Server) WaitReplicated(t testing.TB) {
 				}
 			}
 		}
-		if acked {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("replicas of %s did not reach offset %d within %v: %v", s.Addr(), want, failoverTimeout, r)
-		}
-		time.Sleep(10 * time.Millisecond)
+		return acked
+	})
+	if !replicated {
+		t.Fatalf("replicas of %s did not reach offset %d within %v: %v", s.Addr(), want, failoverTimeout, r)
 	}
 }
 
@@ -301,25 +292,24 @@ func (s *Server) WaitReplicated(t testing.TB) {
 // and the other Sentinels: before that it cannot fail over.
 func (s *Server) WaitSentinelSees(t testing.TB, replicas, otherSentinels int) {
 	t.Helper()
-	deadline := time.Now().Add(failoverTimeout)
-	for {
-		v, err := s.do(t, "SENTINEL", "MASTER", SentinelMasterName)
+	var fields map[string]string
+	var err error
+	sees := poll.Until(failoverTimeout, 50*time.Millisecond, func() bool {
+		var v any
+		v, err = s.do(t, "SENTINEL", "MASTER", SentinelMasterName)
 		list, _ := v.([]any)
-		fields := map[string]string{}
+		fields = map[string]string{}
 		for i := 0; i+1 < len(list); i += 2 {
 			k, _ := list[i].(string)
 			val, _ := list[i+1].(string)
 			fields[k] = val
 		}
-		if err == nil && fields["num-slaves"] == strconv.Itoa(replicas) &&
-			fields["num-other-sentinels"] == strconv.Itoa(otherSentinels) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Sentinel %s does not see %d replicas and %d other Sentinels within %v: %v %v",
-				s.Addr(), replicas, otherSentinels, failoverTimeout, fields, err)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return err == nil && fields["num-slaves"] == strconv.Itoa(replicas) &&
+			fields["num-other-sentinels"] == strconv.Itoa(otherSentinels)
+	})
+	if !sees {
+		t.Fatalf("Sentinel %s does not see %d replicas and %d other Sentinels within %v: %v %v",
+			s.Addr(), replicas, otherSentinels, failoverTimeout, fields, err)
 	}
 }
 
