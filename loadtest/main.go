@@ -78,7 +78,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	transport := newTransport(o)
 	defer transport.CloseIdleConnections()
-	endpoints := scenario.NewEndpoints(o.target)
+	endpoints := scenario.NewEndpoints(o.target).WithUserAgent(o.userAgent)
 
 	users, err := prepareUsers(ctx, o, transport, endpoints, stderr)
 	if err != nil {

@@ -33,7 +33,8 @@ type options struct {
 	// sessionsFile names users with sessions for "read", instead of set-up.
 	sessionsFile string
 	// getPath is the path of the "get" scenario.
-	getPath string
+	getPath   string
+	userAgent string
 	// startAfter is a pause between set-up and the timed phase, in which
 	// a benchmark can read the target's counters.
 	startAfter time.Duration
@@ -82,6 +83,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.userPrefix, "user-prefix", "", `usernames are PREFIX0, PREFIX1, ... (default "loadtest-SCENARIO-"); existing accounts are reused`)
 	fs.StringVar(&o.sessionsFile, "sessions-file", "", `read: take users and their sessions from this file ("USERNAME TOKEN" lines) instead of registering and logging in`)
 	fs.StringVar(&o.getPath, "path", "/healthz", "get: the path to GET (wants 200)")
+	fs.StringVar(&o.userAgent, "user-agent", scenario.BrowserUserAgent, "User-Agent of every request; sessions keep their login's, so its length matters to Redis memory")
 	fs.DurationVar(&o.startAfter, "start-after", 0, `pause this long between set-up and the timed phase (after printing "set-up done")`)
 	fs.IntVar(&reads, "reads", -1, "mixed and churn: profile reads per session (default 8 for mixed, 3 for churn)")
 	fs.IntVar(&lists, "lists", -1, "mixed and churn: session lists per session (default 1 for mixed, 0 for churn)")
@@ -196,7 +198,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-progress must not be negative")
 	}
 
-	kinds := kindsOf(o.scenario, o.journey)
+	kinds := scenario.KindsOf(o.scenario, o.journey)
 	for _, v := range p99s {
 		k, d, err := report.ParseP99(v, kinds)
 		if err != nil {
@@ -214,29 +216,6 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	}
 	o.target = base
 	return o, nil
-}
-
-// kindsOf lists the kinds of request a scenario sends.
-func kindsOf(name string, j scenario.Journey) []scenario.Kind {
-	switch name {
-	case "read":
-		return []scenario.Kind{scenario.Profile}
-	case "login":
-		return []scenario.Kind{scenario.Login}
-	case "get":
-		return []scenario.Kind{scenario.Get}
-	}
-	ks := []scenario.Kind{scenario.Login}
-	if j.Reads > 0 {
-		ks = append(ks, scenario.Profile)
-	}
-	if j.Lists > 0 {
-		ks = append(ks, scenario.Sessions)
-	}
-	if j.Refreshes > 0 {
-		ks = append(ks, scenario.Refresh)
-	}
-	return append(ks, scenario.Logout)
 }
 
 // checkTarget checks that target is an http(s) URL without query or

@@ -80,6 +80,10 @@ ensure_mmdebstrap() {
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mmdebstrap >/dev/null
 }
 
+# replaced_base is the image a rebuilt base replaced; main removes it once
+# the images on top of it have been rebuilt.
+replaced_base=
+
 build_base() {
 	local hash got
 	hash=$(printf '%s\n' "$SUITE" "${base_opts[@]}" | sha256sum | cut -c1-16)
@@ -88,6 +92,7 @@ build_base() {
 		return
 	fi
 	ensure_mmdebstrap
+	replaced_base=$(docker image inspect -f '{{.Id}}' "$BASE_IMAGE" 2>/dev/null || true)
 	log "building $BASE_IMAGE from Debian $SUITE with mmdebstrap"
 	local start=$SECONDS logfile="$build_dir/base.log"
 	if ! mmdebstrap --logfile="$logfile" "${base_opts[@]}" "$SUITE" - </dev/null |
@@ -200,6 +205,10 @@ main() {
 			wait "${pids[$i]}" || { log "the ${debian[$i]} image failed"; failed=1; }
 		done
 		[ "$failed" = 0 ] || exit 1
+		# Refused while an image not rebuilt here still uses it.
+		if [ -n "$replaced_base" ]; then
+			docker rmi "$replaced_base" >/dev/null 2>&1 || true
+		fi
 	fi
 	for t in "${targets[@]}"; do
 		[ "$t" != api ] || build_api

@@ -281,6 +281,8 @@ func TestStack(t *testing.T) {
 		servedBy(t, "api2")
 	})
 
+	t.Run("RollingRestartLosesNothing", func(t *testing.T) { testRollingRestart(t, s, token) })
+
 	// The hard case for nginx 1.22, which resolves api3 only at start: the
 	// replica is removed, another container takes the address it had, and
 	// then the replica is created again. Only a fixed address brings it
@@ -386,7 +388,13 @@ func TestStack(t *testing.T) {
 		if r.status != http.StatusNotFound || !isErrorJSON(r.body) || r.instance == "" {
 			t.Errorf("unknown route: got %d %q from %q, want the API's 404 JSON", r.status, r.body, r.instance)
 		}
+		testNginxOwnErrors(t, s)
 	})
+
+	t.Run("SlowClientsLimitedPerAddress", func(t *testing.T) { testSlowClientsLimited(t, s) })
+	t.Run("SlowBodyBoundedInTotal", func(t *testing.T) { testSlowBodyBounded(t, s) })
+	t.Run("AccessLogKeepsTokensOut", func(t *testing.T) { testAccessLogKeepsTokensOut(t, s, token) })
+	t.Run("SameOriginPostPasses", func(t *testing.T) { testSameOriginPost(t, s) })
 
 	t.Run("RequestIDsAgree", func(t *testing.T) {
 		// nginx's log, the replica and the response must carry one id: a
@@ -445,7 +453,7 @@ func TestStack(t *testing.T) {
 		out := s.mustRun(t, time.Minute, "logs", "--no-color", "nginx")
 		for _, line := range strings.Split(out, "\n") {
 			_, record, ok := strings.Cut(line, "| ")
-			if !ok || !strings.Contains(record, `"uri":"/profile"`) {
+			if !ok || !strings.Contains(record, `"path":"/profile"`) {
 				continue
 			}
 			var entry struct {

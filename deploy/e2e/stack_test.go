@@ -181,10 +181,19 @@ func (s *stack) mustRun(t testing.TB, timeout time.Duration, args ...string) str
 	return out
 }
 
-// container returns the id of a service's container.
+// container returns the id of a service's container. It asks docker for
+// the labels Compose puts on its containers: a Compose command takes
+// seconds to start on a busy machine.
 func (s *stack) container(t testing.TB, service string) string {
 	t.Helper()
-	id := strings.TrimSpace(s.mustRun(t, time.Minute, "ps", "-q", service))
+	out, err := docker("ps", "-a", "-q",
+		"--filter", "label=com.docker.compose.project="+s.project,
+		"--filter", "label=com.docker.compose.service="+service,
+		"--filter", "label=com.docker.compose.oneoff=False")
+	if err != nil {
+		t.Fatalf("containers of %s: %v %s", service, err, out)
+	}
+	id := strings.TrimSpace(out)
 	if id == "" || strings.Contains(id, "\n") {
 		t.Fatalf("containers of %s: got %q, want one id", service, id)
 	}

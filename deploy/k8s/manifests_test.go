@@ -52,6 +52,7 @@ func TestManifests(t *testing.T) {
 			t.Run("Disruption", func(t *testing.T) { checkDisruption(t, m) })
 			t.Run("NetworkPolicies", func(t *testing.T) { checkNetworkPolicies(t, m) })
 			t.Run("Monitoring", func(t *testing.T) { checkMonitoring(t, m, routes) })
+			t.Run("Proxy", func(t *testing.T) { checkProxy(t, m) })
 		})
 	}
 }
@@ -335,6 +336,24 @@ func containerPort(c corev1.Container, port intstr.IntOrString) int32 {
 	return 0
 }
 
+// TestContractEnv checks contractEnv against the variables the service's
+// config package reads, so that a variable added to one is added to the
+// other, and to the ConfigMap.
+func TestContractEnv(t *testing.T) {
+	src, err := os.ReadFile("../../services/api/internal/config/config.go")
+	if err != nil {
+		t.Fatalf("reading the service's config: %v", err)
+	}
+	var got []string
+	for _, m := range regexp.MustCompile(`(?m)^\s*Env[A-Za-z]+\s*=\s*"([A-Z_]+)"`).FindAllSubmatch(src, -1) {
+		got = append(got, string(m[1]))
+	}
+	slices.Sort(got)
+	if want := slices.Sorted(slices.Values(contractEnv)); !slices.Equal(got, want) {
+		t.Errorf("variables of the config package:\n got %v\nwant %v (the contract's)", got, want)
+	}
+}
+
 // checkEnvironment: the replicas get exactly the contract's variables.
 func checkEnvironment(t *testing.T, m *manifests) {
 	_, c := apiContainer(t, m)
@@ -514,5 +533,38 @@ func checkMonitoring(t *testing.T, m *manifests, routes []string) {
 	// the job after the Service unless jobLabel says otherwise.
 	if sm.Spec.JobLabel != "" {
 		t.Errorf("ServiceMonitor/%s sets jobLabel: the alert rules expect job=%q", sm.Name, apiName)
+	}
+}
+
+// checkProxy: the proxy's probes ask nginx for a location its
+// configuration has, on a port it listens on.
+func checkProxy(t *testing.T, m *manifests) {
+	conf, err := os.ReadFile(nginxFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c *corev1.Container
+	for _, d := range m.deployments {
+		if d.Name == proxyName && len(d.Spec.Template.Spec.Containers) == 1 {
+			c = &d.Spec.Template.Spec.Containers[0]
+		}
+	}
+	if c == nil {
+		t.Fatalf("no Deployment %q with one container", proxyName)
+	}
+	for name, p := range map[string]*corev1.Probe{"readinessProbe": c.ReadinessProbe, "livenessProbe": c.LivenessProbe} {
+		if p == nil || p.HTTPGet == nil {
+			t.Errorf("proxy: no HTTP %s", name)
+			continue
+		}
+		port := containerPort(*c, p.HTTPGet.Port)
+		listen := regexp.MustCompile(`(?m)^\s*listen\s+` + strconv.Itoa(int(port)) + `\b`)
+		location := regexp.MustCompile(`(?m)^\s*location\s+=\s+` + regexp.QuoteMeta(p.HTTPGet.Path) + `\s*\{`)
+		if port == 0 || !listen.Match(conf) {
+			t.Errorf("proxy: %s port %s is not a port %s listens on", name, p.HTTPGet.Port.String(), nginxFile)
+		}
+		if !location.Match(conf) {
+			t.Errorf("proxy: %s path %q is not an exact location of %s", name, p.HTTPGet.Path, nginxFile)
+		}
 	}
 }

@@ -258,3 +258,16 @@ func (c *client) ready(t testing.TB) response {
 	t.Helper()
 	return c.call(t, http.MethodGet, "/readyz", "", nil)
 }
+
+// eventuallyNotReady waits until /readyz answers 503. Readiness comes from
+// a background probe of Redis (every second, 500 ms each), so it may lag
+// an outage by that much; the routes that need Redis do not.
+func (c *client) eventuallyNotReady(t testing.TB) {
+	t.Helper()
+	eventually(t, 5*time.Second, c.name+" not ready", func() error {
+		if r := c.ready(t); r.status != http.StatusServiceUnavailable {
+			return fmt.Errorf("GET /readyz: got %v, want 503", r)
+		}
+		return nil
+	})
+}

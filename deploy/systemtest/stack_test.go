@@ -275,7 +275,10 @@ func (s *stack) create(t *testing.T, name string, req testcontainers.ContainerRe
 // restart here survives through the AOF alone.
 func (s *stack) startRedis(t *testing.T, name, alias, volume string, started bool) *node {
 	t.Helper()
-	cmd := []string{"redis-server", "--dir", "/data", "--save", "", "--requirepass", s.redisPassword}
+	// hash-max-listpack-value as docker-compose.yml sets it: session
+	// hashes stay compact with a User-Agent of up to 512 bytes.
+	cmd := []string{"redis-server", "--dir", "/data", "--save", "", "--requirepass", s.redisPassword,
+		"--hash-max-listpack-value", "512"}
 	var mounts testcontainers.ContainerMounts
 	if volume != "" {
 		cmd = append(cmd, "--appendonly", "yes", "--appendfsync", "everysec")
@@ -285,10 +288,13 @@ func (s *stack) startRedis(t *testing.T, name, alias, volume string, started boo
 		Image: s.images["REDIS_IMAGE"],
 		Cmd:   cmd,
 		// redis-cli reads its password from here, as in the compose file.
-		Env:                map[string]string{"REDISCLI_AUTH": s.redisPassword},
-		Networks:           []string{s.data.Name},
-		NetworkAliases:     map[string][]string{s.data.Name: {alias}},
-		Mounts:             mounts,
+		Env:            map[string]string{"REDISCLI_AUTH": s.redisPassword},
+		Networks:       []string{s.data.Name},
+		NetworkAliases: map[string][]string{s.data.Name: {alias}},
+		Mounts:         mounts,
+		// Named so that testcontainers-go does not publish the image's
+		// EXPOSE on every interface; on the internal data network the
+		// daemon publishes nothing at all.
 		ExposedPorts:       []string{redisPort},
 		HostConfigModifier: loopbackPorts(redisPort),
 		WaitingFor: wait.ForExec([]string{"redis-cli", "ping"}).

@@ -17,7 +17,9 @@ func TestProxyConfigOfTheRepository(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	got, err := proxyConfig(string(conf), []string{"127.0.0.1:3001", "127.0.0.1:3002"}, 18080, filepath.Join(dir, "nginx.pid"))
+	next := 28000
+	otherPort := func() (int, error) { next++; return next, nil }
+	got, err := proxyConfig(string(conf), []string{"127.0.0.1:3001", "127.0.0.1:3002"}, 18080, filepath.Join(dir, "nginx.pid"), otherPort)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,12 +28,19 @@ func TestProxyConfigOfTheRepository(t *testing.T) {
 			t.Errorf("rewritten nginx.conf lacks %q", want)
 		}
 	}
+	// Every listener is on loopback, none on a port of the compose file.
+	for _, m := range anyListen.FindAllString(got, -1) {
+		if !strings.Contains(m, "listen 127.0.0.1:") {
+			t.Errorf("rewritten nginx.conf has %q, want every listener on 127.0.0.1", m)
+		}
+	}
 	if upstreamServer.MatchString(got) {
 		t.Error("rewritten nginx.conf still has the server api-replicas:3000 line")
 	}
-	// Only the rewritten lines differ.
-	if a, b := strings.Count(string(conf), "\n"), strings.Count(got, "\n"); b != a+1 {
-		t.Errorf("rewritten nginx.conf has %d lines, want %d (one more upstream server)", b, a+1)
+	// Only the rewritten lines differ: each server line became two.
+	servers := len(upstreamServer.FindAllString(string(conf), -1))
+	if a, b := strings.Count(string(conf), "\n"), strings.Count(got, "\n"); b != a+servers {
+		t.Errorf("rewritten nginx.conf has %d lines, want %d (one more per upstream server line)", b, a+servers)
 	}
 	if _, err := exec.LookPath("nginx"); err != nil {
 		t.Skip("nginx is not installed (make bench-deps): the syntax check is skipped")
@@ -53,7 +62,7 @@ func TestProxyConfigRefusesAnUnknownShape(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := proxyConfig(tc.conf, []string{"127.0.0.1:1"}, 1, "/tmp/p"); err == nil {
+			if _, err := proxyConfig(tc.conf, []string{"127.0.0.1:1"}, 1, "/tmp/p", func() (int, error) { return 2, nil }); err == nil {
 				t.Error("got no error, want one")
 			}
 		})
@@ -67,9 +76,10 @@ func TestParseCommandStats(t *testing.T) {
 	if got["hgetall"] != 1200 || got["client|setinfo"] != 6 || got["info"] != 4 || len(got) != 3 {
 		t.Errorf("parseCommandStats = %v, want hgetall 1200, client|setinfo 6, info 4", got)
 	}
-	per, total := perRequest(map[string]uint64{"hgetall": 200, "info": 2}, got, 1000)
-	if total != 1 || per["hgetall"] != 1 || len(per) != 1 {
-		t.Errorf("perRequest = %v, %g; want hgetall 1 and nothing else (info and client are the benchmark's own)", per, total)
+	got["set"] = 5 // a background probe's writes
+	per, total, background := perRequest(map[string]uint64{"hgetall": 200, "info": 2}, got, 1000)
+	if total != 1 || background != 0.005 || per["hgetall"] != 1 || len(per) != 2 {
+		t.Errorf("perRequest = %v, %g, %g; want hgetall 1 per request, set 0.005 in the background, info and client left out", per, total, background)
 	}
 }
 

@@ -14,21 +14,25 @@ var (
 	upstreamServer = regexp.MustCompile(`(?m)^(\s*)server\s+api-replicas:3000\b([^;]*);`)
 	// The public listener of the compose file (any address, port 8080).
 	publicListen = regexp.MustCompile(`(?m)^(\s*)listen\s+(?:\S*:)?8080\b([^;]*);`)
-	pidLine      = regexp.MustCompile(`(?m)^(\s*)pid\s+[^;]+;`)
+	// Any listener: address (optional) and port.
+	anyListen = regexp.MustCompile(`(?m)^(\s*)listen\s+(?:\S*:)?(\d+)\b([^;]*);`)
+	pidLine   = regexp.MustCompile(`(?m)^(\s*)pid\s+[^;]+;`)
 )
 
-// proxyConfig rewrites the repository's nginx.conf for host processes: the
-// upstream's one server becomes one line per upstream address (with the
-// same parameters), the public listener moves to 127.0.0.1:port, and the
-// pid file goes to pidPath. Nothing else changes, so the figures are those
-// of the production settings. It fails when the file no longer has the
-// lines it rewrites, rather than measure something else.
-func proxyConfig(conf string, upstreams []string, port int, pidPath string) (string, error) {
+// proxyConfig rewrites the repository's nginx.conf for host processes: each
+// upstream server line of the replicas becomes one line per upstream
+// address (with the same parameters), the public listener moves to 127.0.0.1:port and every
+// other listener (stub_status, say) to 127.0.0.1 on a port from freePort,
+// and the pid file goes to pidPath. Nothing else changes, so the figures
+// are those of the production settings. It fails when the file no longer
+// has the lines it rewrites, rather than measure something else.
+func proxyConfig(conf string, upstreams []string, port int, pidPath string, freePort func() (int, error)) (string, error) {
 	if len(upstreams) == 0 {
 		return "", errors.New("no upstream addresses")
 	}
-	if n := len(upstreamServer.FindAllString(conf, -1)); n != 1 {
-		return "", fmt.Errorf("nginx.conf has %d lines `server api-replicas:3000 ...;`, want 1", n)
+	// One line, or more: the primary servers and the same again as backup.
+	if n := len(upstreamServer.FindAllString(conf, -1)); n == 0 {
+		return "", errors.New("nginx.conf has no line `server api-replicas:3000 ...;`")
 	}
 	if n := len(publicListen.FindAllString(conf, -1)); n != 1 {
 		return "", fmt.Errorf("nginx.conf has %d lines `listen 8080 ...;`, want 1", n)
@@ -47,7 +51,21 @@ func proxyConfig(conf string, upstreams []string, port int, pidPath string) (str
 		}
 		return b.String()
 	})
-	conf = publicListen.ReplaceAllString(conf, "${1}listen 127.0.0.1:"+strconv.Itoa(port)+"${2};")
+	var portErr error
+	conf = anyListen.ReplaceAllStringFunc(conf, func(line string) string {
+		m := anyListen.FindStringSubmatch(line)
+		p := port
+		if m[2] != "8080" {
+			var err error
+			if p, err = freePort(); err != nil {
+				portErr = err
+			}
+		}
+		return m[1] + "listen 127.0.0.1:" + strconv.Itoa(p) + m[3] + ";"
+	})
+	if portErr != nil {
+		return "", portErr
+	}
 	conf = pidLine.ReplaceAllString(conf, "${1}pid "+pidPath+";")
 	return conf, nil
 }
@@ -127,20 +145,29 @@ func metricValue(text, name string) (float64, bool) {
 // commands, left out of the commands per request.
 var ignoredCommands = map[string]bool{"info": true, "ping": true, "client|setinfo": true, "client|setname": true, "hello": true, "config|get": true, "select": true, "command": true, "command|docs": true}
 
-// perRequest turns before and after command counts into calls per request.
-func perRequest(before, after map[string]uint64, requests uint64) (map[string]float64, float64) {
-	out := map[string]float64{}
-	var total float64
+// backgroundShare is the calls per request below which a command is taken
+// for the replicas' background work (the Redis probe's write, say) rather
+// than part of serving a request.
+const backgroundShare = 0.01
+
+// perRequest turns before and after command counts into calls per request,
+// and sums those at or above backgroundShare apart from the rest.
+func perRequest(before, after map[string]uint64, requests uint64) (calls map[string]float64, perReq, background float64) {
+	calls = map[string]float64{}
 	if requests == 0 {
-		return out, 0
+		return calls, 0, 0
 	}
 	for name, n := range after {
 		if ignoredCommands[name] || n <= before[name] {
 			continue
 		}
 		v := float64(n-before[name]) / float64(requests)
-		out[name] = v
-		total += v
+		calls[name] = v
+		if v >= backgroundShare {
+			perReq += v
+		} else {
+			background += v
+		}
 	}
-	return out, total
+	return calls, perReq, background
 }

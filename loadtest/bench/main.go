@@ -53,8 +53,11 @@ type options struct {
 	memSessions    int
 	lookupSessions int
 	journeyRate    int
+	redisArgs      string
 	docker         string
 	keep           bool
+	// render rewrites DATE.md (and the README) from an earlier DATE.json.
+	render string
 }
 
 func parseOptions(args []string) (options, error) {
@@ -69,7 +72,9 @@ func parseOptions(args []string) (options, error) {
 	fs.IntVar(&o.memSessions, "memory-sessions", 100_000, "live sessions at which Redis memory per session is measured")
 	fs.IntVar(&o.lookupSessions, "lookup-sessions", 1_000_000, "live sessions at which lookup latency is compared with 1,000 (0 skips)")
 	fs.IntVar(&o.journeyRate, "journey-rate", 100, "open-model rate of the mixed and churn runs (their logins cost an argon2id hash each)")
+	fs.StringVar(&o.redisArgs, "redis-args", "--hash-max-listpack-value 512", `redis-server settings; the default is what every deployment sets (docker-compose.yml, the Kubernetes overlays)`)
 	fs.StringVar(&o.docker, "docker", "", "also load the compose stack's nginx at this loopback URL (make up first); that figure is bounded by Docker's port proxy")
+	fs.StringVar(&o.render, "render", "", "measure nothing: write the Markdown (and with -readme the README's table) again from this results JSON")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, logs, raw reports)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return o, err
@@ -112,6 +117,19 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if o.render != "" {
+		raw, err := os.ReadFile(o.render)
+		if err != nil {
+			return err
+		}
+		var res Results
+		if err := json.Unmarshal(raw, &res); err != nil {
+			return fmt.Errorf("%s: %w", o.render, err)
+		}
+		res.Targets = nil
+		res.judge()
+		return res.write(o, stdout)
+	}
 	for _, tool := range []string{"redis-server", "redis-cli", "redis-benchmark", "nginx", "go"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s not found: apt-get install -y redis-server nginx-light (make bench-deps)", tool)
@@ -130,7 +148,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	defer b.ps.stopAll()
 
 	res := &Results{Date: time.Now().UTC(), Settings: Settings{
-		DurationSeconds: o.duration.Seconds(), Workers: o.workers, Replicas: o.replicas, LogLevel: "info",
+		DurationSeconds: o.duration.Seconds(), Workers: o.workers, Replicas: o.replicas, LogLevel: "info", RedisArgs: o.redisArgs,
 	}}
 	res.Machine = describeMachine()
 	res.Commit = gitCommit(o.repo)
@@ -160,6 +178,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	res.LoadAverageEnd = loadAverage()
+	res.Machine.Sharing = sharing(res.LoadAverageStart, res.Machine.Cores)
 	res.judge()
 	return res.write(o, stdout)
 }
@@ -190,8 +209,12 @@ func (b *bench) start(ctx context.Context, _ *Results) error {
 		return err
 	}
 	b.redis = redisCLI{port}
-	b.redisProc, err = b.ps.start("redis", nil, "redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", b.dir)
+	// Persistence off, unlike the compose file's append-only file: reads
+	// do not touch it, and a million sessions written at once would only
+	// measure its rewrites.
+	args := append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", b.dir},
+		strings.Fields(b.o.redisArgs)...)
+	b.redisProc, err = b.ps.start("redis", nil, "redis-server", args...)
 	if err != nil {
 		return err
 	}
@@ -237,7 +260,7 @@ func (b *bench) start(ctx context.Context, _ *Results) error {
 	if b.proxyPort, err = freePort(); err != nil {
 		return err
 	}
-	proxy, err := proxyConfig(string(conf), []string{"127.0.0.1:" + strconv.Itoa(b.static)}, b.proxyPort, filepath.Join(b.dir, "nginx-proxy.pid"))
+	proxy, err := proxyConfig(string(conf), []string{"127.0.0.1:" + strconv.Itoa(b.static)}, b.proxyPort, filepath.Join(b.dir, "nginx-proxy.pid"), freePort)
 	if err != nil {
 		return err
 	}
@@ -247,7 +270,7 @@ func (b *bench) start(ctx context.Context, _ *Results) error {
 	if b.nginxPort, err = freePort(); err != nil {
 		return err
 	}
-	prod, err := proxyConfig(string(conf), upstreams, b.nginxPort, filepath.Join(b.dir, "nginx.pid"))
+	prod, err := proxyConfig(string(conf), upstreams, b.nginxPort, filepath.Join(b.dir, "nginx.pid"), freePort)
 	if err != nil {
 		return err
 	}
@@ -445,7 +468,7 @@ func (b *bench) profileMax(ctx context.Context, res *Results) error {
 	p.ReplicaCPUMicros = (after.replicaCPU - before.replicaCPU) / n * 1e6
 	p.NginxCPUMicros = (after.nginxCPU - before.nginxCPU) / n * 1e6
 	p.RedisCPUMicros = (after.redisCPU - before.redisCPU) / n * 1e6
-	p.RedisCommands, p.RedisCommandsPerRequest = perRequest(before.commands, after.commands, rep.Requests)
+	p.RedisCommands, p.RedisCommandsPerRequest, p.RedisBackgroundPerRequest = perRequest(before.commands, after.commands, rep.Requests)
 	fmt.Fprintf(b.log, "  CPU per request: replicas %.1f µs, nginx %.1f µs, redis %.1f µs; redis commands per request %.3f %v\n",
 		p.ReplicaCPUMicros, p.NginxCPUMicros, p.RedisCPUMicros, p.RedisCommandsPerRequest, p.RedisCommands)
 	return nil
@@ -605,6 +628,8 @@ func (b *bench) sessionScale(ctx context.Context, res *Results) error {
 		return err
 	}
 	res.Sessions.LargeCount = b.o.lookupSessions
+	// Let Redis finish rehashing its grown tables before the reads.
+	time.Sleep(3 * time.Second)
 	res.Sessions.LookupLarge, err = lookup("lookup-large", large)
 	return err
 }

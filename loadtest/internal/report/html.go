@@ -12,7 +12,7 @@ import (
 //go:embed report.html.tmpl
 var htmlTemplate string
 
-var page = template.Must(template.New("report").Funcs(template.FuncMap{"ms": FormatMs, "mulf": func(f float64) float64 { return 100 * f }}).Parse(htmlTemplate))
+var page = template.Must(template.New("report").Funcs(template.FuncMap{"ms": FormatMs, "percent": func(f float64) float64 { return 100 * f }}).Parse(htmlTemplate))
 
 // WriteHTML writes the report as one self-contained page: the tables of
 // the terminal report and two plots (latency and throughput over time)

@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -109,8 +108,6 @@ type Outcome struct {
 type Scenario interface {
 	// Name is the scenario's flag value.
 	Name() string
-	// Kinds lists the kinds of request it sends.
-	Kinds() []Kind
 	// Next returns the next step. It may be called from many goroutines at
 	// once. It returns ErrStopped once Stop was called.
 	Next() (*Step, error)
@@ -148,7 +145,28 @@ func NewUser(name, password string) *User {
 
 // Endpoints builds the requests of every kind against one base URL.
 type Endpoints struct {
-	base string
+	base      string
+	userAgent string
+}
+
+// BrowserUserAgent is the User-Agent the load generator sends unless told
+// otherwise: as long as a desktop browser's, since a session keeps its
+// login's User-Agent and its size decides how Redis encodes the session
+// (above 64 bytes a hash leaves the compact listpack encoding), and ending
+// in "loadtest" so that logs tell the load from people.
+const BrowserUserAgent = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 loadtest"
+
+// WithUserAgent returns e sending ua as every request's User-Agent.
+func (e Endpoints) WithUserAgent(ua string) Endpoints {
+	e.userAgent = ua
+	return e
+}
+
+// setHeaders sets the headers every request carries.
+func (e Endpoints) setHeaders(h http.Header) {
+	if e.userAgent != "" {
+		h.Set("User-Agent", e.userAgent)
+	}
 }
 
 // NewEndpoints returns the request builder for the API at base; a trailing
@@ -164,6 +182,7 @@ func (e Endpoints) URL(path string) string { return e.base + path }
 func (e Endpoints) target(k Kind, u *User, tok string) vegeta.Target {
 	method, path := k.Route()
 	t := vegeta.Target{Method: method, URL: e.base + path, Header: http.Header{}}
+	e.setHeaders(t.Header)
 	if k == Login {
 		t.Body = u.creds
 		t.Header.Set("Content-Type", "application/json")
@@ -178,7 +197,7 @@ func (e Endpoints) target(k Kind, u *User, tok string) vegeta.Target {
 // GET getPath and wants a 200.
 func New(name string, e Endpoints, users []*User, j Journey, getPath string) (Scenario, error) {
 	if name == "get" {
-		return &gets{target: vegeta.Target{Method: http.MethodGet, URL: e.URL(getPath)}}, nil
+		return &gets{endpoints: e, target: vegeta.Target{Method: http.MethodGet, URL: e.URL(getPath)}}, nil
 	}
 	if len(users) == 0 {
 		return nil, errors.New("a scenario needs at least one user")
@@ -199,6 +218,30 @@ func New(name string, e Endpoints, users []*User, j Journey, getPath string) (Sc
 	return nil, fmt.Errorf("unknown scenario %q (want one of %s)", name, strings.Join(Names, ", "))
 }
 
+// KindsOf lists the kinds of request the scenario called name sends, in
+// report order.
+func KindsOf(name string, j Journey) []Kind {
+	switch name {
+	case "read":
+		return []Kind{Profile}
+	case "login":
+		return []Kind{Login}
+	case "get":
+		return []Kind{Get}
+	}
+	ks := []Kind{Login}
+	if j.Reads > 0 {
+		ks = append(ks, Profile)
+	}
+	if j.Lists > 0 {
+		ks = append(ks, Sessions)
+	}
+	if j.Refreshes > 0 {
+		ks = append(ks, Refresh)
+	}
+	return append(ks, Logout)
+}
+
 // Names lists the scenarios New knows.
 var Names = []string{"read", "login", "mixed", "churn", "get"}
 
@@ -211,17 +254,18 @@ func NeedsUsers(name string) bool { return name != "get" }
 
 // gets: the same GET again and again, answered by anything that says 200.
 type gets struct {
-	target vegeta.Target
+	endpoints Endpoints
+	target    vegeta.Target
 }
 
 func (s *gets) Name() string  { return "get" }
-func (s *gets) Kinds() []Kind { return []Kind{Get} }
 func (s *gets) Stop()         {}
 func (s *gets) Waits() uint64 { return 0 }
 
 func (s *gets) Next() (*Step, error) {
 	t := s.target
 	t.Header = http.Header{}
+	s.endpoints.setHeaders(t.Header)
 	return &Step{Kind: Get, Target: t}, nil
 }
 
@@ -236,7 +280,6 @@ type reads struct {
 }
 
 func (s *reads) Name() string                      { return "read" }
-func (s *reads) Kinds() []Kind                     { return []Kind{Profile} }
 func (s *reads) Stop()                             {}
 func (s *reads) Waits() uint64                     { return 0 }
 func (s *reads) Done(st *Step, r Response) Outcome { return judge(st, r) }
@@ -255,7 +298,6 @@ type logins struct {
 }
 
 func (s *logins) Name() string                      { return "login" }
-func (s *logins) Kinds() []Kind                     { return []Kind{Login} }
 func (s *logins) Stop()                             {}
 func (s *logins) Waits() uint64                     { return 0 }
 func (s *logins) Done(st *Step, r Response) Outcome { return judge(st, r) }
@@ -322,16 +364,6 @@ func newJourneys(name string, e Endpoints, users []*User, j Journey) *journeys {
 
 func (s *journeys) Name() string  { return s.name }
 func (s *journeys) Waits() uint64 { return s.waits.Load() }
-
-func (s *journeys) Kinds() []Kind {
-	var ks []Kind
-	for _, k := range Kinds {
-		if slices.Contains(s.journey.Plan(), k) {
-			ks = append(ks, k)
-		}
-	}
-	return ks
-}
 
 func (s *journeys) Stop() {
 	if s.stopped.CompareAndSwap(false, true) {

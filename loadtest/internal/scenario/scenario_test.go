@@ -36,6 +36,23 @@ func TestEndpointsDropTrailingSlash(t *testing.T) {
 	}
 }
 
+func TestEveryRequestCarriesTheUserAgent(t *testing.T) {
+	e := scenario.NewEndpoints("http://127.0.0.1").WithUserAgent("browser-ish")
+	for _, name := range scenario.Names {
+		sc, err := scenario.New(name, e, loggedIn("alice"), scenario.DefaultJourney(name), "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, _ := sc.Next()
+		if got := st.Target.Header.Get("User-Agent"); got != "browser-ish" {
+			t.Errorf("%s: User-Agent %q, want browser-ish", name, got)
+		}
+	}
+	if n := len(scenario.BrowserUserAgent); n <= 64 {
+		t.Errorf("BrowserUserAgent has %d bytes, want more than 64 (as browsers' do)", n)
+	}
+}
+
 func TestReadUsesEachUsersOwnToken(t *testing.T) {
 	users := loggedIn("alice", "bob", "carol")
 	sc, err := scenario.New("read", scenario.NewEndpoints("http://127.0.0.1"), users, scenario.Journey{}, "")
@@ -249,9 +266,22 @@ func TestJourneyWaitsForIdleUserAndStops(t *testing.T) {
 	}
 }
 
-func TestKinds(t *testing.T) {
-	sc, _ := scenario.New("churn", scenario.NewEndpoints("http://127.0.0.1"), []*scenario.User{scenario.NewUser("a", "b")}, scenario.DefaultJourney("churn"), "")
-	if got, want := sc.Kinds(), []scenario.Kind{scenario.Login, scenario.Profile, scenario.Logout}; !slices.Equal(got, want) {
-		t.Errorf("churn kinds = %v, want %v", got, want)
+func TestKindsOf(t *testing.T) {
+	tests := []struct {
+		name    string
+		journey scenario.Journey
+		want    []scenario.Kind
+	}{
+		{"read", scenario.Journey{}, []scenario.Kind{scenario.Profile}},
+		{"login", scenario.Journey{}, []scenario.Kind{scenario.Login}},
+		{"get", scenario.Journey{}, []scenario.Kind{scenario.Get}},
+		{"churn", scenario.DefaultJourney("churn"), []scenario.Kind{scenario.Login, scenario.Profile, scenario.Logout}},
+		{"mixed", scenario.DefaultJourney("mixed"), []scenario.Kind{scenario.Login, scenario.Profile, scenario.Sessions, scenario.Refresh, scenario.Logout}},
+		{"mixed", scenario.Journey{Lists: 2}, []scenario.Kind{scenario.Login, scenario.Sessions, scenario.Logout}},
+	}
+	for _, tc := range tests {
+		if got := scenario.KindsOf(tc.name, tc.journey); !slices.Equal(got, tc.want) {
+			t.Errorf("KindsOf(%s, %+v) = %v, want %v", tc.name, tc.journey, got, tc.want)
+		}
 	}
 }

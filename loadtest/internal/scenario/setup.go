@@ -124,6 +124,7 @@ func (s *Setup) post(ctx context.Context, path string, body []byte, want ...int)
 			return 0, nil, err
 		}
 		req.Header.Set("Content-Type", "application/json")
+		s.Endpoints.setHeaders(req.Header)
 		resp, err := s.Client.Do(req)
 		if err != nil {
 			return 0, nil, err

@@ -24,8 +24,11 @@ import (
 //
 // Reported: the victim's p50 and p99 in µs and its answers other than 200
 // (which should be none), each flooding route's p99 in ms
-// and how many calls it made, and Redis's CPU over the run (INFO cpu), which
-// shows how busy the flood keeps Redis apart from the replica's own work.
+// and how many calls it made, the p99 of a PING to Redis sent after each
+// profile (Redis alone, apart from the replica, which shares the machine's
+// cores with the flood), Redis's CPU over the run (INFO cpu) and the
+// longest any one command or script ran in Redis (LATENCY LATEST): how long
+// the flood could hold every other client back.
 // Run it alone: go test -run '^$' -bench ProfileUnderSessionFlood -benchtime 3000x ./cmd/api/
 func BenchmarkProfileUnderSessionFlood(b *testing.B) {
 	for _, flood := range []bool{false, true} {
@@ -78,9 +81,15 @@ func benchProfileUnderFlood(b *testing.B, flood bool) {
 		}
 	}
 
+	// Redis records every command (a script counts as one) that runs
+	// 1 ms or longer, and the longest of them.
+	if err := rdb.ConfigSet(context.Background(), "latency-monitor-threshold", "1").Err(); err != nil {
+		b.Fatalf("CONFIG SET latency-monitor-threshold: %v", err)
+	}
+	rdb.Do(context.Background(), "LATENCY", "RESET")
 	cpu0 := redisCPU(b, rdb)
 	began := time.Now()
-	var lat []time.Duration
+	var lat, pings []time.Duration
 	failed := 0 // answers other than 200, such as the 503 of a Redis kept busy
 	for b.Loop() {
 		start := time.Now()
@@ -92,6 +101,13 @@ func benchProfileUnderFlood(b *testing.B, flood bool) {
 		if res.status != http.StatusOK {
 			failed++
 		}
+		// Redis alone, without the replica: a long script of the flood
+		// holds every other command back.
+		start = time.Now()
+		if err := rdb.Ping(context.Background()).Err(); err != nil {
+			b.Fatalf("PING: %v", err)
+		}
+		pings = append(pings, time.Since(start))
 	}
 	wall := time.Since(began)
 	cpu := redisCPU(b, rdb) - cpu0
@@ -100,7 +116,9 @@ func benchProfileUnderFlood(b *testing.B, flood bool) {
 
 	b.ReportMetric(float64(percentile(lat, 50).Microseconds()), "p50-µs")
 	b.ReportMetric(float64(percentile(lat, 99).Microseconds()), "p99-µs")
+	b.ReportMetric(float64(percentile(pings, 99).Microseconds()), "ping-p99-µs")
 	b.ReportMetric(100*cpu.Seconds()/wall.Seconds(), "redis-cpu-%")
+	b.ReportMetric(float64(longestCommand(b, rdb).Milliseconds()), "redis-longest-ms")
 	b.ReportMetric(float64(failed), "not-200")
 	byRoute := map[string][]time.Duration{}
 	for i, f := range floods {
@@ -122,6 +140,26 @@ func percentile(ds []time.Duration, p int) time.Duration {
 	}
 	slices.Sort(ds)
 	return ds[min(len(ds)-1, len(ds)*p/100)]
+}
+
+// longestCommand returns the longest a single command (or script) ran in
+// Redis since LATENCY RESET, as far as it was 1 ms or longer; zero if none.
+func longestCommand(b *testing.B, rdb redis.UniversalClient) time.Duration {
+	b.Helper()
+	rows, err := rdb.Do(context.Background(), "LATENCY", "LATEST").Slice()
+	if err != nil {
+		b.Fatalf("LATENCY LATEST: %v", err)
+	}
+	var longest int64
+	for _, row := range rows {
+		// event name, time of the latest, latest ms, all-time max ms
+		if r, ok := row.([]any); ok && len(r) == 4 && r[0] == "command" {
+			if ms, ok := r[3].(int64); ok {
+				longest = max(longest, ms)
+			}
+		}
+	}
+	return time.Duration(longest) * time.Millisecond
 }
 
 // redisCPU returns the CPU time Redis has used (user and system).

@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -112,5 +114,48 @@ func TestLogs(t *testing.T) {
 				t.Errorf("line %d contains a secret: %s", i, line)
 			}
 		}
+	}
+}
+
+// TestLogCompleteAfterShutdown checks that the queued log loses nothing on
+// a graceful shutdown: every request has its access log line, in order,
+// and the shutdown's own lines come last.
+func TestLogCompleteAfterShutdown(t *testing.T) {
+	t.Parallel()
+	rds := redistest.Start(t)
+	r := startReplica(t, baseEnv(rds.Addr(), "complete").with("LOG_LEVEL", "info"))
+	r.register(t, "complete", pw)
+	tok := r.login(t, "complete", pw)
+	const n = 200
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = "complete-" + strconv.Itoa(i)
+		wantStatus(t, r.do(t, http.MethodGet, "/profile", "", "X-Session-Id", tok, "X-Request-Id", ids[i]), http.StatusOK)
+	}
+	if err := r.stop(); err != nil {
+		t.Fatalf("run got %v, want nil", err)
+	}
+
+	var got []string
+	var last string
+	for _, line := range r.logs.lines() {
+		var rec struct {
+			Msg       string `json:"msg"`
+			RequestID string `json:"request_id"`
+			Route     string `json:"route"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("line is not JSON: %v: %s", err, line)
+		}
+		if rec.Msg == "request" && rec.Route == "/profile" {
+			got = append(got, rec.RequestID)
+		}
+		last = rec.Msg
+	}
+	if !slices.Equal(got, ids) {
+		t.Errorf("access log of /profile: got %d lines %v, want the %d requests in order", len(got), got, n)
+	}
+	if last != "stopped" {
+		t.Errorf("last log line: got %q, want %q", last, "stopped")
 	}
 }

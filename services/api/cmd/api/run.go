@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/extra/redisprometheus/v9"
 	"github.com/redis/go-redis/v9"
 
+	"redis-session-app/services/api/internal/batchwriter"
 	"redis-session-app/services/api/internal/config"
 	"redis-session-app/services/api/internal/httpapi"
 	"redis-session-app/services/api/internal/metrics"
@@ -102,7 +103,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return &exitError{code: exitConfig, err: fmt.Errorf("configuration: %w", err)}
 	}
 
-	logger := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel})).
+	// Log lines are queued and written a batch at a time: a write system
+	// call per access log line cost more than anything else the service
+	// adds to a request. A crash loses at most the last few milliseconds
+	// of lines (batchwriter.DefaultDelay); the deferred Close runs last and
+	// writes everything, so after a graceful shutdown the log is complete.
+	logs := batchwriter.New(stdout, batchwriter.Options{})
+	defer func() {
+		if err := logs.Close(); err != nil {
+			fmt.Fprintf(stderr, "writing logs: %v\n", err)
+		}
+	}()
+	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: cfg.LogLevel})).
 		With("instance", cfg.InstanceID)
 	logger.Info("starting", "version", version, "revision", revision, "config", cfg)
 	setRedisLogger(logger)

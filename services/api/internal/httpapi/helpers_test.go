@@ -38,7 +38,7 @@ func checkResponse(t *testing.T, rec *httptest.ResponseRecorder, wantStatus int,
 }
 
 // decodeBody decodes a JSON response body into v.
-func decodeBody(t *testing.T, rec *httptest.ResponseRecorder, v any) {
+func decodeBody(t testing.TB, rec *httptest.ResponseRecorder, v any) {
 	t.Helper()
 	if err := json.Unmarshal(rec.Body.Bytes(), v); err != nil {
 		t.Fatalf("decoding body %q: %v", rec.Body, err)

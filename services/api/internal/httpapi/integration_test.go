@@ -20,7 +20,7 @@ import (
 
 // newRedisHarness is a server on the real stores, against a redis-server of
 // its own. Hashing is cheap here: its cost is not what this test is about.
-func newRedisHarness(t *testing.T) (*harness, *redistest.Server) {
+func newRedisHarness(t testing.TB, opts ...func(*httpapi.Deps)) (*harness, *redistest.Server) {
 	t.Helper()
 	srv := redistest.Start(t)
 	client := redisstore.NewClient(redisstore.ClientOptions{Addrs: []string{srv.Addr()}, Timeout: 200 * time.Millisecond})
@@ -36,6 +36,9 @@ func newRedisHarness(t *testing.T) (*harness, *redistest.Server) {
 		d.Limiter = ratelimit.New(client, session.Limit{Rate: 100, Period: time.Minute}, session.Limit{Rate: 100, Period: time.Minute})
 		d.Ready = func(ctx context.Context) error { return client.Ping(ctx).Err() }
 		d.Now = time.Now
+		for _, o := range opts {
+			o(d)
+		}
 	})
 	return h, srv
 }

@@ -2,7 +2,10 @@
 // session.Store and session.UserStore interfaces. It works on one node, a
 // Sentinel-managed master or a Redis Cluster: all of a user's session keys
 // share one hash slot, and every operation is a single command or a single
-// Lua script, so each is atomic on its own.
+// Lua script, so each is atomic on its own. (The one exception is logout-all
+// on an index a previous version left with more than 1,000 members: one
+// script per 1,000.) Every script that writes does nothing when Redis runs
+// it after the caller stopped waiting (see deadline.go).
 //
 // Redis never holds a token, only its SHA-256: a copy of the data does not
 // let anyone in. Every key but a user record expires by itself, so Redis's
@@ -54,6 +57,17 @@ type ClientOptions struct {
 // waits during an outage, and the contract wants a 503 within about one
 // timeout; connections broken by a Redis restart are found by the pool's
 // health check before use, so retries buy little.
+//
+// A cluster client learns which node serves which slot from CLUSTER SLOTS
+// and reloads that map only when a node answers MOVED, ASK or READONLY, or
+// when the map is older than its reload interval (60 s). A master that
+// dies answers nothing, so until the interval ran out every call for its
+// slots went to the dead address, long after its replica had taken over
+// (measured: 58 s of 503s). Here a call that fails without an answer from
+// Redis also reloads the map, in the background: go-redis runs one reload
+// at a time and at most one every 200 ms, so a dead master costs a few
+// CLUSTER SLOTS a second per replica until its replica takes over, and the
+// first reload after that finds it.
 func NewClient(o ClientOptions) redis.UniversalClient {
 	timeout := o.Timeout
 	if timeout <= 0 {
@@ -77,6 +91,12 @@ func NewClient(o ClientOptions) redis.UniversalClient {
 		PoolSize:              max(minPoolSize, 10*runtime.GOMAXPROCS(0)),
 		ContextTimeoutEnabled: true,
 		MaxRetries:            -1, // none: see above
+		// Nor in a cluster, whose own loop (on top of MaxRetries) sends a
+		// call up to three more times, after a timeout too, so a script
+		// that ran but whose answer was lost would run again. A MOVED
+		// answer is not followed either: it reloads the slot map, and the
+		// call is answered 503 like any other failed one.
+		MaxRedirects: -1,
 		// One dial attempt per call: the default of five attempts 100 ms
 		// apart would make a call during an outage last half a second more.
 		DialerRetries: 1,
@@ -99,7 +119,52 @@ func NewClient(o ClientOptions) redis.UniversalClient {
 		// host it dials, which differs per node in a cluster.
 		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
-	return redis.NewUniversalClient(opts)
+	c := redis.NewUniversalClient(opts)
+	if cluster, ok := c.(*redis.ClusterClient); ok {
+		cluster.AddHook(reloadSlotsHook{cluster})
+	}
+	return c
+}
+
+// reloadSlotsHook reloads a cluster client's map of slots to nodes when a
+// call fails without an answer from Redis (refused, timed out, cut off):
+// the node it went to may be gone and its slots served elsewhere.
+type reloadSlotsHook struct {
+	c *redis.ClusterClient
+}
+
+func (h reloadSlotsHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h reloadSlotsHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if unanswered(err) {
+			h.c.ReloadState(ctx)
+		}
+		return err
+	}
+}
+
+func (h reloadSlotsHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		failed := unanswered(err)
+		for _, cmd := range cmds {
+			failed = failed || unanswered(cmd.Err())
+		}
+		if failed {
+			h.c.ReloadState(ctx)
+		}
+		return err
+	}
+}
+
+// unanswered tells a failure that Redis did not answer (a network error, a
+// timeout, a closed connection) from Redis's own replies, redis.Nil
+// included, and from a caller that went away.
+func unanswered(err error) bool {
+	var reply redis.Error
+	return err != nil && !errors.As(err, &reply) && !errors.Is(err, context.Canceled)
 }
 
 // NewErrorHook returns a hook that calls onError once for every command, and

@@ -19,11 +19,16 @@ import (
 // request answered 503 must have changed nothing.
 //
 // The margin covers what lies between the check and the caller's
-// give-up: the rest of the script, the reply's trip back, and the skew
-// between this replica's clock and Redis's. It assumes clocks kept within
-// a few milliseconds of each other by NTP, as on any maintained host, and
-// takes a fifth of the timeout (100 ms at the default 500 ms), far more
-// than that skew and than any script here runs.
+// give-up: the rest of the script, the reply's trip back, the replica
+// getting round to read it, and the skew between this replica's clock and
+// Redis's. It assumes clocks kept within a few milliseconds of each other
+// by NTP, as on any maintained host, and takes a quarter of the timeout
+// (125 ms at the default 500 ms): far more than that skew and than any
+// script here runs, and more than a container's CPU throttling usually
+// stalls a process (its quota period is 100 ms). A replica that stalls
+// longer than the margin between Redis's reply and reading it still
+// answers 503 for a script that ran: the margin makes that window small,
+// it cannot close it.
 //
 // A Redis clock ahead of the replica's by more than the margin makes
 // scripts give up early, and one ahead by more than the timeout makes
@@ -34,7 +39,7 @@ import (
 // after the deadline, which the margin absorbs up to its size.
 
 // deadlineMarginDivisor sets the margin as a fraction of the timeout.
-const deadlineMarginDivisor = 5
+const deadlineMarginDivisor = 4
 
 // errTooLate is returned without a round trip when the caller's context
 // leaves no time for a script to be worth sending.

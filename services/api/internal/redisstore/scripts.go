@@ -8,12 +8,15 @@ import "github.com/redis/go-redis/v9"
 // script's slot. Session times arrive from Go in milliseconds, so tests
 // control the clock; Redis's own expiry still decides when a key is gone.
 //
-// Bounded work: no script walks more of an index than the cap on sessions
-// per user (at most maxPerUserLimit), so the time one call holds Redis does
-// not grow with how many sessions a user has ever had. An index may hold
-// more than the cap only when it was left by a version without a cap or
-// under a higher one; such an index is worked down a bounded slice at a
-// time.
+// Bounded work: a login checks at most the cap + 1 newest index members
+// and removes at most cap older ones, a listing reads the cap newest,
+// logout-all deletes at most maxPerUserLimit sessions per call, and every
+// other script touches a fixed handful of keys. So the time one call holds
+// Redis does not grow with how many sessions a user has ever had, whatever
+// the index holds: members of sessions that ended by expiry stay in it
+// until a login or a listing drops them, and an index left over the cap
+// by a version without one (or under a higher cap) is worked down a
+// bounded slice per login.
 
 // luaLate is the prelude of every script that writes. ARGV[1] is the
 // moment, in Unix milliseconds by the replica's clock, after which the

@@ -38,6 +38,12 @@ type Server struct {
 	master string
 	// tlsPort, when not zero, is a TLS listener besides the plain port.
 	tlsPort int
+	// args are further redis-server options (a replica's --replicaof, a
+	// cluster node's settings).
+	args []string
+	// sentinel configures a Sentinel beyond its monitor line; zero is a
+	// quorum of one and Sentinel's own defaults.
+	sentinel SentinelOptions
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -274,6 +280,11 @@ func (s *Server) start() error {
 		"--dir", s.dir,
 		"--daemonize", "no",
 		"--loglevel", "warning",
+		// As every deployment sets it (docker-compose.yml, the
+		// Kubernetes overlays): session hashes stay compact with a
+		// User-Agent of up to 512 bytes, and the memory benchmark
+		// measures what production holds.
+		"--hash-max-listpack-value", "512",
 	}
 	if s.cluster {
 		args = append(args,
@@ -286,6 +297,7 @@ func (s *Server) start() error {
 	if s.tlsPort != 0 {
 		args = append(args, s.tlsArgs()...)
 	}
+	args = append(args, s.args...)
 	if s.master != "" {
 		// A Sentinel takes its monitor from a file it may rewrite.
 		host, port, err := net.SplitHostPort(s.master)
@@ -293,7 +305,7 @@ func (s *Server) start() error {
 			return fmt.Errorf("master address %q: %w", s.master, err)
 		}
 		conf := filepath.Join(s.dir, "sentinel.conf")
-		monitor := fmt.Sprintf("sentinel monitor %s %s %s 1\n", SentinelMasterName, host, port)
+		monitor := s.sentinel.config(host, port)
 		if err := os.WriteFile(conf, []byte(monitor), 0o600); err != nil {
 			return fmt.Errorf("writing sentinel config: %w", err)
 		}

@@ -89,7 +89,8 @@ type Store interface {
 	// RevokeByID ends the user's session with the given public handle, or
 	// returns ErrNotFound when the user has no live session with it.
 	RevokeByID(ctx context.Context, userID, id string) error
-	// List returns the user's live sessions, newest CreatedAt first.
+	// List returns the user's live sessions, newest CreatedAt first, at
+	// most as many as the cap on sessions per user.
 	List(ctx context.Context, userID string) ([]Session, error)
 }
 

@@ -1,0 +1,90 @@
+package scenario_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"redis-session-app/loadtest/internal/scenario"
+)
+
+// TestSetupWaitsOutRateLimits answers the first registration 429 with a
+// Retry-After of one second: set-up waits that long, says so, and then
+// registers and logs in every user.
+func TestSetupWaitsOutRateLimits(t *testing.T) {
+	var (
+		mu      sync.Mutex
+		limited bool
+		logins  int
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch r.URL.Path {
+		case "/auth/register":
+			if !limited {
+				limited = true
+				w.Header().Set("Retry-After", "1")
+				w.WriteHeader(http.StatusTooManyRequests)
+				fmt.Fprint(w, `{"error":"Too many requests"}`)
+				return
+			}
+			w.WriteHeader(http.StatusCreated)
+		case "/auth/login":
+			logins++
+			fmt.Fprintf(w, `{"sessionId":"%032d"}`, logins)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+
+	var log bytes.Buffer
+	s := &scenario.Setup{Client: srv.Client(), Endpoints: scenario.NewEndpoints(srv.URL + "/"), Parallel: 1,
+		Deadline: time.Now().Add(time.Minute), Log: &log}
+	users := []*scenario.User{scenario.NewUser("a", "pw-a-12345"), scenario.NewUser("b", "pw-b-12345")}
+	rep, err := s.Run(context.Background(), users, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Registered != 2 || rep.LoggedIn != 2 || rep.Waited != time.Second {
+		t.Errorf("got %+v, want 2 registered, 2 logged in, 1s waited", rep)
+	}
+	if users[0].Token == "" || users[0].Token == users[1].Token {
+		t.Errorf("got tokens %q and %q, want two different ones", users[0].Token, users[1].Token)
+	}
+	if !strings.Contains(log.String(), "waiting 1s as Retry-After says") {
+		t.Errorf("set-up did not say it waited: %q", log.String())
+	}
+}
+
+func TestSetupGivesUpPastTheDeadline(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "60")
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	defer srv.Close()
+	s := &scenario.Setup{Client: srv.Client(), Endpoints: scenario.NewEndpoints(srv.URL), Parallel: 2, Deadline: time.Now().Add(5 * time.Second)}
+	_, err := s.Run(context.Background(), []*scenario.User{scenario.NewUser("a", "pw-a-12345")}, false)
+	if err == nil || !strings.Contains(err.Error(), "past the set-up deadline") {
+		t.Errorf("got %v, want an error naming the deadline", err)
+	}
+}
+
+func TestReadSessions(t *testing.T) {
+	users, err := scenario.ReadSessions(strings.NewReader("# made by the benchmark\nbench-0 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n\nbench-1 BBBBBBBBBBBBBBBBBBBBBBBBBBBBBB\n"))
+	if err != nil || len(users) != 2 || users[1].Name != "bench-1" || users[1].Token != "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBB" {
+		t.Fatalf("ReadSessions = %v, %v; want bench-0 and bench-1 with their tokens", users, err)
+	}
+	for _, bad := range []string{"", "bench-0\n", "bench-0 short\n"} {
+		if _, err := scenario.ReadSessions(strings.NewReader(bad)); err == nil {
+			t.Errorf("ReadSessions(%q): got no error", bad)
+		}
+	}
+}
