@@ -24,7 +24,7 @@ FROM runtime AS prebuilt
 COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY api /api
 
-FROM golang:1.26-bookworm AS build
+FROM golang:1.27.3-bookworm AS build
 WORKDIR /src
 COPY services/api/go.mod services/api/go.sum ./
 RUN go mod download

@@ -149,7 +149,9 @@ build_api() {
 	local ctx="$build_dir/api"
 	mkdir -p "$ctx"
 	log "building the API binary ($VERSION, $REVISION)"
-	(cd "$root/services/api" && CGO_ENABLED=0 go build -trimpath \
+	# The toolchain go.work names, also when this script runs on its own
+	# on a machine whose GOTOOLCHAIN is local (make exports it already).
+	(cd "$root/services/api" && CGO_ENABLED=0 GOTOOLCHAIN="$(sed -n 's/^toolchain //p' "$root/go.work")" go build -trimpath \
 		-ldflags "-s -w -X main.version=$VERSION -X main.revision=$REVISION" \
 		-o "$ctx/api" ./cmd/api)
 	cp /etc/ssl/certs/ca-certificates.crt "$ctx/ca-certificates.crt"

@@ -1,3 +1,5 @@
 module redis-session-app/deploy/e2e
 
-go 1.26.0
+go 1.27.0
+
+toolchain go1.27.3

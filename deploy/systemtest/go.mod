@@ -1,6 +1,8 @@
 module redis-session-app/deploy/systemtest
 
-go 1.26.0
+go 1.27.0
+
+toolchain go1.27.3
 
 require (
 	github.com/moby/moby/api v1.56.1

@@ -1,6 +1,8 @@
 module redis-session-app/services/api
 
-go 1.26.0
+go 1.27.0
+
+toolchain go1.27.3
 
 require (
 	github.com/alexedwards/argon2id v1.0.0

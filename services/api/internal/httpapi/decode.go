@@ -2,14 +2,15 @@ package httpapi
 
 import (
 	"bytes"
-	"encoding/json"
+	"encoding/json/jsontext"
+	json "encoding/json/v2"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
-	"slices"
 	"strconv"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
@@ -18,13 +19,9 @@ import (
 // maxBodyBytes is the largest request body accepted, from the contract.
 const maxBodyBytes = 65536
 
-// readObject reads the request body and returns it when it is one JSON
-// object: at most maxBodyBytes long (also when sent chunked), valid UTF-8,
-// with a Content-Type of application/json or none at all. The errors it
-// returns are *httpError with a message that names the problem: an offset
-// or a field name, never a value, so a password cannot end up in a
-// response.
-func readObject(c *gin.Context) ([]byte, error) {
+// readBody reads the request body: at most maxBodyBytes long (also when
+// sent chunked), with a Content-Type of application/json or none at all.
+func readBody(c *gin.Context) ([]byte, error) {
 	if ct := c.Request.Header.Get("Content-Type"); ct != "" {
 		// A Content-Type that does not parse, parameters included
 		// ("application/json;;"), is not application/json.
@@ -48,165 +45,120 @@ func readObject(c *gin.Context) ([]byte, error) {
 		}
 		return nil, badRequest("could not read the request body")
 	}
-
-	// encoding/json would replace each invalid byte with U+FFFD, so two
-	// different passwords would become the same one: every byte counts.
-	if !utf8.Valid(b) {
-		return nil, badRequest("request body is not valid UTF-8")
-	}
-	trimmed := bytes.TrimLeft(b, " \t\r\n")
-	if len(trimmed) == 0 {
-		return nil, badRequest("request body is empty; it must be a JSON object")
-	}
-	if trimmed[0] != '{' {
-		return nil, badRequest("request body must be a JSON object")
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	var obj json.RawMessage
-	if err := dec.Decode(&obj); err != nil {
-		return nil, decodeError(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, badRequest("request body must hold a single JSON object; found data after it")
-	}
-	return obj, nil
+	return b, nil
 }
 
-func decodeError(err error) error {
-	var syntax *json.SyntaxError
+// decodeObject decodes b, which must be one JSON object and nothing else,
+// into v with encoding/json/v2. Its defaults are the contract's input
+// rules: member names match exactly ("Username" is not "username"),
+// unknown members are ignored, and the body must be I-JSON (RFC 7493): a
+// member name repeated in any object, invalid UTF-8 or an escaped
+// surrogate that is not half of a pair, anywhere, unknown members
+// included, is an error. Nothing is replaced with U+FFFD, so two different
+// passwords can never decode to one.
+//
+// The errors are *httpError with a message that names the problem: an
+// offset or one of the contract's field names, never a value, so a
+// password cannot end up in a response.
+func decodeObject(b []byte, v any) error {
+	dec := jsontext.NewDecoder(bytes.NewReader(b))
+	switch dec.PeekKind() {
+	case '{':
+	case 0:
+		if len(bytes.TrimLeft(b, " \t\r\n")) == 0 {
+			return badRequest("request body is empty; it must be a JSON object")
+		}
+		// Not JSON at all: the decoder says where.
+	default:
+		return badRequest("request body must be a JSON object")
+	}
+	if err := json.UnmarshalDecode(dec, v); err != nil {
+		return decodeError(b, err)
+	}
+	if _, err := dec.ReadToken(); err != io.EOF {
+		return badRequest("request body must hold a single JSON object; found data after it")
+	}
+	return nil
+}
+
+// fieldNames are the members the contract knows, by their JSON pointer:
+// only these are named in error messages, so that a client's own member
+// names are never echoed.
+var fieldNames = map[jsontext.Pointer]string{"/username": "username", "/password": "password"}
+
+// decodeError turns an error of decodeObject into the client's 400.
+// encoding/json/v2 exports no error for invalid UTF-8 or a lone surrogate,
+// so once it has refused the body, the message is worded from the body:
+// invalid UTF-8 anywhere is named first, then a surrogate escape at the
+// offset the error reports.
+func decodeError(b []byte, err error) error {
+	var semantic *json.SemanticError
+	if errors.As(err, &semantic) {
+		if name, ok := fieldNames[semantic.JSONPointer]; ok {
+			return badRequest(name + " must be a string")
+		}
+		return badRequest("request body is not valid JSON")
+	}
+	var syntax *jsontext.SyntacticError
+	if !errors.As(err, &syntax) {
+		return badRequest("request body is not valid JSON")
+	}
+	name, known := fieldNames[syntax.JSONPointer]
+	at := syntax.ByteOffset
+	// Offsets in messages count from 1, as encoding/json's did.
+	where := " (at byte " + strconv.FormatInt(at+1, 10) + ")"
 	switch {
-	case errors.As(err, &syntax):
-		return badRequest(fmt.Sprintf("request body is not valid JSON (at byte %d)", syntax.Offset))
+	case !utf8.Valid(b):
+		return badRequest("request body is not valid UTF-8")
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return badRequest("request body is not valid JSON (it ends early)")
+	case errors.Is(err, jsontext.ErrDuplicateName) && known:
+		return badRequest(fmt.Sprintf("request body holds %s more than once", name))
+	case errors.Is(err, jsontext.ErrDuplicateName):
+		// JSON leaves duplicate names undefined, and "last wins" in one
+		// parser and "first wins" in another is how a body comes to
+		// mean two things.
+		return badRequest("request body holds a member name more than once" + where)
+	case at < int64(len(b)) && loneSurrogate(b[at:]) && known:
+		return badRequest(name + " must be valid Unicode; it holds an unpaired surrogate escape")
+	case at < int64(len(b)) && loneSurrogate(b[at:]):
+		return badRequest("request body must be valid Unicode; it holds an unpaired surrogate escape" + where)
 	}
-	return badRequest("request body is not valid JSON")
+	return badRequest("request body is not valid JSON" + where)
 }
 
-// objectFields returns the raw values of the members of obj, a valid JSON
-// object, whose names are exactly one of names. Names are matched as
-// written, after JSON unescaping and with regard to case: encoding/json
-// would also take "Username" for "username", which the contract counts as
-// an unknown field, and unknown fields are ignored.
-//
-// A wanted name that appears twice is refused rather than resolved: JSON
-// leaves duplicate names undefined, and "last wins" in one parser and
-// "first wins" in another is how a body comes to mean two things.
-func objectFields(obj []byte, names ...string) (map[string]json.RawMessage, error) {
-	dec := json.NewDecoder(bytes.NewReader(obj))
-	if _, err := dec.Token(); err != nil { // the opening brace
-		return nil, decodeError(err)
+// loneSurrogate reports whether b starts with the \u escape of a UTF-16
+// surrogate, which is where encoding/json/v2 points when one is not half
+// of a pair.
+func loneSurrogate(b []byte) bool {
+	if len(b) < 6 || b[0] != '\\' || b[1] != 'u' {
+		return false
 	}
-	fields := make(map[string]json.RawMessage, len(names))
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, decodeError(err)
-		}
-		name, _ := tok.(string) // an object's keys are strings
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, decodeError(err)
-		}
-		if !slices.Contains(names, name) {
-			continue
-		}
-		if _, dup := fields[name]; dup {
-			return nil, badRequest(fmt.Sprintf("request body holds %s more than once", name))
-		}
-		fields[name] = v
-	}
-	return fields, nil
-}
-
-// stringField decodes the raw value of the field name: a JSON string, or
-// absent or null, which give ok false.
-func stringField(name string, raw json.RawMessage) (s string, ok bool, err error) {
-	if raw == nil || string(raw) == "null" {
-		return "", false, nil
-	}
-	if raw[0] != '"' {
-		return "", false, badRequest(name + " must be a string")
-	}
-	// encoding/json replaces an escaped surrogate that is not half of a
-	// pair with U+FFFD, so "\ud800" and "\udc00" would be one password.
-	if hasLoneSurrogate(raw) {
-		return "", false, badRequest(name + " must be valid Unicode; it holds an unpaired surrogate escape")
-	}
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", false, badRequest(name + " must be a string")
-	}
-	return s, true, nil
-}
-
-// hasLoneSurrogate reports whether the JSON string literal lit holds a
-// \u escape of a UTF-16 surrogate that is not a high surrogate followed at
-// once by an escaped low one.
-func hasLoneSurrogate(lit []byte) bool {
-	for i := 0; i < len(lit); i++ {
-		if lit[i] != '\\' {
-			continue
-		}
-		i++ // the escaped character
-		if i >= len(lit) || lit[i] != 'u' {
-			continue
-		}
-		r, ok := hex4(lit, i+1)
-		i += 4
-		if !ok {
-			// Not reached for a valid literal; let Unmarshal refuse it.
-			continue
-		}
-		switch {
-		case r >= 0xDC00 && r <= 0xDFFF:
-			return true // a low surrogate with no high one before it
-		case r >= 0xD800 && r <= 0xDBFF:
-			if i+2 >= len(lit) || lit[i+1] != '\\' || lit[i+2] != 'u' {
-				return true
-			}
-			lo, ok := hex4(lit, i+3)
-			if !ok || lo < 0xDC00 || lo > 0xDFFF {
-				return true
-			}
-			i += 6
-		}
-	}
-	return false
-}
-
-// hex4 reads the four hex digits of a \u escape at b[i:i+4].
-func hex4(b []byte, i int) (rune, bool) {
-	if i+4 > len(b) {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(string(b[i:i+4]), 16, 16)
-	return rune(n), err == nil
+	n, err := strconv.ParseUint(string(b[2:6]), 16, 16)
+	return err == nil && utf16.IsSurrogate(rune(n))
 }
 
 // decodeCredentials decodes a register or login body and checks both fields
-// are there: exactly "username" and "password", each a string.
+// are there: "username" and "password", each a string.
 func decodeCredentials(c *gin.Context) (username, password string, err error) {
-	obj, err := readObject(c)
+	b, err := readBody(c)
 	if err != nil {
 		return "", "", err
 	}
-	fields, err := objectFields(obj, "username", "password")
-	if err != nil {
+	// Pointers, so that an absent member and null, which leaves a
+	// pointer nil, both count as missing.
+	var in struct {
+		Username *string `json:"username"`
+		Password *string `json:"password"`
+	}
+	if err := decodeObject(b, &in); err != nil {
 		return "", "", err
 	}
-	username, hasUsername, err := stringField("username", fields["username"])
-	if err != nil {
-		return "", "", err
-	}
-	password, hasPassword, err := stringField("password", fields["password"])
-	if err != nil {
-		return "", "", err
-	}
-	if !hasUsername {
+	if in.Username == nil {
 		return "", "", badRequest("username is required")
 	}
-	if !hasPassword {
+	if in.Password == nil {
 		return "", "", badRequest("password is required")
 	}
-	return username, password, nil
+	return *in.Username, *in.Password, nil
 }

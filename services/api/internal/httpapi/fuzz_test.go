@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"encoding/json/jsontext"
 	"io"
 	"log/slog"
 	"net/http"
@@ -48,7 +49,9 @@ func FuzzTokenCarriers(f *testing.F) {
 }
 
 // FuzzDecodeCredentials sends arbitrary bodies to login and register: the
-// answer is never a 5xx and never echoes the password.
+// answer is never a 5xx and never echoes the password, and a body that got
+// past decoding was one I-JSON object (RFC 7493: valid UTF-8, no lone
+// surrogate escape, no member name twice in an object).
 func FuzzDecodeCredentials(f *testing.F) {
 	h := newHarness(f, discardLogs)
 	h.addUser(f, "alice", "correct horse")
@@ -63,6 +66,8 @@ func FuzzDecodeCredentials(f *testing.F) {
 	f.Add(`{"username":"alice","password":"correct horse"`, "application/json;;")
 	f.Add(`{"Username":"alice","password":"correct horse","password":"x"}`, "application/json")
 	f.Add("{\"username\":\"alice\",\"password\":\"correct\xffhorse\\udc00\\ud83d\"}", "application/json")
+	f.Add(`{"username":"alice","password":"correct horse","x":{"y":1,"y":2}}`, "application/json")
+	f.Add(`{"username":"alice","password":"correct horse","note":"\ud800"}`, "")
 	f.Fuzz(func(t *testing.T, body, contentType string) {
 		for _, path := range []string{"/auth/login", "/auth/register"} {
 			req := httptest.NewRequest(http.MethodPost, path, nil)
@@ -78,6 +83,10 @@ func FuzzDecodeCredentials(f *testing.F) {
 			}
 			if rec.Code == http.StatusBadRequest && strings.Contains(rec.Body.String(), "correct horse") {
 				t.Errorf("%s: body %s echoes the password", path, rec.Body)
+			}
+			decoded := rec.Code != http.StatusBadRequest && rec.Code != http.StatusUnsupportedMediaType && rec.Code != http.StatusRequestEntityTooLarge
+			if decoded && !jsontext.Value(body).IsValid() {
+				t.Errorf("%s: got %v for a body that is not I-JSON, want 400", path, rec.Code)
 			}
 		}
 	})

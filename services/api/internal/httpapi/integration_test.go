@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -57,6 +58,14 @@ func login(t *testing.T, h *harness, ua string) string {
 	return body.SessionID
 }
 
+// nextMillisecond returns once the clock has moved on to the next
+// millisecond, at most a millisecond from now.
+func nextMillisecond() {
+	for start := time.Now().UnixMilli(); time.Now().UnixMilli() == start; {
+		runtime.Gosched()
+	}
+}
+
 func TestJourneyWithRedis(t *testing.T) {
 	h, _ := newRedisHarness(t)
 	profile := `{"username":"Alice","secretData":"This came from protected route"}`
@@ -70,6 +79,9 @@ func TestJourneyWithRedis(t *testing.T) {
 		http.StatusUnauthorized, `{"error":"Invalid credentials"}`)
 
 	tok := login(t, h, "first")
+	// The list is newest first by login time in milliseconds: two
+	// logins in the same millisecond would have no order.
+	nextMillisecond()
 	second := login(t, h, "second")
 
 	bearer := newRequest(http.MethodGet, "/profile", "")
