@@ -121,42 +121,14 @@ func NewClient(o ClientOptions) redis.UniversalClient {
 	}
 	c := redis.NewUniversalClient(opts)
 	if cluster, ok := c.(*redis.ClusterClient); ok {
-		cluster.AddHook(reloadSlotsHook{cluster})
+		// Reload the map of slots to nodes when a call fails without an
+		// answer from Redis (refused, timed out, cut off): the node it went
+		// to may be gone and its slots served elsewhere. go-redis otherwise
+		// reloads it only on MOVED/ASK or once a minute, and a dead master
+		// answers neither.
+		cluster.AddHook(failureHook{failed: unanswered, on: cluster.ReloadState})
 	}
 	return c
-}
-
-// reloadSlotsHook reloads a cluster client's map of slots to nodes when a
-// call fails without an answer from Redis (refused, timed out, cut off):
-// the node it went to may be gone and its slots served elsewhere.
-type reloadSlotsHook struct {
-	c *redis.ClusterClient
-}
-
-func (h reloadSlotsHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h reloadSlotsHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		err := next(ctx, cmd)
-		if unanswered(err) {
-			h.c.ReloadState(ctx)
-		}
-		return err
-	}
-}
-
-func (h reloadSlotsHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		err := next(ctx, cmds)
-		failed := unanswered(err)
-		for _, cmd := range cmds {
-			failed = failed || unanswered(cmd.Err())
-		}
-		if failed {
-			h.c.ReloadState(ctx)
-		}
-		return err
-	}
 }
 
 // unanswered tells a failure that Redis did not answer (a network error, a
@@ -173,40 +145,43 @@ func unanswered(err error) bool {
 // exist) and NOSCRIPT (the first run of a Lua script on a node that has not
 // cached it yet, which go-redis answers by sending the script itself).
 func NewErrorHook(onError func()) redis.Hook {
-	return errorHook{onError: onError}
+	return failureHook{failed: counted, on: func(context.Context) { onError() }}
 }
 
-type errorHook struct {
-	onError func()
+// failureHook calls on once for every command, and once for every pipeline
+// or transaction, that failed by the measure of failed.
+type failureHook struct {
+	failed func(error) bool
+	on     func(context.Context)
 }
 
 // DialHook passes dials through: a failed dial also fails the command that
-// needed it, which is counted there, once.
-func (h errorHook) DialHook(next redis.DialHook) redis.DialHook {
+// needed it, which is seen there, once.
+func (h failureHook) DialHook(next redis.DialHook) redis.DialHook {
 	return next
 }
 
-func (h errorHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+func (h failureHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		err := next(ctx, cmd)
-		if counted(err) {
-			h.onError()
+		if h.failed(err) {
+			h.on(ctx)
 		}
 		return err
 	}
 }
 
-func (h errorHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+func (h failureHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		err := next(ctx, cmds)
 		// The pipeline's error is that of its first failed command, which
 		// may be a harmless redis.Nil hiding a real failure behind it.
-		failed := counted(err)
+		failed := h.failed(err)
 		for _, cmd := range cmds {
-			failed = failed || counted(cmd.Err())
+			failed = failed || h.failed(cmd.Err())
 		}
 		if failed {
-			h.onError()
+			h.on(ctx)
 		}
 		return err
 	}
