@@ -168,6 +168,16 @@ func (r report) String() string {
 		r.quantile(1).Round(time.Microsecond), r.instances)
 }
 
+// wantNoFailures fails the test, with the failures listed, when any
+// request failed.
+func (r report) wantNoFailures(t testing.TB) {
+	t.Helper()
+	if r.failed > 0 {
+		r.logFailures(t)
+		t.Errorf("%d of %d requests failed, want none", r.failed, r.requests)
+	}
+}
+
 // logFailures lists the distinct failures, most frequent first.
 func (r report) logFailures(t testing.TB) {
 	t.Helper()

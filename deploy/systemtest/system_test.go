@@ -526,10 +526,7 @@ func (s *stack) testZeroFailuresUnderFaults(t *testing.T) {
 		time.Sleep(time.Second)
 		rep := l.stop()
 		t.Logf("SIGKILL of api2 and its start: %v", rep)
-		if rep.failed > 0 {
-			rep.logFailures(t)
-			t.Errorf("%d of %d requests failed, want none", rep.failed, rep.requests)
-		}
+		rep.wantNoFailures(t)
 	})
 	t.Run("RollingRestart", func(t *testing.T) {
 		l := traffic()
@@ -541,10 +538,7 @@ func (s *stack) testZeroFailuresUnderFaults(t *testing.T) {
 		time.Sleep(time.Second)
 		rep := l.stop()
 		t.Logf("rolling restart with SIGTERM: %v", rep)
-		if rep.failed > 0 {
-			rep.logFailures(t)
-			t.Errorf("%d of %d requests failed, want none", rep.failed, rep.requests)
-		}
+		rep.wantNoFailures(t)
 	})
 }
 
