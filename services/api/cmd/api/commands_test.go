@@ -41,7 +41,7 @@ func TestRedisCommandsPerRoute(t *testing.T) {
 		{"register", 10, nil, func() { r.register(t, "counter", pw) }},
 		{"login", 20, nil, func() { tok = r.login(t, "counter", pw) }},
 		{"profile", 1, nil, func() { wantStatus(t, r.profile(t, tok), http.StatusOK) }},
-		{"sessions", 5, nil, func() { r.sessions(t, tok) }},
+		{"sessions", 3, nil, func() { r.sessions(t, tok) }},
 		{"refresh", 15, nil, func() {
 			res := r.do(t, http.MethodPost, "/auth/refresh", "", "X-Session-Id", tok)
 			wantStatus(t, res, http.StatusOK)

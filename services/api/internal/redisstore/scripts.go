@@ -231,42 +231,38 @@ redis.call('ZREM', KEYS[2], m)
 return redis.call('DEL', ARGV[2] .. m)
 `)
 
-// listScript returns the listed fields of the live sessions among the
-// newest cap members of an index, flattened, one group of fields per
-// session (an empty string for a missing field), and drops members whose
-// session is gone. HMGET answers all nils only for a key that does not
-// exist (every session hash holds the id), so it tells a gone session
-// without another command. A live session of the previous version gets
-// its id map entry here, once, so that it can be revoked by id.
+// listRepairScript tidies what a listing found: it drops index members
+// whose session is gone, and gives a live session of the previous version
+// (one without the id map flag) its id map entry, once, so that it can be
+// revoked by id. A listing reads with plain commands (see Sessions.List);
+// this runs only when it found something to tidy, and checks again, since
+// a session may have ended between the listing's reads and this script.
 //
-// It runs without a deadline: what it writes (dropping members of gone
-// sessions, adding an id map entry) changes nothing a client can see.
+// It runs without a deadline: what it writes changes nothing a client can
+// see. Its work is bounded by the cap, like the listing's.
 //
-// KEYS: index key. ARGV: session key prefix, cap, id map prefix, then the
-// field names, the first three being the id, the expiry and the flag of a
-// session that has its id map entry.
-var listScript = redis.NewScript(`
-local prefix, idmap = ARGV[1], ARGV[3]
-local fields = {unpack(ARGV, 4)}
-local out, gone = {}, {}
-for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1, 'REV')) do
-  local v = redis.call('HMGET', prefix .. m, unpack(fields))
-  if v[1] then
-    for i = 1, #fields do
-      out[#out + 1] = v[i] or ''
-    end
-    if not v[3] and tonumber(v[2]) then
-      redis.call('SET', idmap .. v[1], m, 'PXAT', v[2])
-      redis.call('HSET', prefix .. m, fields[3], '1')
-    end
-  else
-    gone[#gone + 1] = m
+// KEYS: index key. ARGV: session key prefix, id map prefix, the id map
+// flag's field name, the number of gone members, those members, then one
+// (member, public id, expiry) triple per session to give an id map entry.
+var listRepairScript = redis.NewScript(`
+local prefix, idmap, flag, n = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local gone = {}
+for i = 5, 4 + n do
+  if redis.call('EXISTS', prefix .. ARGV[i]) == 0 then
+    gone[#gone + 1] = ARGV[i]
   end
 end
 if #gone > 0 then
   redis.call('ZREM', KEYS[1], unpack(gone))
 end
-return out
+for i = 5 + n, #ARGV, 3 do
+  local key = prefix .. ARGV[i]
+  if redis.call('EXISTS', key) == 1 then
+    redis.call('SET', idmap .. ARGV[i + 1], ARGV[i], 'PXAT', ARGV[i + 2])
+    redis.call('HSET', key, flag, '1')
+  end
+end
+return #gone
 `)
 
 // createUserScript stores a user record unless one with the same key
