@@ -86,8 +86,8 @@ bench: bench-deps
 
 ## bench-deps: install the Debian packages make bench runs when they are missing
 bench-deps:
-	@command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null && command -v nginx >/dev/null || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server redis-tools nginx-light && \
+	@command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null && command -v nginx >/dev/null && command -v wrk >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server redis-tools nginx-light wrk && \
 		  { service nginx stop; service redis-server stop; } >/dev/null 2>&1 || true; }
 
 # ---- deployment (docker-compose stack, offline images) ----

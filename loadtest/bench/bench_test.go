@@ -143,3 +143,21 @@ func TestJudgeAndMarkdown(t *testing.T) {
 		t.Error("replaceBetween without markers: got no error")
 	}
 }
+
+func TestParseWrk(t *testing.T) {
+	out := "Running 5s test @ http://127.0.0.1:1/profile\n  1 threads and 64 connections\n" +
+		`{"requests":50000,"durationUs":5000000,"connect":0,"read":1,"write":0,"status":2,"timeout":0,"p50":1500,"p90":3000,"p99":9000,"p999":12000,"max":20000}` + "\n"
+	got, err := parseWrk(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Figure{Rate: 10000, Requests: 50000, Errors: 3, Latency: Latency{P50: 1.5, P90: 3, P99: 9, P999: 12, Max: 20}}
+	if got != want {
+		t.Errorf("parseWrk: got %+v, want %+v", got, want)
+	}
+	for _, bad := range []string{"", "no summary\n", `{"requests":1,"durationUs":0}`, `{"requests":`} {
+		if _, err := parseWrk(bad); err == nil {
+			t.Errorf("parseWrk(%q): got no error", bad)
+		}
+	}
+}

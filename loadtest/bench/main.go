@@ -132,9 +132,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		res.judge()
 		return res.write(o, stdout)
 	}
-	for _, tool := range []string{"redis-server", "redis-cli", "redis-benchmark", "nginx", "go"} {
+	for _, tool := range []string{"redis-server", "redis-cli", "redis-benchmark", "nginx", "wrk", "go"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s not found: apt-get install -y redis-server nginx-light (make bench-deps)", tool)
+			return fmt.Errorf("%s not found: apt-get install -y redis-server redis-tools nginx-light wrk (make bench-deps)", tool)
 		}
 	}
 	dir, err := os.MkdirTemp("", "bench-")
@@ -420,16 +420,15 @@ func figure(r *loadReport) Figure {
 }
 
 func (b *bench) ceilings(ctx context.Context, res *Results) error {
-	w := strconv.Itoa(b.o.workers)
-	st, _, _, err := b.load(ctx, "static", false, "-scenario", "get", "-path", "/profile", "-target", b.url(b.static), "-workers", w, "-duration", b.dur())
+	st, err := b.wrk(ctx, "static", b.url(b.static), nil)
 	if err != nil {
 		return err
 	}
-	px, _, _, err := b.load(ctx, "proxy", false, "-scenario", "get", "-path", "/profile", "-target", b.url(b.proxyPort), "-workers", w, "-duration", b.dur())
+	px, err := b.wrk(ctx, "proxy", b.url(b.proxyPort), nil)
 	if err != nil {
 		return err
 	}
-	res.Ceilings.NginxStatic, res.Ceilings.NginxProxy = figure(st), figure(px)
+	res.Ceilings.NginxStatic, res.Ceilings.NginxProxy = st, px
 	out, err := exec.CommandContext(ctx, "redis-benchmark", "-h", "127.0.0.1", "-p", strconv.Itoa(b.redis.port),
 		"-t", "get", "-n", "200000", "-c", "50", "--csv").CombinedOutput()
 	if err != nil {
@@ -455,24 +454,46 @@ func parseBenchmarkCSV(out string) (float64, error) {
 	return 0, fmt.Errorf("no GET line in redis-benchmark's output: %q", out)
 }
 
+// profileMax loads GET /profile at the maximum rate twice: with wrk, for
+// the rate and the CPU and Redis commands per request, and with loadtest,
+// whose every answer is checked (the right user's profile), for the share
+// of each replica.
 func (b *bench) profileMax(ctx context.Context, res *Results) error {
-	rep, before, after, err := b.load(ctx, "profile-max", true, "-scenario", "read", "-target", b.url(b.nginxPort),
-		"-workers", strconv.Itoa(b.o.workers), "-duration", b.dur(), "-users", "100", "-max-error-rate", "0.01")
+	tokens, err := b.wrkSessions(ctx, 100)
+	if err != nil {
+		return err
+	}
+	before, err := b.snapshot()
+	if err != nil {
+		return err
+	}
+	full, err := b.wrk(ctx, "profile-max", b.url(b.nginxPort), tokens)
+	if err != nil {
+		return err
+	}
+	after, err := b.snapshot()
 	if err != nil {
 		return err
 	}
 	p := &res.Profile
-	p.Max = figure(rep)
-	for _, in := range rep.Instances {
-		p.ReplicaShare = append(p.ReplicaShare, Share{in.Instance, in.Share})
-	}
-	n := float64(rep.Requests)
+	p.Max = full
+	n := float64(full.Requests)
 	p.ReplicaCPUMicros = (after.replicaCPU - before.replicaCPU) / n * 1e6
 	p.NginxCPUMicros = (after.nginxCPU - before.nginxCPU) / n * 1e6
 	p.RedisCPUMicros = (after.redisCPU - before.redisCPU) / n * 1e6
-	p.RedisCommands, p.RedisCommandsPerRequest, p.RedisBackgroundPerRequest = perRequest(before.commands, after.commands, rep.Requests)
+	p.RedisCommands, p.RedisCommandsPerRequest, p.RedisBackgroundPerRequest = perRequest(before.commands, after.commands, full.Requests)
 	fmt.Fprintf(b.log, "  CPU per request: replicas %.1f µs, nginx %.1f µs, redis %.1f µs; redis commands per request %.3f %v\n",
 		p.ReplicaCPUMicros, p.NginxCPUMicros, p.RedisCPUMicros, p.RedisCommandsPerRequest, p.RedisCommands)
+
+	rep, _, _, err := b.load(ctx, "profile-checked", false, "-scenario", "read", "-target", b.url(b.nginxPort),
+		"-workers", strconv.Itoa(b.o.workers), "-duration", b.dur(), "-users", "100", "-max-error-rate", "0.01")
+	if err != nil {
+		return err
+	}
+	p.Checked = figure(rep)
+	for _, in := range rep.Instances {
+		p.ReplicaShare = append(p.ReplicaShare, Share{in.Instance, in.Share})
+	}
 	return nil
 }
 
