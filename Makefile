@@ -35,6 +35,9 @@ test: lint test-api fuzz test-k8s test-deploy e2e
 ## deps: install the Debian packages the tests need when they are missing
 deps:
 	@command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light && \
+		  { service nginx stop >/dev/null 2>&1 || true; }; }
 
 ## lint: gofmt, go vet and staticcheck on every module
 lint:

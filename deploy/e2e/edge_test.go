@@ -202,12 +202,25 @@ func testSlowClientsLimited(t *testing.T, s *stack) {
 	}
 }
 
-// testSlowBodyBounded trickles a register body (login's is buffered by
-// nginx so that it can be resent, see nginx.conf), one byte every 500 ms: each
-// pause is well within nginx's client_body_timeout (per read), but the
-// whole request must end when the replica's read timeout does, with a JSON
-// answer, long before the body would be complete.
+// testSlowBodyBounded trickles a register body and a login body, one byte
+// every 500 ms: each pause is well within nginx's client_body_timeout (per
+// read), but nginx streams both bodies to a replica (login's too: only a
+// body that came with its header is held to be resent, see nginx.conf), so
+// the whole request must end when the replica's read timeout does, with a
+// JSON answer, long before the body would be complete.
 func testSlowBodyBounded(t *testing.T, s *stack) {
+	for _, tc := range []struct{ name, path string }{
+		{"Register", "/auth/register"},
+		{"Login", "/auth/login"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			trickleBody(t, s, tc.path)
+		})
+	}
+}
+
+func trickleBody(t *testing.T, s *stack, path string) {
 	const size = 200 // 100 s at this pace
 	conn, err := net.DialTimeout("tcp", s.nginxAddr(), 5*time.Second)
 	if err != nil {
@@ -215,7 +228,7 @@ func testSlowBodyBounded(t *testing.T, s *stack) {
 	}
 	defer conn.Close()
 	start := time.Now()
-	fmt.Fprintf(conn, "POST /auth/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", size)
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", path, size)
 	answered := make(chan struct{})
 	go func() {
 		defer close(answered)
@@ -223,12 +236,15 @@ func testSlowBodyBounded(t *testing.T, s *stack) {
 		res, body, err := readResponse(bufio.NewReader(conn))
 		took := time.Since(start)
 		if err != nil {
-			t.Errorf("slow body: got %v after %v, want an answer", err, took)
+			t.Errorf("slow %s body: got %v after %v, want an answer", path, err, took)
 			return
 		}
-		t.Logf("slow body: answered %d %s after %v", res.StatusCode, strings.TrimSpace(body), took)
+		t.Logf("slow %s body: answered %d %s after %v", path, res.StatusCode, strings.TrimSpace(body), took)
 		if res.StatusCode < 400 || res.StatusCode >= 500 || !isErrorJSON(body) {
-			t.Errorf("slow body: got %d %q, want a 4xx {\"error\":…}", res.StatusCode, body)
+			t.Errorf("slow %s body: got %d %q, want a 4xx {\"error\":…}", path, res.StatusCode, body)
+		}
+		if took > replicaReadLimit+5*time.Second {
+			t.Errorf("slow %s body: answered after %v, want the replica's read timeout (%v) to end it", path, took, replicaReadLimit)
 		}
 	}()
 	tick := time.NewTicker(500 * time.Millisecond)
@@ -247,7 +263,7 @@ func testSlowBodyBounded(t *testing.T, s *stack) {
 		}
 	}
 	<-answered
-	t.Errorf("slow body: the whole body went through, want the request cut off by the replica's read timeout")
+	t.Errorf("slow %s body: the whole body went through, want the request cut off by the replica's read timeout", path)
 }
 
 // testAccessLogKeepsTokensOut sends a token where it does not belong, in a

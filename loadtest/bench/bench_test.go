@@ -42,9 +42,7 @@ func TestProxyConfigOfTheRepository(t *testing.T) {
 	if a, b := strings.Count(string(conf), "\n"), strings.Count(got, "\n"); b != a+servers {
 		t.Errorf("rewritten nginx.conf has %d lines, want %d (one more per upstream server line)", b, a+servers)
 	}
-	if _, err := exec.LookPath("nginx"); err != nil {
-		t.Skip("nginx is not installed (make bench-deps): the syntax check is skipped")
-	}
+	requireNginx(t)
 	path := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
 		t.Fatal(err)
