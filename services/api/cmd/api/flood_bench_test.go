@@ -31,6 +31,10 @@ import (
 // longest any one command or script ran in Redis (LATENCY LATEST): how long
 // the flood could hold every other client back.
 //
+// The replica runs with the default limits, so the flood's session routes
+// share the hoarder's SESSIONS_LIMIT_PER_USER: most of their calls are
+// refused, and what the victim feels is the cost of those refusals.
+//
 // "Busy" is the control: the same four clients in the same loops, each
 // reading its own /profile instead. On a machine whose cores the load
 // shares, any four busy clients slow everyone down; what the bound on a
@@ -66,11 +70,14 @@ type floodLoop struct {
 
 func benchProfileUnderFlood(b *testing.B, floods []floodLoop) {
 	rds := redistest.Start(b)
-	// The contract's default login limits: an attacker has no others.
-	// Past 10 a minute the hoarder's logins are refused with 429 before
-	// any hash, so what the flood costs is that of its session routes.
+	// The default limits: an attacker has no others. Past 10 a minute
+	// the hoarder's logins are refused with 429 before any hash, and past
+	// a burst of 100 its session routes get 20 a second between them
+	// (SESSIONS_LIMIT_PER_USER), the rest refused with 429 after the
+	// session lookup, before any of their work.
 	r := startReplica(b, baseEnv(rds.Addr(), "flood").with(
-		"LOG_LEVEL", "info", "LOGIN_LIMIT_PER_USER", "", "LOGIN_LIMIT_PER_IP", ""))
+		"LOG_LEVEL", "info", "LOGIN_LIMIT_PER_USER", "", "LOGIN_LIMIT_PER_IP", "",
+		"SESSIONS_LIMIT_PER_USER", ""))
 	rdb := rds.Client(b)
 	r.register(b, "victim", pw)
 	victim := r.login(b, "victim", pw)
@@ -81,7 +88,7 @@ func benchProfileUnderFlood(b *testing.B, floods []floodLoop) {
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	took := make([][]time.Duration, len(floods))
-	refused := make([]int, len(floods)) // 429 (the login limit) or 5xx
+	refused := make([]int, len(floods)) // 429 (a rate limit) or 5xx
 	for i, f := range floods {
 		wg.Go(func() {
 			for ctx.Err() == nil {

@@ -31,9 +31,12 @@ func baseEnv(redisAddr, instance string) env {
 		"COOKIE_SECURE":        "false",
 		"LOGIN_LIMIT_PER_USER": "1000/s",
 		"LOGIN_LIMIT_PER_IP":   "1000/s",
-		"SHUTDOWN_DELAY":       "0s",
-		"SHUTDOWN_TIMEOUT":     "5s",
-		"LOG_LEVEL":            "debug",
+		// Some tests list sessions in a loop (polling for an expiry,
+		// say) faster than the default 20/s.
+		"SESSIONS_LIMIT_PER_USER": "1000/s",
+		"SHUTDOWN_DELAY":          "0s",
+		"SHUTDOWN_TIMEOUT":        "5s",
+		"LOG_LEVEL":               "debug",
 	}
 }
 

@@ -67,17 +67,14 @@ func TestClientIP(t *testing.T) {
 	}
 }
 
-// TestRateLimits checks the login and register limits, shared by replicas
-// through Redis.
+// TestRateLimits checks the login and register limits and the limit of the
+// session-management routes, shared by replicas through Redis.
 func TestRateLimits(t *testing.T) {
 	t.Parallel()
 
 	t.Run("PerUserAcrossReplicas", func(t *testing.T) {
 		t.Parallel()
-		rds := redistest.Start(t)
-		e := baseEnv(rds.Addr(), "").with("LOGIN_LIMIT_PER_USER", "3/m")
-		a := startReplica(t, e.with("INSTANCE_ID", "limit-a"))
-		b := startReplica(t, e.with("INSTANCE_ID", "limit-b"))
+		a, b := replicaPair(t, "limit", "LOGIN_LIMIT_PER_USER", "3/m")
 		a.register(t, "carol", pw)
 
 		a.login(t, "carol", pw)
@@ -123,6 +120,38 @@ func TestRateLimits(t *testing.T) {
 			})
 		}
 	})
+
+	t.Run("SessionsPerUserAcrossReplicas", func(t *testing.T) {
+		t.Parallel()
+		// 1/m allows a burst of five minutes' worth: 5.
+		a, b := replicaPair(t, "sessions", "SESSIONS_LIMIT_PER_USER", "1/m")
+		a.register(t, "grace", pw)
+		tok := a.login(t, "grace", pw)
+		for i, r := range []*replica{a, b, a, b} {
+			if res := r.do(t, http.MethodGet, "/auth/sessions", "", "X-Session-Id", tok); res.status != http.StatusOK {
+				t.Fatalf("list %d: got %v, want 200", i+1, res.status)
+			}
+		}
+		wantStatus(t, b.do(t, http.MethodDelete, "/auth/sessions/AAAAAAAAAAAAAAAAAAAAAA", "", "X-Session-Id", tok), http.StatusNotFound)
+		for _, r := range []*replica{a, b} {
+			res := r.do(t, http.MethodGet, "/auth/sessions", "", "X-Session-Id", tok)
+			wantJSON(t, res, http.StatusTooManyRequests, `{"error":"Too many requests"}`)
+			checkRetryAfter(t, res, 1, 60)
+		}
+		wantStatus(t, a.profile(t, tok), http.StatusOK)
+		// Another user is not affected.
+		a.register(t, "heidi", pw)
+		a.sessions(t, a.login(t, "heidi", pw))
+	})
+}
+
+// replicaPair starts two replicas, prefix-a and prefix-b, on a Redis of
+// their own, with baseEnv changed by kv.
+func replicaPair(t *testing.T, prefix string, kv ...string) (a, b *replica) {
+	t.Helper()
+	rds := redistest.Start(t)
+	e := baseEnv(rds.Addr(), "").with(kv...)
+	return startReplica(t, e.with("INSTANCE_ID", prefix+"-a")), startReplica(t, e.with("INSTANCE_ID", prefix+"-b"))
 }
 
 func checkRetryAfter(t testing.TB, res response, lo, hi int) {

@@ -160,7 +160,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("creating password hasher: %w", err)
 	}
 	logger.Info("password hashing", "slots", slots)
-	limiter := ratelimit.New(client, cfg.LoginLimitPerUser, cfg.LoginLimitPerIP)
+	limiter := ratelimit.New(client, ratelimit.Limits{
+		LoginPerUser:    cfg.LoginLimitPerUser,
+		LoginPerIP:      cfg.LoginLimitPerIP,
+		SessionsPerUser: cfg.SessionsLimitPerUser,
+	})
 
 	// The probe alone writes to Redis for readiness; /readyz only reads
 	// its last outcome (see package redisprobe for why). A probe gives up

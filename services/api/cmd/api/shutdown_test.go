@@ -103,6 +103,7 @@ func TestConfigErrors(t *testing.T) {
 		{"REDIS_TIMEOUT", "soon"},
 		{"LOGIN_LIMIT_PER_USER", "10/fortnight"},
 		{"LOGIN_LIMIT_PER_IP", "x"},
+		{"SESSIONS_LIMIT_PER_USER", "0/s"},
 		{"TRUSTED_PROXIES", "not-an-ip"},
 		{"COOKIE_SECURE", "yes"},
 		{"SHUTDOWN_DELAY", "1"},

@@ -19,25 +19,33 @@ import (
 
 // Names of the environment variables, as the contract lists them.
 const (
-	EnvPort               = "PORT"
-	EnvRedisAddr          = "REDIS_ADDR"
-	EnvRedisMasterName    = "REDIS_MASTER_NAME"
-	EnvRedisUsername      = "REDIS_USERNAME"
-	EnvRedisPassword      = "REDIS_PASSWORD"
-	EnvRedisTLS           = "REDIS_TLS"
-	EnvRedisTimeout       = "REDIS_TIMEOUT"
-	EnvInstanceID         = "INSTANCE_ID"
-	EnvSessionIdleTimeout = "SESSION_IDLE_TIMEOUT"
-	EnvSessionMaxLifetime = "SESSION_MAX_LIFETIME"
-	EnvSessionMaxPerUser  = "SESSION_MAX_PER_USER"
-	EnvLoginLimitPerUser  = "LOGIN_LIMIT_PER_USER"
-	EnvLoginLimitPerIP    = "LOGIN_LIMIT_PER_IP"
-	EnvTrustedProxies     = "TRUSTED_PROXIES"
-	EnvCookieSecure       = "COOKIE_SECURE"
-	EnvShutdownDelay      = "SHUTDOWN_DELAY"
-	EnvShutdownTimeout    = "SHUTDOWN_TIMEOUT"
-	EnvLogLevel           = "LOG_LEVEL"
+	EnvPort                 = "PORT"
+	EnvRedisAddr            = "REDIS_ADDR"
+	EnvRedisMasterName      = "REDIS_MASTER_NAME"
+	EnvRedisUsername        = "REDIS_USERNAME"
+	EnvRedisPassword        = "REDIS_PASSWORD"
+	EnvRedisTLS             = "REDIS_TLS"
+	EnvRedisTimeout         = "REDIS_TIMEOUT"
+	EnvInstanceID           = "INSTANCE_ID"
+	EnvSessionIdleTimeout   = "SESSION_IDLE_TIMEOUT"
+	EnvSessionMaxLifetime   = "SESSION_MAX_LIFETIME"
+	EnvSessionMaxPerUser    = "SESSION_MAX_PER_USER"
+	EnvLoginLimitPerUser    = "LOGIN_LIMIT_PER_USER"
+	EnvLoginLimitPerIP      = "LOGIN_LIMIT_PER_IP"
+	EnvSessionsLimitPerUser = "SESSIONS_LIMIT_PER_USER"
+	EnvTrustedProxies       = "TRUSTED_PROXIES"
+	EnvCookieSecure         = "COOKIE_SECURE"
+	EnvShutdownDelay        = "SHUTDOWN_DELAY"
+	EnvShutdownTimeout      = "SHUTDOWN_TIMEOUT"
+	EnvLogLevel             = "LOG_LEVEL"
 )
+
+// SessionsLimitBurstPeriods is the burst of SESSIONS_LIMIT_PER_USER, in
+// periods of its rate: a user who has been quiet may make five seconds'
+// worth of requests at once at the default of 20/s, that is 100, as a test
+// suite or a page listing and revoking in quick steps does, before the
+// smooth rate applies. The login limits allow one period's worth.
+const SessionsLimitBurstPeriods = 5
 
 // MaxInstanceIDLen bounds INSTANCE_ID, which goes into every response as the
 // X-Instance header and into every log line.
@@ -73,6 +81,10 @@ type Config struct {
 
 	LoginLimitPerUser session.Limit
 	LoginLimitPerIP   session.Limit
+	// SessionsLimitPerUser is shared by the session-management routes
+	// (list, revoke by id, logout-all) per user, with a burst of
+	// SessionsLimitBurstPeriods periods.
+	SessionsLimitPerUser session.Limit
 
 	// TrustedProxies are the networks whose X-Forwarded-For is believed.
 	// A single address is held as a /32 or /128.
@@ -94,24 +106,25 @@ type Config struct {
 func Parse(getenv func(string) string, hostname func() (string, error)) (Config, error) {
 	p := parser{getenv: getenv}
 	c := Config{
-		Port:               p.integer(EnvPort, 3000, 0, 65535),
-		RedisAddrs:         p.addrs(EnvRedisAddr, "localhost:6379"),
-		RedisMasterName:    getenv(EnvRedisMasterName),
-		RedisUsername:      getenv(EnvRedisUsername),
-		RedisPassword:      getenv(EnvRedisPassword),
-		RedisTLS:           p.boolean(EnvRedisTLS, false),
-		RedisTimeout:       p.duration(EnvRedisTimeout, 500*time.Millisecond, false),
-		InstanceID:         p.instanceID(hostname),
-		SessionIdleTimeout: p.duration(EnvSessionIdleTimeout, time.Hour, false),
-		SessionMaxLifetime: p.duration(EnvSessionMaxLifetime, 24*time.Hour, false),
-		SessionMaxPerUser:  p.integer(EnvSessionMaxPerUser, 100, 1, 1000),
-		LoginLimitPerUser:  p.limit(EnvLoginLimitPerUser, "10/m"),
-		LoginLimitPerIP:    p.limit(EnvLoginLimitPerIP, "30/m"),
-		TrustedProxies:     p.prefixes(EnvTrustedProxies),
-		CookieSecure:       p.boolean(EnvCookieSecure, true),
-		ShutdownDelay:      p.duration(EnvShutdownDelay, time.Second, true),
-		ShutdownTimeout:    p.duration(EnvShutdownTimeout, 15*time.Second, false),
-		LogLevel:           p.logLevel(EnvLogLevel, slog.LevelInfo),
+		Port:                 p.integer(EnvPort, 3000, 0, 65535),
+		RedisAddrs:           p.addrs(EnvRedisAddr, "localhost:6379"),
+		RedisMasterName:      getenv(EnvRedisMasterName),
+		RedisUsername:        getenv(EnvRedisUsername),
+		RedisPassword:        getenv(EnvRedisPassword),
+		RedisTLS:             p.boolean(EnvRedisTLS, false),
+		RedisTimeout:         p.duration(EnvRedisTimeout, 500*time.Millisecond, false),
+		InstanceID:           p.instanceID(hostname),
+		SessionIdleTimeout:   p.duration(EnvSessionIdleTimeout, time.Hour, false),
+		SessionMaxLifetime:   p.duration(EnvSessionMaxLifetime, 24*time.Hour, false),
+		SessionMaxPerUser:    p.integer(EnvSessionMaxPerUser, 100, 1, 1000),
+		LoginLimitPerUser:    p.limit(EnvLoginLimitPerUser, "10/m"),
+		LoginLimitPerIP:      p.limit(EnvLoginLimitPerIP, "30/m"),
+		SessionsLimitPerUser: p.limit(EnvSessionsLimitPerUser, "20/s").WithBurstPeriods(SessionsLimitBurstPeriods),
+		TrustedProxies:       p.prefixes(EnvTrustedProxies),
+		CookieSecure:         p.boolean(EnvCookieSecure, true),
+		ShutdownDelay:        p.duration(EnvShutdownDelay, time.Second, true),
+		ShutdownTimeout:      p.duration(EnvShutdownTimeout, 15*time.Second, false),
+		LogLevel:             p.logLevel(EnvLogLevel, slog.LevelInfo),
 	}
 	if err := errors.Join(p.errs...); err != nil {
 		return Config{}, err
@@ -145,6 +158,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("session_max_per_user", c.SessionMaxPerUser),
 		slog.String("login_limit_per_user", c.LoginLimitPerUser.String()),
 		slog.String("login_limit_per_ip", c.LoginLimitPerIP.String()),
+		slog.String("sessions_limit_per_user", c.SessionsLimitPerUser.String()),
 		slog.Any("trusted_proxies", proxies),
 		slog.Bool("cookie_secure", c.CookieSecure),
 		slog.String("shutdown_delay", c.ShutdownDelay.String()),

@@ -44,10 +44,12 @@ func TestDefaults(t *testing.T) {
 		SessionMaxPerUser:  100,
 		LoginLimitPerUser:  session.Limit{Rate: 10, Period: time.Minute},
 		LoginLimitPerIP:    session.Limit{Rate: 30, Period: time.Minute},
-		CookieSecure:       true,
-		ShutdownDelay:      time.Second,
-		ShutdownTimeout:    15 * time.Second,
-		LogLevel:           slog.LevelInfo,
+		// Five seconds' worth of burst.
+		SessionsLimitPerUser: session.Limit{Rate: 20, Period: time.Second, Burst: 100},
+		CookieSecure:         true,
+		ShutdownDelay:        time.Second,
+		ShutdownTimeout:      15 * time.Second,
+		LogLevel:             slog.LevelInfo,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v, want %+v", got, want)
@@ -133,6 +135,18 @@ func TestVariables(t *testing.T) {
 		{name: "LOGIN_LIMIT_PER_IP", value: "100/s", field: func(c config.Config) any { return c.LoginLimitPerIP }, want: session.Limit{Rate: 100, Period: time.Second}},
 		{name: "LOGIN_LIMIT_PER_IP", value: "30 per minute", wantErr: "N/m"},
 
+		// Same syntax as the login limits; the burst is five periods.
+		{name: "SESSIONS_LIMIT_PER_USER", value: "50/m", field: sessionsLimit, want: session.Limit{Rate: 50, Period: time.Minute, Burst: 250}},
+		{name: "SESSIONS_LIMIT_PER_USER", value: "1/s", field: sessionsLimit, want: session.Limit{Rate: 1, Period: time.Second, Burst: 5}},
+		{name: "SESSIONS_LIMIT_PER_USER", value: "1000/h", field: sessionsLimit, want: session.Limit{Rate: 1000, Period: time.Hour, Burst: 5000}},
+		{name: "SESSIONS_LIMIT_PER_USER", value: "20", wantErr: "N/s"},
+		{name: "SESSIONS_LIMIT_PER_USER", value: "0/s", wantErr: "N/s"},
+		{name: "SESSIONS_LIMIT_PER_USER", value: "-5/s", wantErr: "N/s"},
+		{name: "SESSIONS_LIMIT_PER_USER", value: "20/sec", wantErr: "N/s"},
+		{name: "SESSIONS_LIMIT_PER_USER", value: "20/d", wantErr: "N/s"},
+		{name: "SESSIONS_LIMIT_PER_USER", value: " 20/s", wantErr: "N/s"},
+		{name: "SESSIONS_LIMIT_PER_USER", value: "99999999999999999999/s", wantErr: "N/s"},
+
 		{name: "TRUSTED_PROXIES", value: "10.0.0.1", field: proxies, want: prefixes("10.0.0.1/32")},
 		{name: "TRUSTED_PROXIES", value: "172.18.0.0/16, ::1,fd00::/8", field: proxies, want: prefixes("172.18.0.0/16", "::1/128", "fd00::/8")},
 		{name: "TRUSTED_PROXIES", value: "10.1.2.3/8", field: proxies, want: prefixes("10.0.0.0/8")},
@@ -192,16 +206,17 @@ func TestVariables(t *testing.T) {
 	}
 }
 
-func port(c config.Config) any         { return c.Port }
-func addrs(c config.Config) any        { return c.RedisAddrs }
-func redisTLS(c config.Config) any     { return c.RedisTLS }
-func instanceID(c config.Config) any   { return c.InstanceID }
-func idle(c config.Config) any         { return c.SessionIdleTimeout }
-func maxPerUser(c config.Config) any   { return c.SessionMaxPerUser }
-func proxies(c config.Config) any      { return c.TrustedProxies }
-func cookieSecure(c config.Config) any { return c.CookieSecure }
-func delay(c config.Config) any        { return c.ShutdownDelay }
-func logLevel(c config.Config) any     { return c.LogLevel }
+func port(c config.Config) any          { return c.Port }
+func addrs(c config.Config) any         { return c.RedisAddrs }
+func redisTLS(c config.Config) any      { return c.RedisTLS }
+func instanceID(c config.Config) any    { return c.InstanceID }
+func idle(c config.Config) any          { return c.SessionIdleTimeout }
+func maxPerUser(c config.Config) any    { return c.SessionMaxPerUser }
+func sessionsLimit(c config.Config) any { return c.SessionsLimitPerUser }
+func proxies(c config.Config) any       { return c.TrustedProxies }
+func cookieSecure(c config.Config) any  { return c.CookieSecure }
+func delay(c config.Config) any         { return c.ShutdownDelay }
+func logLevel(c config.Config) any      { return c.LogLevel }
 
 func prefixes(ss ...string) []netip.Prefix {
 	out := make([]netip.Prefix, len(ss))
@@ -213,10 +228,11 @@ func prefixes(ss ...string) []netip.Prefix {
 
 func TestAllErrorsReported(t *testing.T) {
 	_, err := config.Parse(env(map[string]string{
-		"PORT":                 "x",
-		"SESSION_IDLE_TIMEOUT": "abc",
-		"COOKIE_SECURE":        "yes",
-		"LOG_LEVEL":            "loud",
+		"PORT":                    "x",
+		"SESSION_IDLE_TIMEOUT":    "abc",
+		"COOKIE_SECURE":           "yes",
+		"LOG_LEVEL":               "loud",
+		"SESSIONS_LIMIT_PER_USER": "lots",
 	}), hostname)
 	if err == nil {
 		t.Fatal("got no error, want one")
@@ -226,6 +242,7 @@ func TestAllErrorsReported(t *testing.T) {
 		`SESSION_IDLE_TIMEOUT: "abc" is not a duration`,
 		`COOKIE_SECURE: "yes"`,
 		`LOG_LEVEL: "loud"`,
+		`SESSIONS_LIMIT_PER_USER: "lots"`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("got error %q, want it to contain %q", err, want)
@@ -300,24 +317,25 @@ func TestLogValue(t *testing.T) {
 
 	got := logJSON(t, c)
 	want := map[string]any{
-		"port":                 float64(3000),
-		"redis_addr":           []any{"a:1", "b:2"},
-		"redis_master_name":    "",
-		"redis_username":       "",
-		"redis_password":       "***",
-		"redis_tls":            false,
-		"redis_timeout":        "500ms",
-		"instance_id":          "host-1",
-		"session_idle_timeout": "1h0m0s",
-		"session_max_lifetime": "24h0m0s",
-		"session_max_per_user": float64(100),
-		"login_limit_per_user": "10/m",
-		"login_limit_per_ip":   "30/m",
-		"trusted_proxies":      []any{"10.0.0.0/8"},
-		"cookie_secure":        true,
-		"shutdown_delay":       "1s",
-		"shutdown_timeout":     "15s",
-		"log_level":            "INFO",
+		"port":                    float64(3000),
+		"redis_addr":              []any{"a:1", "b:2"},
+		"redis_master_name":       "",
+		"redis_username":          "",
+		"redis_password":          "***",
+		"redis_tls":               false,
+		"redis_timeout":           "500ms",
+		"instance_id":             "host-1",
+		"session_idle_timeout":    "1h0m0s",
+		"session_max_lifetime":    "24h0m0s",
+		"session_max_per_user":    float64(100),
+		"login_limit_per_user":    "10/m",
+		"login_limit_per_ip":      "30/m",
+		"sessions_limit_per_user": "20/s",
+		"trusted_proxies":         []any{"10.0.0.0/8"},
+		"cookie_secure":           true,
+		"shutdown_delay":          "1s",
+		"shutdown_timeout":        "15s",
+		"log_level":               "INFO",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %v, want %v", got, want)
@@ -353,8 +371,8 @@ func FuzzParse(f *testing.F) {
 		"PORT", "REDIS_ADDR", "REDIS_MASTER_NAME", "REDIS_USERNAME", "REDIS_PASSWORD",
 		"REDIS_TLS", "REDIS_TIMEOUT", "INSTANCE_ID", "SESSION_IDLE_TIMEOUT",
 		"SESSION_MAX_LIFETIME", "SESSION_MAX_PER_USER", "LOGIN_LIMIT_PER_USER",
-		"LOGIN_LIMIT_PER_IP", "TRUSTED_PROXIES", "COOKIE_SECURE", "SHUTDOWN_DELAY",
-		"SHUTDOWN_TIMEOUT", "LOG_LEVEL",
+		"LOGIN_LIMIT_PER_IP", "SESSIONS_LIMIT_PER_USER", "TRUSTED_PROXIES", "COOKIE_SECURE",
+		"SHUTDOWN_DELAY", "SHUTDOWN_TIMEOUT", "LOG_LEVEL",
 	}
 	for _, s := range []string{"", "0", "-1", "1h", "10/m", "a:1,,b", "::1/128", "true", "debug", "\x00", "9999999999999999999h"} {
 		f.Add(s, "host")
@@ -391,8 +409,10 @@ func checkInvariants(t *testing.T, c config.Config) {
 		t.Errorf("got idle %v > max %v", c.SessionIdleTimeout, c.SessionMaxLifetime)
 	case c.SessionMaxPerUser < 1 || c.SessionMaxPerUser > 1000:
 		t.Errorf("got max per user %d, want 1 to 1000", c.SessionMaxPerUser)
-	case c.LoginLimitPerUser.Rate < 1 || c.LoginLimitPerIP.Rate < 1:
-		t.Errorf("got limits %v, %v, want positive rates", c.LoginLimitPerUser, c.LoginLimitPerIP)
+	case c.LoginLimitPerUser.Rate < 1 || c.LoginLimitPerIP.Rate < 1 || c.SessionsLimitPerUser.Rate < 1:
+		t.Errorf("got limits %v, %v, %v, want positive rates", c.LoginLimitPerUser, c.LoginLimitPerIP, c.SessionsLimitPerUser)
+	case c.SessionsLimitPerUser.BurstOf() < c.SessionsLimitPerUser.Rate:
+		t.Errorf("got sessions limit %+v, want a burst of at least its rate", c.SessionsLimitPerUser)
 	case c.InstanceID == "" || len(c.InstanceID) > config.MaxInstanceIDLen:
 		t.Errorf("got instance id %q", c.InstanceID)
 	}

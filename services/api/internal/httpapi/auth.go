@@ -78,6 +78,35 @@ func requireSession(d Deps) gin.HandlerFunc {
 	}
 }
 
+// limitSessions spends one request of the user's budget for the
+// session-management routes, which share it: GET /auth/sessions reads up
+// to SESSION_MAX_PER_USER sessions and answers with as many, POST
+// /auth/logout-all revokes as many, and DELETE /auth/sessions/{id}, a
+// script in Redis, is what a client does with the list. An account looping
+// on them would otherwise take the replica's CPU from everyone else. It
+// runs after requireSession: only a live session spends its user's budget,
+// and a missing or invalid token is a 401 that touches no limit. Over the
+// limit the answer is login's 429; when the limiter cannot reach Redis,
+// the store's 503, with nothing done.
+//
+// GET /profile, POST /auth/refresh and POST /auth/logout are not limited:
+// each costs a bounded, small amount of work (a lookup and at most one
+// write of one session) whatever the user holds, about what a refusal by
+// this limit costs anyway.
+func limitSessions(d Deps) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		dec, err := d.Limiter.AllowSessions(c.Request.Context(), state(c).session.UserID)
+		if err != nil {
+			fail(c, d, err)
+			return
+		}
+		if refused(c, d, dec) {
+			return
+		}
+		c.Next()
+	}
+}
+
 // asInvalidSession reads ErrNotFound on a token as an invalid session: it
 // was revoked, expired or never existed.
 func asInvalidSession(err error) error {

@@ -382,6 +382,16 @@ func TestContract(t *testing.T) {
 			ct.check(t, h, req("POST", "/auth/register", `{"username":"eve","password":"correct horse"}`).from(ip), 429, false)
 			ct.check(t, h, req("POST", "/auth/login", alice).from(ip), 429, false)
 		})
+
+		t.Run("SessionsRateLimited", func(t *testing.T) {
+			// A user of its own spends the harness's budget for the
+			// session-management routes.
+			tok := loginAs(t, h, "frank")
+			spendSessions(t, h, tok, redisSessionsLimit.Burst)
+			for _, r := range managedRoutes {
+				ct.check(t, h, req(r.method, r.path, "", "X-Session-Id", tok), 429, false)
+			}
+		})
 	})
 
 	t.Run("RedisDown", func(t *testing.T) {

@@ -23,16 +23,20 @@ type PasswordHasher interface {
 	Verify(ctx context.Context, password, encoded string) (bool, error)
 }
 
-// LoginLimiter limits login and register attempts across all replicas. Its
-// errors wrap session.ErrUnavailable when the store cannot be reached: the
-// caller fails closed.
-type LoginLimiter interface {
+// RateLimiter limits login and register attempts, and the requests to the
+// session-management routes, across all replicas. Its errors wrap
+// session.ErrUnavailable when the store cannot be reached: the caller fails
+// closed.
+type RateLimiter interface {
 	// AllowLogin counts one attempt against the IP's limit and, when
 	// username is not empty, against that username's limit (without regard
 	// to case).
 	AllowLogin(ctx context.Context, ip, username string) (session.RateDecision, error)
 	// AllowRegister counts one attempt against the IP's limit.
 	AllowRegister(ctx context.Context, ip string) (session.RateDecision, error)
+	// AllowSessions counts one request of the user userID to the
+	// session-management routes against that user's limit.
+	AllowSessions(ctx context.Context, userID string) (session.RateDecision, error)
 }
 
 // Deps is everything the HTTP server needs, passed explicitly.
@@ -41,7 +45,7 @@ type Deps struct {
 	Sessions  session.Store
 	Users     session.UserStore
 	Passwords PasswordHasher
-	Limiter   LoginLimiter
+	Limiter   RateLimiter
 	// Ready reports whether the store takes writes. /readyz calls it on
 	// every request, and anyone can call /readyz through nginx, so it
 	// should answer from memory (the command passes the last outcome of a

@@ -260,7 +260,7 @@ func (h *fakeHasher) Verify(_ context.Context, pw, encoded string) (bool, error)
 }
 
 // fakeLimiter answers with decision (allowed when zero) or err, and records
-// each attempt as "ip|username" or "register|ip".
+// each attempt as "login|ip|username", "register|ip" or "sessions|userID".
 type fakeLimiter struct {
 	mu       sync.Mutex
 	decision *session.RateDecision
@@ -268,7 +268,7 @@ type fakeLimiter struct {
 	attempts []string
 }
 
-var _ httpapi.LoginLimiter = (*fakeLimiter)(nil)
+var _ httpapi.RateLimiter = (*fakeLimiter)(nil)
 
 func (l *fakeLimiter) answer(rec string) (session.RateDecision, error) {
 	l.attempts = append(l.attempts, rec)
@@ -291,6 +291,12 @@ func (l *fakeLimiter) AllowRegister(_ context.Context, ip string) (session.RateD
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.answer("register|" + ip)
+}
+
+func (l *fakeLimiter) AllowSessions(_ context.Context, userID string) (session.RateDecision, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.answer("sessions|" + userID)
 }
 
 func mustRandom(n int) string {
@@ -377,6 +383,15 @@ func (h *harness) addSession(u session.User, ua string) session.Issued {
 	h.store.mu.Lock()
 	defer h.store.mu.Unlock()
 	return h.store.create(session.NewSession{UserID: u.ID, Username: u.Username, UserAgent: ua, IP: "192.0.2.1"})
+}
+
+// newSignedIn is a harness on fakes whose user alice holds one session, and
+// that session's token.
+func newSignedIn(t testing.TB) (*harness, session.User, string) {
+	t.Helper()
+	h := newHarness(t)
+	u := h.addUser(t, "alice", "correct horse")
+	return h, u, h.addSession(u, "ua").Token
 }
 
 func newRequest(method, target, body string) *http.Request {

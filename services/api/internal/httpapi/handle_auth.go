@@ -12,10 +12,13 @@ import (
 	"redis-session-app/services/api/internal/session"
 )
 
-// limitLabel is the metric label of the limit that refused an attempt.
+// limitLabel is the metric label of the limit that refused an attempt: one
+// of the limits' names, whatever the limiter says, so that the label's
+// values stay few.
 func limitLabel(d session.RateDecision) string {
-	if d.Limit == session.LimitUser {
-		return session.LimitUser
+	switch d.Limit {
+	case session.LimitUser, session.LimitSessions:
+		return d.Limit
 	}
 	return session.LimitIP
 }

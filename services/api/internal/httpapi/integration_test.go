@@ -18,6 +18,11 @@ import (
 	"redis-session-app/services/api/internal/session"
 )
 
+// redisSessionsLimit is the budget of the Redis harness for the
+// session-management routes: a burst of 20, then one an hour, so that a
+// test uses it up in a few requests and nothing recovers while it runs.
+var redisSessionsLimit = session.Limit{Rate: 1, Period: time.Hour, Burst: 20}
+
 // newRedisHarness is a server on the real stores, against a redis-server of
 // its own. Hashing is cheap here: its cost is not what this test is about.
 func newRedisHarness(t testing.TB, opts ...func(*httpapi.Deps)) (*harness, *redistest.Server) {
@@ -33,7 +38,11 @@ func newRedisHarness(t testing.TB, opts ...func(*httpapi.Deps)) (*harness, *redi
 		d.Sessions = redisstore.NewSessions(client, redisstore.SessionOptions{})
 		d.Users = redisstore.NewUsers(client)
 		d.Passwords = hasher
-		d.Limiter = ratelimit.New(client, session.Limit{Rate: 100, Period: time.Minute}, session.Limit{Rate: 100, Period: time.Minute})
+		d.Limiter = ratelimit.New(client, ratelimit.Limits{
+			LoginPerUser:    session.Limit{Rate: 100, Period: time.Minute},
+			LoginPerIP:      session.Limit{Rate: 100, Period: time.Minute},
+			SessionsPerUser: redisSessionsLimit,
+		})
 		d.Ready = func(ctx context.Context) error { return client.Ping(ctx).Err() }
 		d.Now = time.Now
 		for _, o := range opts {

@@ -14,7 +14,8 @@ import (
 //   - refuseCrossOrigin: a browser's cross-origin POST or DELETE is a 403
 //     before anything else is done, 404s and 405s included
 //
-// requireSession guards the routes that need a session.
+// requireSession guards the routes that need a session, and limitSessions,
+// after it, the session-management routes, which share one budget per user.
 func addRoutes(e *gin.Engine, d Deps) {
 	e.Use(
 		setInstance(d.InstanceID),
@@ -32,10 +33,12 @@ func addRoutes(e *gin.Engine, d Deps) {
 	auth := e.Group("", requireSession(d))
 	auth.GET("/profile", handleProfile())
 	auth.POST("/auth/logout", handleLogout(d))
-	auth.POST("/auth/logout-all", handleLogoutAll(d))
-	auth.GET("/auth/sessions", handleListSessions(d))
-	auth.DELETE("/auth/sessions/:id", handleRevokeSession(d))
 	auth.POST("/auth/refresh", handleRefresh(d))
+
+	managed := auth.Group("", limitSessions(d))
+	managed.POST("/auth/logout-all", handleLogoutAll(d))
+	managed.GET("/auth/sessions", handleListSessions(d))
+	managed.DELETE("/auth/sessions/:id", handleRevokeSession(d))
 
 	e.GET("/healthz", handleHealthz())
 	e.GET("/readyz", handleReadyz(d))

@@ -130,9 +130,7 @@ func TestAuthRoutesRefuseWithoutSession(t *testing.T) {
 func TestAuthRoutesStoreUnavailable(t *testing.T) {
 	for _, r := range authRoutes {
 		t.Run(r.method+r.path, func(t *testing.T) {
-			h := newHarness(t)
-			u := h.addUser(t, "alice", "correct horse")
-			tok := h.addSession(u, "ua").Token
+			h, _, tok := newSignedIn(t)
 			h.store.err = errRedisDown
 			rec := h.do(authed(newRequest(r.method, r.path, ""), tok))
 			checkResponse(t, rec, http.StatusServiceUnavailable, `{"error":"Session store unavailable"}`)

@@ -57,8 +57,9 @@ type Metrics struct {
 	// SessionsRevoked counts sessions (or, for refresh, tokens) ended, by
 	// reason (the Revoke… constants).
 	SessionsRevoked *prometheus.CounterVec
-	// RateLimitRejections counts attempts refused by a rate limit, by limit
-	// (session.LimitUser or session.LimitIP).
+	// RateLimitRejections counts requests refused by a rate limit, by limit:
+	// session.LimitUser or session.LimitIP for login and register,
+	// session.LimitSessions for the session-management routes.
 	RateLimitRejections *prometheus.CounterVec
 	// RedisErrors counts Redis commands (and pipelines) that failed; the
 	// Redis client increments it from a hook, so that every failure is
@@ -104,7 +105,7 @@ func New(reg prometheus.Registerer, version, revision string) *Metrics {
 		}, []string{"reason"}),
 		RateLimitRejections: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "api_ratelimit_rejections_total",
-			Help: "Login and register attempts refused by a rate limit, by limit.",
+			Help: "Requests refused by a rate limit, by limit (user and ip: login and register; sessions: session management).",
 		}, []string{"limit"}),
 		RedisErrors: f.NewCounter(prometheus.CounterOpts{
 			Name: "api_redis_errors_total",
@@ -129,7 +130,7 @@ func New(reg prometheus.Registerer, version, revision string) *Metrics {
 	for _, r := range []string{RevokeLogout, RevokeLogoutAll, RevokeRevoke, RevokeRefresh, RevokeCap} {
 		m.SessionsRevoked.WithLabelValues(r)
 	}
-	for _, l := range []string{session.LimitUser, session.LimitIP} {
+	for _, l := range []string{session.LimitUser, session.LimitIP, session.LimitSessions} {
 		m.RateLimitRejections.WithLabelValues(l)
 	}
 	m.BuildInfo.WithLabelValues(version, revision).Set(1)

@@ -53,7 +53,7 @@ func TestPreinitialisedLabels(t *testing.T) {
 	}{
 		{"logins", m.Logins, []string{"success", "invalid_credentials", "rate_limited", "busy", "unavailable"}},
 		{"revoked", m.SessionsRevoked, []string{"logout", "logout_all", "revoke", "refresh", "cap"}},
-		{"ratelimit", m.RateLimitRejections, []string{"user", "ip"}},
+		{"ratelimit", m.RateLimitRejections, []string{"user", "ip", "sessions"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

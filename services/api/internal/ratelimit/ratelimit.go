@@ -1,6 +1,7 @@
 // Package ratelimit limits login and register attempts per client IP and per
-// username. The state lives in Redis (GCRA through redis_rate), so every
-// replica counts against the same limits.
+// username, and the session-management routes per user. The state lives in
+// Redis (GCRA through redis_rate), so every replica counts against the same
+// limits.
 package ratelimit
 
 import (
@@ -15,30 +16,49 @@ import (
 )
 
 // Key prefixes. redis_rate puts its own "rate:" in front, so the keys in
-// Redis are "rate:rl:ip:<ip>" and "rate:rl:user:<canonical username>". Each
-// expires once its limit has fully recovered.
+// Redis are "rate:rl:ip:<ip>", "rate:rl:user:<canonical username>" and
+// "rate:rl:sessions:<user id>". Each expires once its limit has fully
+// recovered.
 const (
-	keyIP   = "rl:ip:"
-	keyUser = "rl:user:"
+	keyIP       = "rl:ip:"
+	keyUser     = "rl:user:"
+	keySessions = "rl:sessions:"
 )
 
-// Limiter limits attempts per client IP and per username. It implements
-// httpapi.LoginLimiter and is safe for concurrent use.
-type Limiter struct {
-	rl      *redis_rate.Limiter
-	perUser redis_rate.Limit
-	perIP   redis_rate.Limit
+// Limits are the limits a Limiter enforces. Each must have a positive rate
+// and period, as session.ParseLimit makes them, and allows the burst
+// session.Limit.BurstOf names.
+type Limits struct {
+	// LoginPerUser counts login attempts per username.
+	LoginPerUser session.Limit
+	// LoginPerIP counts login and register attempts per client IP.
+	LoginPerIP session.Limit
+	// SessionsPerUser counts the requests of one user to the
+	// session-management routes, which share it.
+	SessionsPerUser session.Limit
 }
 
-// New returns a Limiter keeping its counts in c. Both limits must have a
-// positive rate and period, as session.ParseLimit makes them. Each allows a
-// burst of its whole rate.
-func New(c redis.UniversalClient, perUser, perIP session.Limit) *Limiter {
-	return &Limiter{rl: redis_rate.NewLimiter(c), perUser: gcra(perUser), perIP: gcra(perIP)}
+// Limiter enforces Limits. It implements httpapi.RateLimiter and is safe
+// for concurrent use.
+type Limiter struct {
+	rl              *redis_rate.Limiter
+	perUser         redis_rate.Limit
+	perIP           redis_rate.Limit
+	sessionsPerUser redis_rate.Limit
+}
+
+// New returns a Limiter enforcing l, keeping its counts in c.
+func New(c redis.UniversalClient, l Limits) *Limiter {
+	return &Limiter{
+		rl:              redis_rate.NewLimiter(c),
+		perUser:         gcra(l.LoginPerUser),
+		perIP:           gcra(l.LoginPerIP),
+		sessionsPerUser: gcra(l.SessionsPerUser),
+	}
 }
 
 func gcra(l session.Limit) redis_rate.Limit {
-	return redis_rate.Limit{Rate: l.Rate, Burst: l.Rate, Period: l.Period}
+	return redis_rate.Limit{Rate: l.Rate, Burst: l.BurstOf(), Period: l.Period}
 }
 
 // AllowLogin counts one attempt against the IP's limit and, when username is
@@ -78,6 +98,15 @@ func (l *Limiter) AllowLogin(ctx context.Context, ip, username string) (session.
 // Errors wrap session.ErrUnavailable: the caller fails closed.
 func (l *Limiter) AllowRegister(ctx context.Context, ip string) (session.RateDecision, error) {
 	return l.allow(ctx, session.LimitIP, keyIP+ipKey(ip), l.perIP)
+}
+
+// AllowSessions counts one request of the user userID (the id of an
+// authenticated session, never a name the client chose) to the
+// session-management routes.
+//
+// Errors wrap session.ErrUnavailable: the caller fails closed.
+func (l *Limiter) AllowSessions(ctx context.Context, userID string) (session.RateDecision, error) {
+	return l.allow(ctx, session.LimitSessions, keySessions+userID, l.sessionsPerUser)
 }
 
 func (l *Limiter) allow(ctx context.Context, name, key string, limit redis_rate.Limit) (session.RateDecision, error) {

@@ -6,19 +6,28 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"redis-session-app/services/api/internal/httpapi"
 	"redis-session-app/services/api/internal/ratelimit"
 	"redis-session-app/services/api/internal/redistest"
 	"redis-session-app/services/api/internal/session"
 )
 
-var _ httpapi.LoginLimiter = (*ratelimit.Limiter)(nil)
+var _ httpapi.RateLimiter = (*ratelimit.Limiter)(nil)
 
-// Per hour, so that nothing recovers while a test runs.
+// Per hour, so that nothing recovers while a test runs. The sessions limit
+// has a burst larger than its rate, as SESSIONS_LIMIT_PER_USER does.
 var (
-	perUser = session.Limit{Rate: 3, Period: time.Hour}
-	perIP   = session.Limit{Rate: 5, Period: time.Hour}
+	perUser     = session.Limit{Rate: 3, Period: time.Hour}
+	perIP       = session.Limit{Rate: 5, Period: time.Hour}
+	perSessions = session.Limit{Rate: 2, Period: time.Hour, Burst: 4}
 )
+
+// newLimiter is a Limiter with the given login limits and perSessions.
+func newLimiter(c redis.UniversalClient, perUser, perIP session.Limit) *ratelimit.Limiter {
+	return ratelimit.New(c, ratelimit.Limits{LoginPerUser: perUser, LoginPerIP: perIP, SessionsPerUser: perSessions})
+}
 
 func login(t *testing.T, l *ratelimit.Limiter, ip, username string) session.RateDecision {
 	t.Helper()
@@ -56,7 +65,7 @@ func TestAllowLogin(t *testing.T) {
 	srv := redistest.Start(t)
 
 	t.Run("UserBurstThenRefused", func(t *testing.T) {
-		l := ratelimit.New(srv.Client(t), perUser, perIP)
+		l := newLimiter(srv.Client(t), perUser, perIP)
 		drain(t, l, "10.0.0.1", "burst", perUser.Rate)
 		d := login(t, l, "10.0.0.1", "burst")
 		wantRefused(t, d, session.LimitUser)
@@ -67,7 +76,7 @@ func TestAllowLogin(t *testing.T) {
 	})
 
 	t.Run("IPBurstThenRefused", func(t *testing.T) {
-		l := ratelimit.New(srv.Client(t), perUser, perIP)
+		l := newLimiter(srv.Client(t), perUser, perIP)
 		for i := range perIP.Rate {
 			// A new username each time: only the IP limit fills up.
 			if d := login(t, l, "10.0.0.2", "ipuser"+string(rune('a'+i))); !d.Allowed {
@@ -79,7 +88,7 @@ func TestAllowLogin(t *testing.T) {
 	})
 
 	t.Run("UsernamesIgnoreCase", func(t *testing.T) {
-		l := ratelimit.New(srv.Client(t), perUser, perIP)
+		l := newLimiter(srv.Client(t), perUser, perIP)
 		for i, name := range []string{"Alice", "alice", "ALICE"} {
 			// Different IPs, so that only the user limit is shared.
 			if d := login(t, l, "10.0.1."+string(rune('1'+i)), name); !d.Allowed {
@@ -91,8 +100,8 @@ func TestAllowLogin(t *testing.T) {
 
 	t.Run("ReplicasShareCounts", func(t *testing.T) {
 		// Two limiters, two connections: two replicas on one Redis.
-		a := ratelimit.New(srv.Client(t), perUser, perIP)
-		b := ratelimit.New(srv.Client(t), perUser, perIP)
+		a := newLimiter(srv.Client(t), perUser, perIP)
+		b := newLimiter(srv.Client(t), perUser, perIP)
 		drain(t, a, "10.0.2.1", "shared", 2)
 		drain(t, b, "10.0.2.2", "shared", 1)
 		wantRefused(t, login(t, a, "10.0.2.3", "shared"), session.LimitUser)
@@ -100,7 +109,7 @@ func TestAllowLogin(t *testing.T) {
 	})
 
 	t.Run("LimitsIndependent", func(t *testing.T) {
-		l := ratelimit.New(srv.Client(t), perUser, perIP)
+		l := newLimiter(srv.Client(t), perUser, perIP)
 		drain(t, l, "10.0.3.1", "indep", perUser.Rate)
 		wantRefused(t, login(t, l, "10.0.3.1", "indep"), session.LimitUser)
 		// The same IP may still try other users, and the user is refused
@@ -112,7 +121,7 @@ func TestAllowLogin(t *testing.T) {
 	})
 
 	t.Run("RefusedByIPStillCountsForUser", func(t *testing.T) {
-		l := ratelimit.New(srv.Client(t), perUser, perIP)
+		l := newLimiter(srv.Client(t), perUser, perIP)
 		for i := range perIP.Rate {
 			drain(t, l, "10.0.4.1", "filler"+string(rune('a'+i)), 1)
 		}
@@ -125,7 +134,7 @@ func TestAllowLogin(t *testing.T) {
 
 	t.Run("BothRefuseNamesLongerWait", func(t *testing.T) {
 		// The user limit recovers far more slowly than the IP limit.
-		l := ratelimit.New(srv.Client(t), session.Limit{Rate: 1, Period: time.Hour}, session.Limit{Rate: 1, Period: time.Second})
+		l := newLimiter(srv.Client(t), session.Limit{Rate: 1, Period: time.Hour}, session.Limit{Rate: 1, Period: time.Second})
 		drain(t, l, "10.0.5.1", "both", 1)
 		d := login(t, l, "10.0.5.1", "both")
 		wantRefused(t, d, session.LimitUser)
@@ -134,13 +143,13 @@ func TestAllowLogin(t *testing.T) {
 		}
 
 		// And the other way round.
-		l = ratelimit.New(srv.Client(t), session.Limit{Rate: 1, Period: time.Second}, session.Limit{Rate: 1, Period: time.Hour})
+		l = newLimiter(srv.Client(t), session.Limit{Rate: 1, Period: time.Second}, session.Limit{Rate: 1, Period: time.Hour})
 		drain(t, l, "10.0.5.2", "both2", 1)
 		wantRefused(t, login(t, l, "10.0.5.2", "both2"), session.LimitIP)
 	})
 
 	t.Run("IPv6By64", func(t *testing.T) {
-		l := ratelimit.New(srv.Client(t), perUser, session.Limit{Rate: 2, Period: time.Hour})
+		l := newLimiter(srv.Client(t), perUser, session.Limit{Rate: 2, Period: time.Hour})
 		drain(t, l, "2001:db8:1:2::1", "", 1)
 		drain(t, l, "2001:db8:1:2:ffff::9", "", 1)
 		wantRefused(t, login(t, l, "2001:db8:1:2::abcd", ""), session.LimitIP)
@@ -148,7 +157,7 @@ func TestAllowLogin(t *testing.T) {
 	})
 
 	t.Run("IPv4MappedIsIPv4", func(t *testing.T) {
-		l := ratelimit.New(srv.Client(t), perUser, session.Limit{Rate: 1, Period: time.Hour})
+		l := newLimiter(srv.Client(t), perUser, session.Limit{Rate: 1, Period: time.Hour})
 		drain(t, l, "10.0.6.1", "", 1)
 		wantRefused(t, login(t, l, "::ffff:10.0.6.1", ""), session.LimitIP)
 	})
@@ -156,7 +165,7 @@ func TestAllowLogin(t *testing.T) {
 
 func TestAllowRegister(t *testing.T) {
 	srv := redistest.Start(t)
-	l := ratelimit.New(srv.Client(t), perUser, perIP)
+	l := newLimiter(srv.Client(t), perUser, perIP)
 	ctx := context.Background()
 
 	for i := range perIP.Rate - 1 {
@@ -178,25 +187,89 @@ func TestAllowRegister(t *testing.T) {
 	}
 }
 
+func sessions(t *testing.T, l *ratelimit.Limiter, userID string) session.RateDecision {
+	t.Helper()
+	d, err := l.AllowSessions(context.Background(), userID)
+	if err != nil {
+		t.Fatalf("AllowSessions(%q): %v", userID, err)
+	}
+	return d
+}
+
+func TestAllowSessions(t *testing.T) {
+	srv := redistest.Start(t)
+
+	t.Run("BurstThenRefused", func(t *testing.T) {
+		l := newLimiter(srv.Client(t), perUser, perIP)
+		for i := range perSessions.Burst {
+			if d := sessions(t, l, "uid-burst"); !d.Allowed {
+				t.Fatalf("request %d: got %+v, want allowed within the burst of %d", i+1, d, perSessions.Burst)
+			}
+		}
+		d := sessions(t, l, "uid-burst")
+		wantRefused(t, d, session.LimitSessions)
+		// Two per hour: the next one is some 30 minutes away.
+		if d.RetryAfter < 29*time.Minute || d.RetryAfter > 30*time.Minute {
+			t.Errorf("got RetryAfter %v, want about 30m", d.RetryAfter)
+		}
+	})
+
+	t.Run("PerUser", func(t *testing.T) {
+		l := newLimiter(srv.Client(t), perUser, perIP)
+		for range perSessions.Burst {
+			sessions(t, l, "uid-greedy")
+		}
+		wantRefused(t, sessions(t, l, "uid-greedy"), session.LimitSessions)
+		if d := sessions(t, l, "uid-other"); !d.Allowed {
+			t.Errorf("another user: got %+v, want allowed", d)
+		}
+	})
+
+	t.Run("ReplicasShareCounts", func(t *testing.T) {
+		a := newLimiter(srv.Client(t), perUser, perIP)
+		b := newLimiter(srv.Client(t), perUser, perIP)
+		for i := range perSessions.Burst {
+			if d := sessions(t, []*ratelimit.Limiter{a, b}[i%2], "uid-shared"); !d.Allowed {
+				t.Fatalf("request %d: got %+v, want allowed", i+1, d)
+			}
+		}
+		wantRefused(t, sessions(t, a, "uid-shared"), session.LimitSessions)
+		wantRefused(t, sessions(t, b, "uid-shared"), session.LimitSessions)
+	})
+
+	t.Run("ApartFromLogin", func(t *testing.T) {
+		// A user id that is also someone's username: the two limits
+		// never share a key.
+		l := newLimiter(srv.Client(t), perUser, perIP)
+		for range perSessions.Burst {
+			sessions(t, l, "apart")
+		}
+		drain(t, l, "10.0.7.1", "apart", perUser.Rate)
+		wantRefused(t, login(t, l, "10.0.7.1", "apart"), session.LimitUser)
+	})
+}
+
 func TestKeysExpire(t *testing.T) {
 	srv := redistest.Start(t)
 	c := srv.Client(t)
-	l := ratelimit.New(c, perUser, perIP)
+	l := newLimiter(c, perUser, perIP)
 	ctx := context.Background()
 
 	login(t, l, "10.2.0.1", "Expiring")
 	if _, err := l.AllowRegister(ctx, "2001:db8::1"); err != nil {
 		t.Fatal(err)
 	}
+	sessions(t, l, "uid-expiring")
 
 	keys, err := c.Keys(ctx, "*").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]bool{
-		"rate:rl:ip:10.2.0.1":      true,
-		"rate:rl:user:expiring":    true,
-		"rate:rl:ip:2001:db8::/64": true,
+		"rate:rl:ip:10.2.0.1":           true,
+		"rate:rl:user:expiring":         true,
+		"rate:rl:ip:2001:db8::/64":      true,
+		"rate:rl:sessions:uid-expiring": true,
 	}
 	if len(keys) != len(want) {
 		t.Errorf("got keys %v, want %d keys", keys, len(want))
@@ -209,7 +282,8 @@ func TestKeysExpire(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// A fresh limit recovers within one emission interval (12m here).
+		// A fresh limit recovers within one emission interval (12m to
+		// 30m here).
 		if ttl <= 0 || ttl > time.Hour {
 			t.Errorf("%s: got PTTL %v, want in (0, 1h]", k, ttl)
 		}
@@ -218,7 +292,7 @@ func TestKeysExpire(t *testing.T) {
 
 func TestRedisDown(t *testing.T) {
 	srv := redistest.Start(t)
-	l := ratelimit.New(srv.Client(t), perUser, perIP)
+	l := newLimiter(srv.Client(t), perUser, perIP)
 	drain(t, l, "10.3.0.1", "down", 1)
 
 	srv.Stop()
@@ -241,6 +315,10 @@ func TestRedisDown(t *testing.T) {
 			_, err := l.AllowRegister(ctx, "10.3.0.1")
 			return err
 		}},
+		{name: "AllowSessions", call: func(ctx context.Context) error {
+			_, err := l.AllowSessions(ctx, "uid-down")
+			return err
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -255,12 +333,19 @@ func TestRedisDown(t *testing.T) {
 
 func TestInvalidLimit(t *testing.T) {
 	srv := redistest.Start(t)
-	l := ratelimit.New(srv.Client(t), session.Limit{}, perIP)
+	l := newLimiter(srv.Client(t), session.Limit{}, perIP)
 	_, err := l.AllowLogin(context.Background(), "10.4.0.1", "zero")
 	if err == nil {
 		t.Fatal("got nil error, want one for a zero limit")
 	}
 	if errors.Is(err, session.ErrUnavailable) {
+		t.Errorf("got %v, want an error that is not ErrUnavailable", err)
+	}
+
+	// A Limiter without a sessions limit refuses loudly too.
+	l = ratelimit.New(srv.Client(t), ratelimit.Limits{LoginPerUser: perUser, LoginPerIP: perIP})
+	_, err = l.AllowSessions(context.Background(), "uid-zero")
+	if err == nil || errors.Is(err, session.ErrUnavailable) {
 		t.Errorf("got %v, want an error that is not ErrUnavailable", err)
 	}
 }

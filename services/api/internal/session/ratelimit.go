@@ -2,23 +2,43 @@ package session
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
 )
 
 // Names of the rate limits, as reported in RateDecision.Limit and used as
-// metric labels.
+// metric labels: per client IP and per username for login and register,
+// per user for the session-management routes.
 const (
-	LimitIP   = "ip"
-	LimitUser = "user"
+	LimitIP       = "ip"
+	LimitUser     = "user"
+	LimitSessions = "sessions"
 )
 
-// Limit allows Rate attempts per Period. Its burst is Rate too: a client
-// that has been quiet may use the whole allowance at once.
+// Limit allows Rate attempts per Period, smoothly (GCRA). Burst is how
+// many attempts a client that has been quiet may make at once; zero means
+// Rate, the whole allowance of one period.
 type Limit struct {
 	Rate   int
 	Period time.Duration
+	Burst  int
+}
+
+// BurstOf returns the burst l allows: Burst, or Rate when Burst is zero.
+func (l Limit) BurstOf() int {
+	if l.Burst == 0 {
+		return l.Rate
+	}
+	return l.Burst
+}
+
+// WithBurstPeriods returns l with a burst of n periods' worth of its rate,
+// at most math.MaxInt; n must be positive.
+func (l Limit) WithBurstPeriods(n int) Limit {
+	l.Burst = min(l.Rate, math.MaxInt/n) * n
+	return l
 }
 
 // ParseLimit parses "N/s", "N/m" or "N/h" with N a positive integer into a
@@ -48,7 +68,8 @@ func limitError(s string) error {
 }
 
 // String writes l in the form ParseLimit reads, or as "N/<duration>" when
-// its period is not a second, minute or hour.
+// its period is not a second, minute or hour. The burst is not written: the
+// form has no place for it.
 func (l Limit) String() string {
 	switch l.Period {
 	case time.Second:
@@ -66,6 +87,7 @@ type RateDecision struct {
 	Allowed bool
 	// RetryAfter is how long the client should wait when not allowed.
 	RetryAfter time.Duration
-	// Limit names the limit that refused: LimitUser or LimitIP.
+	// Limit names the limit that refused: LimitUser, LimitIP or
+	// LimitSessions.
 	Limit string
 }

@@ -1,6 +1,7 @@
 package session_test
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -67,6 +68,26 @@ func TestLimitStringOtherPeriod(t *testing.T) {
 	l := session.Limit{Rate: 3, Period: 90 * time.Second}
 	if got, want := l.String(), "3/1m30s"; got != want {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+func TestLimitBurst(t *testing.T) {
+	tests := []struct {
+		name string
+		l    session.Limit
+		want int
+	}{
+		{"DefaultIsRate", session.Limit{Rate: 10, Period: time.Minute}, 10},
+		{"Set", session.Limit{Rate: 10, Period: time.Minute, Burst: 3}, 3},
+		{"FivePeriods", session.Limit{Rate: 20, Period: time.Second}.WithBurstPeriods(5), 100},
+		{"Saturates", session.Limit{Rate: math.MaxInt / 2, Period: time.Second}.WithBurstPeriods(5), math.MaxInt / 5 * 5},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.l.BurstOf(); got != tc.want {
+				t.Errorf("got burst %d, want %d", got, tc.want)
+			}
+		})
 	}
 }
 

@@ -1,0 +1,212 @@
+package httpapi_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"redis-session-app/services/api/internal/session"
+)
+
+// managedRoutes are the session-management routes, which share one budget
+// per user; the other routes of authRoutes have none.
+var managedRoutes = []struct{ method, path string }{
+	{http.MethodGet, "/auth/sessions"},
+	{http.MethodDelete, "/auth/sessions/abcdefghijk"},
+	{http.MethodPost, "/auth/logout-all"},
+}
+
+// loginAs registers username (unless it exists) and logs it in.
+func loginAs(t *testing.T, h *harness, username string) string {
+	t.Helper()
+	creds := `{"username":"` + username + `","password":"correct horse"}`
+	h.do(newRequest(http.MethodPost, "/auth/register", creds))
+	rec := h.do(newRequest(http.MethodPost, "/auth/login", creds))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("login %s: got %v %s, want 200", username, rec.Code, rec.Body)
+	}
+	var body struct {
+		SessionID string `json:"sessionId"`
+	}
+	decodeBody(t, rec, &body)
+	return body.SessionID
+}
+
+// spendSessions uses up n requests of the budget of tok's user with lists
+// and revocations of an unknown id, all answered.
+func spendSessions(t *testing.T, h *harness, tok string, n int) {
+	t.Helper()
+	for i := range n {
+		r, want := managedRoutes[0], http.StatusOK
+		if i%2 == 1 {
+			r, want = managedRoutes[1], http.StatusNotFound
+		}
+		if rec := h.do(authed(newRequest(r.method, r.path, ""), tok)); rec.Code != want {
+			t.Fatalf("request %d, %s %s: got %v %s, want %v", i+1, r.method, r.path, rec.Code, rec.Body, want)
+		}
+	}
+}
+
+// wantTooManyRequests checks login's 429: the body, a Retry-After in whole
+// seconds within [lo, hi], and neither a challenge nor a cookie.
+func wantTooManyRequests(t *testing.T, rec *httptest.ResponseRecorder, lo, hi int) {
+	t.Helper()
+	res := rec.Result()
+	ra, err := strconv.Atoi(res.Header.Get("Retry-After"))
+	if err != nil || ra < lo || ra > hi {
+		t.Errorf("Retry-After: got %q, want whole seconds in [%d, %d]", res.Header.Get("Retry-After"), lo, hi)
+	}
+	for _, name := range []string{"WWW-Authenticate", "Set-Cookie"} {
+		if v := res.Header.Values(name); len(v) > 0 {
+			t.Errorf("%s: got %q, want none on a 429", name, v)
+		}
+	}
+}
+
+func TestSessionsLimitWithRedis(t *testing.T) {
+	h, _ := newRedisHarness(t)
+	alice := loginAs(t, h, "alice")
+	bob := loginAs(t, h, "bob")
+	profile := func(tok, name string) {
+		t.Helper()
+		checkResponse(t, h.do(authed(newRequest(http.MethodGet, "/profile", ""), tok)), http.StatusOK,
+			`{"username":"`+name+`","secretData":"This came from protected route"}`)
+	}
+
+	// Lists and revocations share the budget; past it, all three routes
+	// are refused, each the same way.
+	spendSessions(t, h, alice, redisSessionsLimit.Burst)
+	for _, r := range managedRoutes {
+		t.Run("Refused"+r.method+r.path, func(t *testing.T) {
+			rec := h.do(authed(newRequest(r.method, r.path, ""), alice))
+			checkResponse(t, rec, http.StatusTooManyRequests, `{"error":"Too many requests"}`)
+			// One an hour: the next one is up to an hour away.
+			wantTooManyRequests(t, rec, 3500, 3600)
+		})
+	}
+	if got := testutil.ToFloat64(h.metrics.RateLimitRejections.WithLabelValues(session.LimitSessions)); got != float64(len(managedRoutes)) {
+		t.Errorf(`rejections{limit="sessions"}: got %v, want %v`, got, len(managedRoutes))
+	}
+	for _, l := range []string{session.LimitUser, session.LimitIP} {
+		if got := testutil.ToFloat64(h.metrics.RateLimitRejections.WithLabelValues(l)); got != 0 {
+			t.Errorf("rejections{limit=%q}: got %v, want 0", l, got)
+		}
+	}
+
+	t.Run("RefusedLogoutAllRevokedNothing", func(t *testing.T) {
+		profile(alice, "alice")
+	})
+	t.Run("OtherUserUnaffected", func(t *testing.T) {
+		checkResponse(t, h.do(authed(newRequest(http.MethodGet, "/auth/sessions", ""), bob)), http.StatusOK, "")
+	})
+	t.Run("OtherSessionOfTheUserRefused", func(t *testing.T) {
+		// The budget is the user's, not the session's: a new login
+		// does not bring a new one.
+		again := loginAs(t, h, "alice")
+		checkResponse(t, h.do(authed(newRequest(http.MethodGet, "/auth/sessions", ""), again)), http.StatusTooManyRequests, `{"error":"Too many requests"}`)
+	})
+	t.Run("OtherRoutesUnlimited", func(t *testing.T) {
+		for range 3 {
+			profile(alice, "alice")
+		}
+		rec := h.do(authed(newRequest(http.MethodPost, "/auth/refresh", ""), alice))
+		checkResponse(t, rec, http.StatusOK, "")
+		checkResponse(t, h.do(authed(newRequest(http.MethodPost, "/auth/logout", ""), cookieOf(t, rec).Value)),
+			http.StatusOK, `{"message":"Logged out"}`)
+	})
+	t.Run("LogoutAllSpends", func(t *testing.T) {
+		carol := loginAs(t, h, "carol")
+		spendSessions(t, h, carol, redisSessionsLimit.Burst-1)
+		checkResponse(t, h.do(authed(newRequest(http.MethodPost, "/auth/logout-all", ""), carol)), http.StatusOK, `{"message":"Logged out","revoked":1}`)
+		carol = loginAs(t, h, "carol")
+		checkResponse(t, h.do(authed(newRequest(http.MethodGet, "/auth/sessions", ""), carol)), http.StatusTooManyRequests, `{"error":"Too many requests"}`)
+	})
+}
+
+// TestSessionsLimitAfterAuthentication: a request without a live session
+// is a 401 that spends nobody's budget, however many of them come.
+func TestSessionsLimitAfterAuthentication(t *testing.T) {
+	h, srv := newRedisHarness(t)
+	revoked := loginAs(t, h, "alice")
+	checkResponse(t, h.do(authed(newRequest(http.MethodPost, "/auth/logout", ""), revoked)), http.StatusOK, "")
+
+	for range redisSessionsLimit.Burst + 1 {
+		for _, r := range managedRoutes {
+			checkResponse(t, h.do(newRequest(r.method, r.path, "")), http.StatusUnauthorized, `{"error":"No session"}`)
+			for _, tok := range []string{"short", strings.Repeat("B", 43), revoked} {
+				rec := h.do(authed(newRequest(r.method, r.path, ""), tok))
+				checkResponse(t, rec, http.StatusUnauthorized, `{"error":"Invalid session"}`)
+				checkHeader(t, rec, "WWW-Authenticate", `Bearer error="invalid_token"`)
+			}
+		}
+	}
+	if keys, err := srv.Client(t).Keys(t.Context(), "rate:rl:sessions:*").Result(); err != nil || len(keys) != 0 {
+		t.Errorf("sessions limit keys: got %q, %v, want none", keys, err)
+	}
+	// Alice's whole budget is left.
+	alice := loginAs(t, h, "alice")
+	spendSessions(t, h, alice, redisSessionsLimit.Burst)
+	checkResponse(t, h.do(authed(newRequest(http.MethodGet, "/auth/sessions", ""), alice)), http.StatusTooManyRequests, `{"error":"Too many requests"}`)
+}
+
+// TestSessionsLimitRoutes: the session-management routes, and only they,
+// ask the limiter, once, for the session's user, after authentication.
+func TestSessionsLimitRoutes(t *testing.T) {
+	for _, r := range authRoutes {
+		t.Run(r.method+r.path, func(t *testing.T) {
+			h, u, tok := newSignedIn(t)
+			h.do(newRequest(r.method, r.path, ""))
+			h.do(authed(newRequest(r.method, r.path, ""), strings.Repeat("B", 43)))
+			if rec := h.do(authed(newRequest(r.method, r.path, ""), tok)); rec.Code >= 500 || rec.Code == http.StatusUnauthorized {
+				t.Fatalf("got %v %s, want an answer of the route", rec.Code, rec.Body)
+			}
+			var want []string
+			if slices.Contains(managedRoutes, r) {
+				want = []string{"sessions|" + u.ID}
+			}
+			if got := h.limiter.attempts; !slices.Equal(got, want) {
+				t.Errorf("limiter attempts: got %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestSessionsLimitRefusedOrUnavailable: a refusal is login's 429, and a
+// limiter that cannot reach Redis the store's 503; either way the handler
+// does not run, so the store sees nothing but the lookup.
+func TestSessionsLimitRefusedOrUnavailable(t *testing.T) {
+	for _, r := range managedRoutes {
+		t.Run("Refused"+r.method+r.path, func(t *testing.T) {
+			h, _, tok := newSignedIn(t)
+			h.limiter.decision = &session.RateDecision{RetryAfter: 1500 * time.Millisecond, Limit: session.LimitSessions}
+			rec := h.do(authed(newRequest(r.method, r.path, ""), tok))
+			checkResponse(t, rec, http.StatusTooManyRequests, `{"error":"Too many requests"}`)
+			wantTooManyRequests(t, rec, 2, 2)
+			if h.store.calls != 1 {
+				t.Errorf("store calls: got %v, want 1 (the lookup)", h.store.calls)
+			}
+			if got := testutil.ToFloat64(h.metrics.RateLimitRejections.WithLabelValues(session.LimitSessions)); got != 1 {
+				t.Errorf(`rejections{limit="sessions"}: got %v, want 1`, got)
+			}
+		})
+		t.Run("Unavailable"+r.method+r.path, func(t *testing.T) {
+			h, _, tok := newSignedIn(t)
+			h.limiter.err = errRedisDown
+			rec := h.do(authed(newRequest(r.method, r.path, ""), tok))
+			checkResponse(t, rec, http.StatusServiceUnavailable, `{"error":"Session store unavailable"}`)
+			checkHeader(t, rec, "Retry-After", "1")
+			if h.store.calls != 1 {
+				t.Errorf("store calls: got %v, want 1 (the lookup)", h.store.calls)
+			}
+			if logs := h.logs.String(); strings.Contains(logs, `"level":"ERROR"`) {
+				t.Errorf("an outage is not a bug, want no error logged:\n%s", logs)
+			}
+		})
+	}
+}
