@@ -202,7 +202,7 @@ func (r *Results) Markdown(w io.Writer) {
 	if p.Checked.Requests > 0 {
 		row(fmt.Sprintf("the same with `loadtest` checking every answer (%d workers): bounded by its own CPU", r.Settings.Workers), p.Checked, "")
 	}
-	fmt.Fprintf(w, "| `GET /profile` at half the wrk rate, open model (`loadtest`) | %.0f of %.0f req/s asked, p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms | |\n", p.Half.Rate, p.Half.Asked, p.Half.Latency.P50, p.Half.Latency.P99, p.Half.Latency.P999)
+	fmt.Fprintf(w, "| `GET /profile` at half the rate `loadtest` reached, open model (`loadtest`) | %.0f of %.0f req/s asked, p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms | |\n", p.Half.Rate, p.Half.Asked, p.Half.Latency.P50, p.Half.Latency.P99, p.Half.Latency.P999)
 	fmt.Fprintf(w, "| CPU per `GET /profile` | replicas %.1f µs, nginx %.1f µs, Redis %.1f µs | |\n", p.ReplicaCPUMicros, p.NginxCPUMicros, p.RedisCPUMicros)
 	fmt.Fprintf(w, "| Redis commands per `GET /profile` | %.3f (%s; the replicas' background commands add %.4f) | |\n", p.RedisCommandsPerRequest, commandList(p.RedisCommands), p.RedisBackgroundPerRequest)
 	fmt.Fprintf(w, "| reads at half the maximum rate beside a login storm | p99 %.2f ms (%.1f× quiet); logins %.0f/s, p99 %.0f ms, %d refused or failed | |\n",
