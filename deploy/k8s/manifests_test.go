@@ -17,14 +17,16 @@ import (
 )
 
 // contractEnv is every variable of "Configuration of a replica" in the HTTP
-// contract: the replicas must be given exactly these, no misspelt or
-// invented one (the service would ignore it silently).
+// contract, and the one the service adds where the contract is silent
+// (SESSIONS_LIMIT_PER_USER, see the README's decisions): the replicas must
+// be given exactly these, no misspelt or invented one (the service would
+// ignore it silently).
 var contractEnv = []string{
 	"PORT", "REDIS_ADDR", "REDIS_MASTER_NAME", "REDIS_USERNAME", "REDIS_PASSWORD",
 	"REDIS_TLS", "REDIS_TIMEOUT", "INSTANCE_ID", "SESSION_IDLE_TIMEOUT",
 	"SESSION_MAX_LIFETIME", "SESSION_MAX_PER_USER", "LOGIN_LIMIT_PER_USER",
-	"LOGIN_LIMIT_PER_IP", "TRUSTED_PROXIES", "COOKIE_SECURE", "SHUTDOWN_DELAY",
-	"SHUTDOWN_TIMEOUT", "LOG_LEVEL",
+	"LOGIN_LIMIT_PER_IP", "SESSIONS_LIMIT_PER_USER", "TRUSTED_PROXIES", "COOKIE_SECURE",
+	"SHUTDOWN_DELAY", "SHUTDOWN_TIMEOUT", "LOG_LEVEL",
 }
 
 // Labels that name the parts of the system; network policies and the
