@@ -31,9 +31,10 @@ import (
 // longest any one command or script ran in Redis (LATENCY LATEST): how long
 // the flood could hold every other client back.
 //
-// The replica runs with the default limits, so the flood's session routes
-// share the hoarder's SESSIONS_LIMIT_PER_USER: most of their calls are
-// refused, and what the victim feels is the cost of those refusals.
+// The replica runs with the default limits, so the flood's listings spend
+// the hoarder's SESSIONS_LIMIT_PER_USER: most of them are refused, and
+// what the victim feels is the cost of those refusals. Its revocations of
+// a bogus id are never limited: each costs a lookup and a few commands.
 //
 // "Busy" is the control: the same four clients in the same loops, each
 // reading its own /profile instead. On a machine whose cores the load
@@ -72,9 +73,9 @@ func benchProfileUnderFlood(b *testing.B, floods []floodLoop) {
 	rds := redistest.Start(b)
 	// The default limits: an attacker has no others. Past 10 a minute
 	// the hoarder's logins are refused with 429 before any hash, and past
-	// a burst of 100 its session routes get 20 a second between them
-	// (SESSIONS_LIMIT_PER_USER), the rest refused with 429 after the
-	// session lookup, before any of their work.
+	// a burst of 100 its listings get 20 a second (SESSIONS_LIMIT_PER_USER),
+	// the rest refused with 429 after the session lookup, before any of
+	// their work.
 	r := startReplica(b, baseEnv(rds.Addr(), "flood").with(
 		"LOG_LEVEL", "info", "LOGIN_LIMIT_PER_USER", "", "LOGIN_LIMIT_PER_IP", "",
 		"SESSIONS_LIMIT_PER_USER", ""))

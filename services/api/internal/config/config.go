@@ -81,8 +81,8 @@ type Config struct {
 
 	LoginLimitPerUser session.Limit
 	LoginLimitPerIP   session.Limit
-	// SessionsLimitPerUser is shared by the session-management routes
-	// (list, revoke by id, logout-all) per user, with a burst of
+	// SessionsLimitPerUser limits the listings of a user's sessions
+	// (GET /auth/sessions) per user, with a burst of
 	// SessionsLimitBurstPeriods periods.
 	SessionsLimitPerUser session.Limit
 

@@ -78,20 +78,21 @@ func requireSession(d Deps) gin.HandlerFunc {
 	}
 }
 
-// limitSessions spends one request of the user's budget for the
-// session-management routes, which share it: GET /auth/sessions reads up
-// to SESSION_MAX_PER_USER sessions and answers with as many, POST
-// /auth/logout-all revokes as many, and DELETE /auth/sessions/{id}, a
-// script in Redis, is what a client does with the list. An account looping
-// on them would otherwise take the replica's CPU from everyone else. It
-// runs after requireSession: only a live session spends its user's budget,
-// and a missing or invalid token is a 401 that touches no limit. Over the
-// limit the answer is login's 429; when the limiter cannot reach Redis,
-// the store's 503, with nothing done.
+// limitSessions spends one request of the user's budget for listing its
+// sessions: GET /auth/sessions reads up to SESSION_MAX_PER_USER sessions
+// and answers with as many, so an account looping on it would otherwise
+// take the replica's CPU from everyone else. It runs after requireSession:
+// only a live session spends its user's budget, and a missing or invalid
+// token is a 401 that touches no limit. Over the limit the answer is
+// login's 429; when the limiter cannot reach Redis, the store's 503.
 //
-// GET /profile, POST /auth/refresh and POST /auth/logout are not limited:
-// each costs a bounded, small amount of work (a lookup and at most one
-// write of one session) whatever the user holds, about what a refusal by
+// Revocations are not limited: the budget is the user's, so a thief
+// looping on a stolen token could otherwise spend it and keep the owner
+// from revoking that very token (DELETE /auth/sessions/{id}, POST
+// /auth/logout-all, POST /auth/logout). Their work is bounded and small:
+// a few commands, logout-all at most the cap's sessions once, after which
+// there is nothing left to revoke. GET /profile and POST /auth/refresh cost
+// a lookup and at most one write of one session, about what a refusal by
 // this limit costs anyway.
 func limitSessions(d Deps) gin.HandlerFunc {
 	return func(c *gin.Context) {

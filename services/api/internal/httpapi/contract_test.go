@@ -384,8 +384,8 @@ func TestContract(t *testing.T) {
 		})
 
 		t.Run("SessionsRateLimited", func(t *testing.T) {
-			// A user of its own spends the harness's budget for the
-			// session-management routes.
+			// A user of its own spends the harness's budget for
+			// listing sessions.
 			tok := loginAs(t, h, "frank")
 			spendSessions(t, h, tok, redisSessionsLimit.Burst)
 			for _, r := range managedRoutes {

@@ -23,8 +23,8 @@ type PasswordHasher interface {
 	Verify(ctx context.Context, password, encoded string) (bool, error)
 }
 
-// RateLimiter limits login and register attempts, and the requests to the
-// session-management routes, across all replicas. Its errors wrap
+// RateLimiter limits login and register attempts, and the listings of a
+// user's sessions, across all replicas. Its errors wrap
 // session.ErrUnavailable when the store cannot be reached: the caller fails
 // closed.
 type RateLimiter interface {
@@ -34,8 +34,8 @@ type RateLimiter interface {
 	AllowLogin(ctx context.Context, ip, username string) (session.RateDecision, error)
 	// AllowRegister counts one attempt against the IP's limit.
 	AllowRegister(ctx context.Context, ip string) (session.RateDecision, error)
-	// AllowSessions counts one request of the user userID to the
-	// session-management routes against that user's limit.
+	// AllowSessions counts one listing of the user userID's sessions
+	// against that user's limit.
 	AllowSessions(ctx context.Context, userID string) (session.RateDecision, error)
 }
 

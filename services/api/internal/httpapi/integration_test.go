@@ -18,8 +18,8 @@ import (
 	"redis-session-app/services/api/internal/session"
 )
 
-// redisSessionsLimit is the budget of the Redis harness for the
-// session-management routes: a burst of 20, then one an hour, so that a
+// redisSessionsLimit is the budget of the Redis harness for listing
+// sessions: a burst of 20, then one an hour, so that a
 // test uses it up in a few requests and nothing recovers while it runs.
 var redisSessionsLimit = session.Limit{Rate: 1, Period: time.Hour, Burst: 20}
 

@@ -15,7 +15,7 @@ import (
 //     before anything else is done, 404s and 405s included
 //
 // requireSession guards the routes that need a session, and limitSessions,
-// after it, the session-management routes, which share one budget per user.
+// after it, the listing of a user's sessions.
 func addRoutes(e *gin.Engine, d Deps) {
 	e.Use(
 		setInstance(d.InstanceID),
@@ -35,10 +35,9 @@ func addRoutes(e *gin.Engine, d Deps) {
 	auth.POST("/auth/logout", handleLogout(d))
 	auth.POST("/auth/refresh", handleRefresh(d))
 
-	managed := auth.Group("", limitSessions(d))
-	managed.POST("/auth/logout-all", handleLogoutAll(d))
-	managed.GET("/auth/sessions", handleListSessions(d))
-	managed.DELETE("/auth/sessions/:id", handleRevokeSession(d))
+	auth.POST("/auth/logout-all", handleLogoutAll(d))
+	auth.DELETE("/auth/sessions/:id", handleRevokeSession(d))
+	auth.GET("/auth/sessions", limitSessions(d), handleListSessions(d))
 
 	e.GET("/healthz", handleHealthz())
 	e.GET("/readyz", handleReadyz(d))

@@ -59,7 +59,7 @@ type Metrics struct {
 	SessionsRevoked *prometheus.CounterVec
 	// RateLimitRejections counts requests refused by a rate limit, by limit:
 	// session.LimitUser or session.LimitIP for login and register,
-	// session.LimitSessions for the session-management routes.
+	// session.LimitSessions for the listing of sessions.
 	RateLimitRejections *prometheus.CounterVec
 	// RedisErrors counts Redis commands (and pipelines) that failed; the
 	// Redis client increments it from a hook, so that every failure is

@@ -1,5 +1,5 @@
 // Package ratelimit limits login and register attempts per client IP and per
-// username, and the session-management routes per user. The state lives in
+// username, and the listings of sessions per user. The state lives in
 // Redis (GCRA through redis_rate), so every replica counts against the same
 // limits.
 package ratelimit
@@ -33,8 +33,7 @@ type Limits struct {
 	LoginPerUser session.Limit
 	// LoginPerIP counts login and register attempts per client IP.
 	LoginPerIP session.Limit
-	// SessionsPerUser counts the requests of one user to the
-	// session-management routes, which share it.
+	// SessionsPerUser counts the listings of one user's sessions.
 	SessionsPerUser session.Limit
 }
 
@@ -101,8 +100,8 @@ func (l *Limiter) AllowRegister(ctx context.Context, ip string) (session.RateDec
 }
 
 // AllowSessions counts one request of the user userID (the id of an
-// authenticated session, never a name the client chose) to the
-// session-management routes.
+// authenticated session, never a name the client chose) to list its
+// sessions.
 //
 // Errors wrap session.ErrUnavailable: the caller fails closed.
 func (l *Limiter) AllowSessions(ctx context.Context, userID string) (session.RateDecision, error) {

@@ -10,7 +10,7 @@ import (
 
 // Names of the rate limits, as reported in RateDecision.Limit and used as
 // metric labels: per client IP and per username for login and register,
-// per user for the session-management routes.
+// per user for the listing of sessions.
 const (
 	LimitIP       = "ip"
 	LimitUser     = "user"
