@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"redis-session-app/loadtest/internal/scenario"
 )
 
 // The maximum rates (the two ceilings and GET /profile at full load) are
@@ -121,41 +124,25 @@ func (b *bench) wrk(ctx context.Context, name, url string, tokens []string) (Fig
 }
 
 // wrkSessions registers n users through nginx and logs each in once, for
-// the tokens wrk sends.
+// the tokens wrk sends, with loadtest's own set-up (which waits out 429s).
 func (b *bench) wrkSessions(ctx context.Context, n int) ([]string, error) {
-	client := &http.Client{Timeout: 15 * time.Second}
-	post := func(path, body string) (*http.Response, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.url(b.nginxPort)+path, strings.NewReader(body))
-		if err != nil {
-			return nil, err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		return client.Do(req)
+	users := make([]*scenario.User, n)
+	for i := range users {
+		users[i] = scenario.NewUser("bench-wrk-"+strconv.Itoa(i), "bench-wrk-password")
 	}
-	tokens := make([]string, 0, n)
-	for i := range n {
-		creds := fmt.Sprintf(`{"username":"bench-wrk-%d","password":"bench-wrk-password"}`, i)
-		res, err := post("/auth/register", creds)
-		if err != nil {
-			return nil, err
-		}
-		res.Body.Close()
-		if res.StatusCode != http.StatusCreated && res.StatusCode != http.StatusConflict {
-			return nil, fmt.Errorf("registering a user for wrk: %s", res.Status)
-		}
-		res, err = post("/auth/login", creds)
-		if err != nil {
-			return nil, err
-		}
-		var body struct {
-			SessionID string `json:"sessionId"`
-		}
-		err = json.NewDecoder(res.Body).Decode(&body)
-		res.Body.Close()
-		if err != nil || res.StatusCode != http.StatusOK || body.SessionID == "" {
-			return nil, fmt.Errorf("logging in a user for wrk: %s (%v)", res.Status, err)
-		}
-		tokens = append(tokens, body.SessionID)
+	setup := &scenario.Setup{
+		Client:    &http.Client{Timeout: 15 * time.Second},
+		Endpoints: scenario.NewEndpoints(b.url(b.nginxPort)),
+		Parallel:  4,
+		Deadline:  time.Now().Add(time.Minute),
+		Log:       io.Discard,
+	}
+	if _, err := setup.Run(ctx, users, true); err != nil {
+		return nil, fmt.Errorf("logging in the users wrk sends as: %w", err)
+	}
+	tokens := make([]string, n)
+	for i, u := range users {
+		tokens[i] = u.Token
 	}
 	return tokens, nil
 }
