@@ -411,14 +411,13 @@ func (s *Sessions) List(ctx context.Context, userID string) ([]session.Session, 
 			gone = append(gone, members[i])
 			continue
 		}
-		if fields[fIDMap] == "" && validPublicID(fields[fID]) {
-			if exp, err := strconv.ParseInt(fields[fExpires], 10, 64); err == nil && exp > 0 {
-				repair = append(repair, members[i], fields[fID], exp)
-			}
-		}
 		sess, ok := parseSession(fields)
 		if !ok || sess.UserID != userID {
 			continue
+		}
+		if fields[fIDMap] == "" && validPublicID(sess.ID) {
+			// ExpiresAt is still the stored expiry here, before bounded.
+			repair = append(repair, members[i], sess.ID, sess.ExpiresAt.UnixMilli())
 		}
 		if sess = s.bounded(sess); !sess.ExpiresAt.After(now) {
 			continue
