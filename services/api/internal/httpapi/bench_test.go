@@ -1,6 +1,8 @@
 package httpapi_test
 
 import (
+	"bytes"
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,6 +15,10 @@ import (
 
 	"redis-session-app/services/api/internal/batchwriter"
 	"redis-session-app/services/api/internal/httpapi"
+	"redis-session-app/services/api/internal/ratelimit"
+	"redis-session-app/services/api/internal/redisstore"
+	"redis-session-app/services/api/internal/redistest"
+	"redis-session-app/services/api/internal/session"
 )
 
 // BenchmarkProfileRedis measures GET /profile through the whole router on
@@ -99,4 +105,62 @@ func cpuTime(b *testing.B) time.Duration {
 		b.Fatalf("getrusage: %v", err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkListSessions measures GET /auth/sessions of a user at the
+// default cap (100 sessions) through the whole router on the real session
+// store, rate limiter and a real redis-server, the access log at info:
+// what one listing costs a replica, the figure behind the victim's p99 in
+// BenchmarkProfileUnderSessionFlood. cpu-µs/op is this process's CPU per
+// listing (not redis-server's).
+//
+//	go test -run '^$' -bench ListSessions -benchmem -cpuprofile cpu.out ./internal/httpapi/
+func BenchmarkListSessions(b *testing.B) {
+	srv := redistest.Start(b)
+	client := redisstore.NewClient(redisstore.ClientOptions{Addrs: []string{srv.Addr()}})
+	b.Cleanup(func() { _ = client.Close() })
+	store := redisstore.NewSessions(client, redisstore.SessionOptions{})
+	users := redisstore.NewUsers(client)
+	h := newHarness(b, func(d *httpapi.Deps) {
+		d.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil)).With("instance", "bench")
+		d.Sessions = store
+		d.Users = users
+		d.Limiter = ratelimit.New(client, ratelimit.Limits{
+			LoginPerUser:    session.Limit{Rate: 100, Period: time.Minute},
+			LoginPerIP:      session.Limit{Rate: 100, Period: time.Minute},
+			SessionsPerUser: session.Limit{Rate: 1_000_000, Period: time.Second},
+		})
+		d.Now = time.Now
+	})
+	ctx := context.Background()
+	if err := users.CreateUser(ctx, session.User{Username: "alice", PasswordHash: "unused"}); err != nil {
+		b.Fatal(err)
+	}
+	u, err := users.UserByName(ctx, "alice")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var tok string
+	for range 100 {
+		iss, _, err := store.Create(ctx, session.NewSession{UserID: u.ID, Username: u.Username,
+			UserAgent: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+			IP:        "203.0.113.7"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		tok = iss.Token
+	}
+	req := httptest.NewRequest(http.MethodGet, "/auth/sessions", nil)
+	req.RemoteAddr = "192.0.2.10:1"
+	req.Header.Set("X-Session-Id", tok)
+	b.ReportAllocs()
+	start := cpuTime(b)
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		h.router.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK || !bytes.Contains(rec.Body.Bytes(), []byte(`"current":true`)) {
+			b.Fatalf("GET /auth/sessions: got %v %.200s", rec.Code, rec.Body)
+		}
+	}
+	b.ReportMetric(float64(cpuTime(b)-start)/float64(time.Microsecond)/float64(b.N), "cpu-µs/op")
 }

@@ -116,7 +116,7 @@ func handleListSessions(d Deps) gin.HandlerFunc {
 			})
 		}
 		noStore(c)
-		c.JSON(http.StatusOK, response{Sessions: items})
+		writeJSON(c, http.StatusOK, response{Sessions: items})
 	}
 }
 

@@ -57,9 +57,19 @@ const (
 	fIDMap = "idm"
 )
 
-// listFields are the fields a listing reads of each session, in this
-// order: List reads the first three by position.
-var listFields = []string{fID, fExpires, fIDMap, fUserID, fUsername, fCreated, fSeen, fAbsolute, fUserAgent, fIP}
+// listFields are the fields a listing reads of each session, in the order
+// listedSession takes them: those parseSession needs, and the id map flag.
+var listFields = []string{fID, fCreated, fSeen, fExpires, fAbsolute, fUserAgent, fIP, fUserID, fUsername, fIDMap}
+
+// listArgs is an HMGET of listFields without its key, boxed once: a
+// listing sends one per session.
+var listArgs = func() []any {
+	args := make([]any, len(listFields))
+	for i, f := range listFields {
+		args[i] = f
+	}
+	return args
+}()
 
 // SessionOptions sets the lifetimes of sessions.
 type SessionOptions struct {
@@ -382,11 +392,13 @@ func (s *Sessions) List(ctx context.Context, userID string) ([]session.Session, 
 		return nil, unavailable("listing sessions", err)
 	}
 	prefix := sessionPrefix(userID)
-	reads := make([]*redis.SliceCmd, len(members))
+	reads := make([]*redis.Cmd, len(members))
 	if len(members) > 0 {
 		_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, m := range members {
-				reads[i] = p.HMGet(ctx, prefix+m, listFields...)
+				args := make([]any, 0, 2+len(listArgs))
+				args = append(args, "hmget", prefix+m)
+				reads[i] = p.Do(ctx, append(args, listArgs...)...)
 			}
 			return nil
 		})
@@ -395,27 +407,24 @@ func (s *Sessions) List(ctx context.Context, userID string) ([]session.Session, 
 		}
 	}
 	now := s.now()
-	var list []session.Session
+	list := make([]session.Session, 0, len(members))
 	var gone, repair []any
 	for i, read := range reads {
-		vals := read.Val()
-		fields := make(map[string]string, len(listFields))
-		for j, f := range listFields {
-			if v, ok := vals[j].(string); ok {
-				fields[f] = v
-			}
+		vals, err := read.Slice()
+		if err != nil || len(vals) != len(listFields) {
+			return nil, unavailable("listing sessions", fmt.Errorf("HMGET: %d values, %w", len(vals), err))
 		}
 		// HMGET answers all nils only for a key that does not exist
 		// (every session hash holds its id).
-		if fields[fID] == "" {
+		if vals[0] == nil {
 			gone = append(gone, members[i])
 			continue
 		}
-		sess, ok := parseSession(fields)
-		if !ok || sess.UserID != userID {
+		sess, hasIDMap, ok := listedSession(userID, vals)
+		if !ok {
 			continue
 		}
-		if fields[fIDMap] == "" && validPublicID(sess.ID) {
+		if !hasIDMap && validPublicID(sess.ID) {
 			// ExpiresAt is still the stored expiry here, before bounded.
 			repair = append(repair, members[i], sess.ID, sess.ExpiresAt.UnixMilli())
 		}
@@ -479,29 +488,60 @@ func validUserID(id string) bool {
 // parseSession reads a session hash. Anything missing or unreadable makes
 // the whole session unknown: a corrupt record must not let anyone in.
 func parseSession(f map[string]string) (session.Session, bool) {
-	var ms [4]int64
-	for i, name := range []string{fCreated, fSeen, fExpires, fAbsolute} {
-		n, err := strconv.ParseInt(f[name], 10, 64)
-		if err != nil || n <= 0 {
-			return session.Session{}, false
-		}
-		ms[i] = n
+	times, ok := parseTimes(f[fCreated], f[fSeen], f[fExpires], f[fAbsolute])
+	if !ok {
+		return session.Session{}, false
 	}
-	sess := session.Session{
-		ID:                f[fID],
-		UserID:            f[fUserID],
-		Username:          f[fUsername],
-		CreatedAt:         msTime(ms[0]),
-		LastSeenAt:        msTime(ms[1]),
-		ExpiresAt:         msTime(ms[2]),
-		AbsoluteExpiresAt: msTime(ms[3]),
-		UserAgent:         f[fUserAgent],
-		IP:                f[fIP],
-	}
+	sess := times.session(f[fID], f[fUserAgent], f[fIP])
+	sess.UserID, sess.Username = f[fUserID], f[fUsername]
 	if sess.ID == "" || sess.UserID == "" || sess.Username == "" {
 		return session.Session{}, false
 	}
 	return sess, true
+}
+
+// listedSession reads the values of an HMGET of listFields on a session
+// of userID, and whether it has its id map entry. It takes a session as
+// parseSession does, so a listing leaves out what Lookup would not find.
+func listedSession(userID string, vals []any) (sess session.Session, hasIDMap, ok bool) {
+	str := func(i int) string { v, _ := vals[i].(string); return v }
+	times, ok := parseTimes(str(1), str(2), str(3), str(4))
+	if !ok || str(0) == "" || str(7) != userID || str(8) == "" {
+		return session.Session{}, false, false
+	}
+	sess = times.session(str(0), str(5), str(6))
+	sess.UserID, sess.Username = userID, str(8)
+	return sess, str(9) != "", true
+}
+
+// sessionTimes are the four times of a session hash, in Unix milliseconds.
+type sessionTimes struct{ created, seen, expires, absolute int64 }
+
+// parseTimes reads the four times of a session hash; any of them missing
+// or not a positive integer makes the session unreadable.
+func parseTimes(created, seen, expires, absolute string) (sessionTimes, bool) {
+	var ms [4]int64
+	for i, v := range [4]string{created, seen, expires, absolute} {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			return sessionTimes{}, false
+		}
+		ms[i] = n
+	}
+	return sessionTimes{ms[0], ms[1], ms[2], ms[3]}, true
+}
+
+// session is a session with these times and the given id and client text.
+func (t sessionTimes) session(id, userAgent, ip string) session.Session {
+	return session.Session{
+		ID:                id,
+		CreatedAt:         msTime(t.created),
+		LastSeenAt:        msTime(t.seen),
+		ExpiresAt:         msTime(t.expires),
+		AbsoluteExpiresAt: msTime(t.absolute),
+		UserAgent:         userAgent,
+		IP:                ip,
+	}
 }
 
 // msTime turns Unix milliseconds into a UTC time.
