@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -34,8 +35,10 @@ func TestRedisOutage(t *testing.T) {
 		{"NoAnswer", proxyHang},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			seen := len(r.logs.Lines())
 			proxy.set(tc.mode)
 			checkUnavailable(t, r, tok)
+			checkCausesLogged(t, r.logs.Lines()[seen:], tok)
 
 			proxy.set(proxyUp)
 			poll.For(t, 5*time.Second, "/readyz to answer 200 again", func() bool {
@@ -45,6 +48,41 @@ func TestRedisOutage(t *testing.T) {
 				`{"username":"outage","secretData":"This came from protected route"}`)
 			r.login(t, "outage", pw)
 		})
+	}
+}
+
+// checkCausesLogged checks that the access log line of every 503 among
+// lines says why the store failed, beyond what the client was told, and
+// that no line holds the token.
+func checkCausesLogged(t *testing.T, lines []string, tok string) {
+	t.Helper()
+	n := 0
+	for _, l := range lines {
+		if strings.Contains(l, tok) {
+			t.Errorf("log line holds the token: %s", l)
+		}
+		var line struct {
+			Msg    string `json:"msg"`
+			Route  string `json:"route"`
+			Status int    `json:"status"`
+			Error  string `json:"error"`
+		}
+		if err := json.Unmarshal([]byte(l), &line); err != nil || line.Msg != "request" || line.Status != http.StatusServiceUnavailable {
+			continue
+		}
+		n++
+		// /readyz names the background probe's failure, the other
+		// routes the store's, after what the client was told.
+		_, cause, ok := strings.Cut(line.Error, "session store unavailable: ")
+		if line.Route == "/readyz" {
+			cause, ok = line.Error, true
+		}
+		if !ok || cause == "" {
+			t.Errorf("access log of a 503: no cause in %s", l)
+		}
+	}
+	if n == 0 {
+		t.Errorf("no access log line of a 503 among %d lines", len(lines))
 	}
 }
 

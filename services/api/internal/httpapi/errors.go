@@ -76,8 +76,12 @@ func fail(c *gin.Context, d Deps, err error) {
 	case errors.As(err, &he):
 	case errors.Is(err, session.ErrUnavailable):
 		// Not counted in api_redis_errors_total here: the Redis
-		// client counts each failed command where it happens.
+		// client counts each failed command where it happens. The
+		// cause (a refused dial, a timeout, OOM, READONLY, a script
+		// run too late) goes into the access log line, so an operator
+		// sees why; the store's errors never carry a token or key.
 		he = errStoreUnavailable
+		state(c).cause = err.Error()
 	case errors.Is(err, session.ErrBusy):
 		he = errBusy
 	case errors.Is(err, session.ErrUsernameTaken):

@@ -39,12 +39,14 @@ func handleReadyz(d Deps) gin.HandlerFunc {
 	}
 	return func(c *gin.Context) {
 		if d.Draining() {
+			state(c).cause = "draining"
 			abortWith(c, errNotReady)
 			return
 		}
 		ctx, cancel := context.WithTimeout(c.Request.Context(), readyTimeout)
 		defer cancel()
 		if err := d.Ready(ctx); err != nil {
+			state(c).cause = err.Error()
 			abortWith(c, errNotReady)
 			return
 		}

@@ -28,6 +28,9 @@ type requestState struct {
 	token      string
 	session    session.Session
 	hasSession bool
+	// cause is why the store failed, for the access log of a 503: the
+	// client is told only that the store is unavailable.
+	cause string
 }
 
 type stateKey struct{}
@@ -146,7 +149,7 @@ func observe(d Deps) gin.HandlerFunc {
 			return
 		}
 		st := state(c)
-		attrs := make([]slog.Attr, 0, 7)
+		attrs := make([]slog.Attr, 0, 8)
 		attrs = append(attrs,
 			slog.String("request_id", st.id),
 			slog.String("method", method),
@@ -157,6 +160,9 @@ func observe(d Deps) gin.HandlerFunc {
 		)
 		if st.hasSession {
 			attrs = append(attrs, slog.String("session", st.session.ID))
+		}
+		if st.cause != "" {
+			attrs = append(attrs, slog.String("error", st.cause))
 		}
 		log.LogAttrs(ctx, level, "request", attrs...)
 	}
