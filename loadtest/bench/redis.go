@@ -87,8 +87,10 @@ func (r redisCLI) template() (map[string]string, error) {
 }
 
 // cloner writes sessions straight into Redis in the store's layout
-// (services/api/internal/redisstore: sess:{uid}:<hex sha256(token)> and
-// idx:{uid}), copying a real session's fields, so that a million sessions
+// (services/api/internal/redisstore: sess:{uid}:<hex sha256(token)>, its
+// id map entry sid:{uid}:<public id> and idx:{uid}), all that Create
+// writes, so that the memory per session counts all of it, copying a real
+// session's fields, so that a million sessions
 // cost seconds instead of a million argon2id logins. The benchmark checks
 // that the service accepts a clone before it relies on them.
 type cloner struct {
@@ -141,9 +143,11 @@ func (c *cloner) clone(r redisCLI, n, keep int, sessions io.Writer) error {
 		sum := sha256.Sum256([]byte(token))
 		member := hex.EncodeToString(sum[:])
 		key := "sess:{" + uid + "}:" + member
-		writeRESP(w, "HSET", key, "uid", uid, "user", user, "id", randomString(16), "ct", f["ct"], "seen", f["seen"],
+		id := randomString(16)
+		writeRESP(w, "HSET", key, "idm", "1", "uid", uid, "user", user, "id", id, "ct", f["ct"], "seen", f["seen"],
 			"exp", f["exp"], "abs", f["abs"], "ua", f["ua"], "ip", f["ip"])
 		writeRESP(w, "PEXPIREAT", key, f["exp"])
+		writeRESP(w, "SET", "sid:{"+uid+"}:"+id, member, "PXAT", f["exp"])
 		writeRESP(w, "ZADD", "idx:{"+uid+"}", f["ct"], member)
 		writeRESP(w, "PEXPIREAT", "idx:{"+uid+"}", f["abs"])
 		if sessions != nil && i%every == 0 && keep > 0 {
