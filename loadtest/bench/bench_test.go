@@ -1,11 +1,13 @@
 package main
 
 import (
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestProxyConfigOfTheRepository rewrites the real nginx.conf and has nginx
@@ -81,17 +83,6 @@ func TestParseCommandStats(t *testing.T) {
 	}
 }
 
-func TestMetricValue(t *testing.T) {
-	text := "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n" +
-		"# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 12.34\nprocess_cpu_seconds_total_other 1\n"
-	if v, ok := metricValue(text, "process_cpu_seconds_total"); !ok || v != 12.34 {
-		t.Errorf("metricValue = %g, %v, want 12.34", v, ok)
-	}
-	if _, ok := metricValue(text, "absent"); ok {
-		t.Error("metricValue found an absent metric")
-	}
-}
-
 func TestParseBenchmarkCSV(t *testing.T) {
 	out := "\"test\",\"rps\",\"avg_latency_ms\"\n\"GET\",\"123456.79\",\"0.2\"\n"
 	if v, err := parseBenchmarkCSV(out); err != nil || v != 123456.79 {
@@ -112,26 +103,51 @@ func TestJudgeAndMarkdown(t *testing.T) {
 	r.Sessions = Sessions{SmallCount: 1000, MemoryCount: 100000, BytesPerSession: 350, LargeCount: 1000000,
 		LookupSmall: Figure{Latency: Latency{P50: 1}}, LookupLarge: Figure{Latency: Latency{P50: 1.05}}}
 	r.Storm = Storm{P99Ratio: 3.5}
+	r.Featureless = &Reference{Max: Figure{Rate: 22000, Latency: Latency{P50: 2.5, P99: 8}}, Processes: 3, CPUMicros: 28, NginxCPUMicros: 20, RedisCPUMicros: 7, RedisCommandsPerRequest: 1}
 	r.judge()
-	met := map[string]bool{}
-	for _, tg := range r.Targets {
-		met[strings.Fields(tg.Name)[0]+" "+strings.Fields(tg.Name)[1]] = tg.Met
-	}
 	want := map[string]bool{
-		"GET /profile": true, "replica CPU": true, "p99 at": true, "Redis commands": true,
-		"Redis memory": false, "lookup p50": true, "read p99": false,
+		"GET /profile through nginx vs the proxy ceiling": true, "replica CPU": true,
+		"GET /profile vs the featureless gin + go-redis handler, same run": false,
+		"p99 at": true, "Redis commands": true, "Redis memory": false, "lookup p50": true, "read p99": false,
 	}
 	for k, v := range want {
-		if got, ok := met[k]; !ok || got != v {
+		if got, ok := targetMet(t, r.Targets, k); !ok || got != v {
 			t.Errorf("target %q met = %v (present %v), want %v; targets %+v", k, got, ok, v, r.Targets)
 		}
 	}
+	if got := r.Featureless.ShareOfProxy; got != 0.55 {
+		t.Errorf("featureless share of the proxy ceiling = %g, want 0.55", got)
+	}
 	var md strings.Builder
 	r.Markdown(&md)
-	for _, w := range []string{"| target | goal | this run | met |", "50% of the proxy ceiling", "| no |"} {
+	for _, w := range []string{
+		"| target | goal | this run | met |", "50% of the proxy ceiling", "| no |",
+		"| reference: a featureless gin + go-redis handler (one `GET`, no log, no metrics), same nginx settings, 3 processes (wrk, 64 connections) | 22000 req/s, p50 2.50 ms, p99 8.00 ms | 55% of the proxy ceiling; `GET /profile` reached 0.91× its rate |",
+		"| CPU per request of the featureless handler | its processes 28.0 µs, nginx 20.0 µs, Redis 7.0 µs; Redis commands 1.000 | |",
+		"| GET /profile vs the featureless gin + go-redis handler, same run | rate ≥ the handler's | rate 0.91× (20000 vs 22000 req/s); CPU 1.25× (35.0 vs 28.0 µs) | no |",
+	} {
 		if !strings.Contains(md.String(), w) {
 			t.Errorf("Markdown lacks %q:\n%s", w, md.String())
 		}
+	}
+
+	// Met when GET /profile answers at least as fast as the reference.
+	r.Targets = nil
+	r.Featureless.Max.Rate = 20000
+	r.judge()
+	if got, ok := targetMet(t, r.Targets, "GET /profile vs the featureless"); !ok || !got {
+		t.Errorf("GET /profile at the reference's rate: target met = %v (present %v), want true", got, ok)
+	}
+	// A results file from before the reference: no row, no target.
+	r.Targets, r.Featureless = nil, nil
+	r.judge()
+	if _, ok := targetMet(t, r.Targets, "GET /profile vs the featureless"); ok {
+		t.Error("a run without the reference has its target")
+	}
+	md.Reset()
+	r.Markdown(&md)
+	if strings.Contains(md.String(), "featureless") {
+		t.Errorf("a run without the reference shows it:\n%s", md.String())
 	}
 	doc, err := replaceBetween("intro\n"+readmeStart+"\nold\n"+readmeEnd+"\nrest\n", "new\n")
 	if err != nil || doc != "intro\n"+readmeStart+"\nnew\n"+readmeEnd+"\nrest\n" {
@@ -139,6 +155,65 @@ func TestJudgeAndMarkdown(t *testing.T) {
 	}
 	if _, err := replaceBetween("no markers", "x"); err == nil {
 		t.Error("replaceBetween without markers: got no error")
+	}
+}
+
+// targetMet finds the one target whose name starts with prefix.
+func targetMet(t *testing.T, targets []Target, prefix string) (met, ok bool) {
+	t.Helper()
+	for _, tg := range targets {
+		if strings.HasPrefix(tg.Name, prefix) {
+			if ok {
+				t.Errorf("more than one target starts with %q", prefix)
+			}
+			met, ok = tg.Met, true
+		}
+	}
+	return met, ok
+}
+
+func TestCPUPerRequest(t *testing.T) {
+	before := counters{upstreamCPU: 10, nginxCPU: 5, redisCPU: 1}
+	after := counters{upstreamCPU: 13.5, nginxCPU: 7, redisCPU: 1.7}
+	up, ngx, rds := cpuPerRequest(before, after, 100000)
+	if math.Abs(up-35) > 1e-9 || math.Abs(ngx-20) > 1e-9 || math.Abs(rds-7) > 1e-9 {
+		t.Errorf("cpuPerRequest = %g, %g, %g µs; want 35, 20, 7", up, ngx, rds)
+	}
+	if up, ngx, rds := cpuPerRequest(before, after, 0); up != 0 || ngx != 0 || rds != 0 {
+		t.Errorf("cpuPerRequest of no requests = %g, %g, %g; want zeros", up, ngx, rds)
+	}
+}
+
+// TestStopSome stops some servers before the others, as the featureless
+// reference is stopped after its step: they are gone, the others still
+// run, and stopAll ends the rest without waiting on the stopped ones.
+func TestStopSome(t *testing.T) {
+	ps := &procs{dir: t.TempDir()}
+	defer ps.stopAll()
+	var list []*proc
+	for _, name := range []string{"a", "b", "c"} {
+		p, err := ps.start(name, nil, "sleep", "60")
+		if err != nil {
+			t.Fatal(err)
+		}
+		list = append(list, p)
+	}
+	ps.stop(list[0], list[2])
+	if len(ps.list) != 1 || ps.list[0] != list[1] {
+		t.Fatalf("after stopping a and c, procs are %v, want b", ps.list)
+	}
+	if err := ps.exited(); err != nil {
+		t.Errorf("exited after stopping some: %v", err)
+	}
+	if _, err := cpuSeconds(list[1].pid()); err != nil {
+		t.Errorf("b is not running: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { ps.stopAll(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("stopAll did not return")
 	}
 }
 

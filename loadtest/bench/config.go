@@ -128,19 +128,6 @@ func infoField(info, name string) (string, bool) {
 	return "", false
 }
 
-// metricValue reads an unlabelled sample from a Prometheus text exposition.
-func metricValue(text, name string) (float64, bool) {
-	sc := bufio.NewScanner(strings.NewReader(text))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			return f, err == nil
-		}
-	}
-	return 0, false
-}
-
 // ignoredCommands are the benchmark's own and the replicas' background
 // commands, left out of the commands per request.
 var ignoredCommands = map[string]bool{"info": true, "ping": true, "client|setinfo": true, "client|setname": true, "hello": true, "config|get": true, "select": true, "command": true, "command|docs": true}

@@ -7,8 +7,10 @@
 // nginx.conf (only the upstream addresses, the listener and the pid file
 // rewritten). In the same run it measures the ceilings of the machine:
 // nginx answering a fixed 200 itself, the production nginx settings in front
-// of that trivial upstream, and redis-benchmark GET on the same Redis. Load
-// comes from the loadtest command, run as a user runs it.
+// of that trivial upstream, and redis-benchmark GET on the same Redis. As a
+// reference it loads a featureless gin + go-redis handler (featureless/)
+// through the same nginx settings as GET /profile is loaded. Load comes
+// from wrk and from the loadtest command, run as a user runs it.
 //
 // It writes loadtest/results/DATE.json and DATE.md and, with -readme,
 // refreshes the table between the bench markers of README.md.
@@ -33,6 +35,7 @@ import (
 	"time"
 
 	"redis-session-app/loadtest/internal/poll"
+	"redis-session-app/loadtest/internal/scenario"
 )
 
 func main() {
@@ -107,7 +110,13 @@ type bench struct {
 	redis     redisCLI
 	redisProc *proc
 	replicas  []int // ports
-	nginx     *proc
+	// replicaProcs are the replicas, in the order of replicas.
+	replicaProcs []*proc
+	nginx        *proc
+	// featureless is the reference handler's binary.
+	featureless string
+	// wrkUsers are the users whose tokens wrk sends as.
+	wrkUsers  []*scenario.User
 	nginxPort int
 	proxyPort int
 	static    int
@@ -164,6 +173,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		{"start", b.start},
 		{"ceilings", b.ceilings},
 		{"profile at the maximum rate", b.profileMax},
+		{"the featureless reference at the maximum rate", b.featurelessMax},
 		{"profile at half the maximum rate", b.profileHalf},
 		{"a login storm beside reads", b.loginStorm},
 		{"mixed and churn", b.journeys},
@@ -185,7 +195,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	return res.write(o, stdout)
 }
 
-// build compiles the API and the load generator into the work directory.
+// build compiles the API, the load generator and the featureless
+// reference into the work directory.
 func (b *bench) build(ctx context.Context, _ *Results) error {
 	api := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", filepath.Join(b.dir, "api"), "./cmd/api")
 	api.Dir = filepath.Join(b.o.repo, "services", "api")
@@ -199,6 +210,13 @@ func (b *bench) build(ctx context.Context, _ *Results) error {
 		return fmt.Errorf("building loadtest: %w: %s", err, out)
 	}
 	b.loadtest = filepath.Join(b.dir, "loadtest")
+	fl := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", filepath.Join(b.dir, "featureless"), "./bench/featureless")
+	fl.Dir = filepath.Join(b.o.repo, "loadtest")
+	fl.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := fl.CombinedOutput(); err != nil {
+		return fmt.Errorf("building the featureless reference: %w: %s", err, out)
+	}
+	b.featureless = filepath.Join(b.dir, "featureless")
 	return nil
 }
 
@@ -237,10 +255,12 @@ func (b *bench) start(ctx context.Context, _ *Results) error {
 			// The load test logs in far more often than people do.
 			"LOGIN_LIMIT_PER_USER=1000000/s", "LOGIN_LIMIT_PER_IP=1000000/s",
 		}
-		if _, err := b.ps.start(fmt.Sprintf("api-%d", i+1), env, filepath.Join(b.dir, "api"), "-host", "127.0.0.1"); err != nil {
+		rp, err := b.ps.start(fmt.Sprintf("api-%d", i+1), env, filepath.Join(b.dir, "api"), "-host", "127.0.0.1")
+		if err != nil {
 			return err
 		}
 		b.replicas = append(b.replicas, p)
+		b.replicaProcs = append(b.replicaProcs, rp)
 		upstreams = append(upstreams, "127.0.0.1:"+strconv.Itoa(p))
 	}
 	for _, p := range b.replicas {
@@ -256,7 +276,7 @@ func (b *bench) start(ctx context.Context, _ *Results) error {
 	if b.static, err = freePort(); err != nil {
 		return err
 	}
-	if err := b.startNginx(ctx, "nginx-static", staticConfig(b.static, filepath.Join(b.dir, "nginx-static.pid")), b.static); err != nil {
+	if _, err := b.startNginx(ctx, "nginx-static", staticConfig(b.static, filepath.Join(b.dir, "nginx-static.pid")), b.static); err != nil {
 		return err
 	}
 	if b.proxyPort, err = freePort(); err != nil {
@@ -266,7 +286,7 @@ func (b *bench) start(ctx context.Context, _ *Results) error {
 	if err != nil {
 		return err
 	}
-	if err := b.startNginx(ctx, "nginx-proxy", proxy, b.proxyPort); err != nil {
+	if _, err := b.startNginx(ctx, "nginx-proxy", proxy, b.proxyPort); err != nil {
 		return err
 	}
 	if b.nginxPort, err = freePort(); err != nil {
@@ -276,27 +296,27 @@ func (b *bench) start(ctx context.Context, _ *Results) error {
 	if err != nil {
 		return err
 	}
-	if err := b.startNginx(ctx, "nginx", prod, b.nginxPort); err != nil {
+	if b.nginx, err = b.startNginx(ctx, "nginx", prod, b.nginxPort); err != nil {
 		return err
 	}
-	b.nginx = b.ps.list[len(b.ps.list)-1]
 	fmt.Fprintf(b.log, "redis :%d, replicas %v, nginx :%d, proxy ceiling :%d, static :%d (logs in %s)\n",
 		port, b.replicas, b.nginxPort, b.proxyPort, b.static, b.dir)
 	return nil
 }
 
-func (b *bench) startNginx(ctx context.Context, name, conf string, port int) error {
+func (b *bench) startNginx(ctx context.Context, name, conf string, port int) (*proc, error) {
 	path := filepath.Join(b.dir, name+".conf")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-		return err
+		return nil, err
 	}
 	if out, err := exec.Command("nginx", "-t", "-q", "-p", b.dir, "-c", path, "-e", filepath.Join(b.dir, name+"-error.log")).CombinedOutput(); err != nil {
-		return fmt.Errorf("nginx -t %s: %w: %s", path, err, out)
+		return nil, fmt.Errorf("nginx -t %s: %w: %s", path, err, out)
 	}
-	if _, err := b.ps.start(name, nil, "nginx", "-p", b.dir, "-c", path, "-e", filepath.Join(b.dir, name+"-error.log"), "-g", "daemon off;"); err != nil {
-		return err
+	p, err := b.ps.start(name, nil, "nginx", "-p", b.dir, "-c", path, "-e", filepath.Join(b.dir, name+"-error.log"), "-g", "daemon off;")
+	if err != nil {
+		return nil, err
 	}
-	return waitHTTP(ctx, b.ps, fmt.Sprintf("http://127.0.0.1:%d/healthz", port))
+	return p, waitHTTP(ctx, b.ps, fmt.Sprintf("http://127.0.0.1:%d/healthz", port))
 }
 
 // loadReport is the part of loadtest's JSON report the benchmark reads.
@@ -322,33 +342,51 @@ type loadReport struct {
 	} `json:"instances"`
 }
 
-// counters are the figures read before and after a timed load.
-type counters struct {
-	replicaCPU float64
-	nginxCPU   float64
-	redisCPU   float64
-	commands   map[string]uint64
+// system is what a timed load goes through: one nginx and the upstream
+// processes behind it (the replicas, or the featureless reference).
+type system struct {
+	nginx     *proc
+	upstreams []*proc
 }
 
-func (b *bench) snapshot() (counters, error) {
-	c := counters{nginxCPU: treeCPU(b.nginx.pid()), redisCPU: treeCPU(b.redisProc.pid())}
-	client := &http.Client{Timeout: 5 * time.Second}
-	for _, p := range b.replicas {
-		resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", p))
+// service is nginx with the replicas behind it.
+func (b *bench) service() system { return system{b.nginx, b.replicaProcs} }
+
+// counters are the figures read before and after a timed load.
+type counters struct {
+	upstreamCPU float64
+	nginxCPU    float64
+	redisCPU    float64
+	commands    map[string]uint64
+}
+
+// snapshot reads the CPU time of s and of Redis, and Redis's command
+// counts. An upstream's CPU time is its user + system time in /proc, the
+// figure a replica's own process_cpu_seconds_total reports (the Prometheus
+// client reads the same /proc/self/stat), so the replicas and the
+// featureless reference, which has no metrics, are measured alike.
+func (b *bench) snapshot(s system) (counters, error) {
+	c := counters{nginxCPU: treeCPU(s.nginx.pid()), redisCPU: treeCPU(b.redisProc.pid())}
+	for _, p := range s.upstreams {
+		v, err := cpuSeconds(p.pid())
 		if err != nil {
-			return c, err
+			return c, fmt.Errorf("CPU time of %s: %w", p.name, err)
 		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		v, ok := metricValue(string(body), "process_cpu_seconds_total")
-		if !ok {
-			return c, fmt.Errorf("replica :%d has no process_cpu_seconds_total", p)
-		}
-		c.replicaCPU += v
+		c.upstreamCPU += v
 	}
 	var err error
 	c.commands, err = b.redis.commandStats()
 	return c, err
+}
+
+// cpuPerRequest is the CPU time between two snapshots in µs per request:
+// the upstreams', nginx's and Redis's.
+func cpuPerRequest(before, after counters, requests uint64) (upstream, nginx, redis float64) {
+	n := float64(requests)
+	if n == 0 {
+		return 0, 0, 0
+	}
+	return (after.upstreamCPU - before.upstreamCPU) / n * 1e6, (after.nginxCPU - before.nginxCPU) / n * 1e6, (after.redisCPU - before.redisCPU) / n * 1e6
 }
 
 // load runs loadtest with args (plus a JSON report and a pause after its
@@ -380,14 +418,14 @@ func (b *bench) load(ctx context.Context, name string, measure bool, args ...str
 		fmt.Fprintln(logf, line)
 		tail = append(tail[max(0, len(tail)-20):], line)
 		if measure && before == nil && strings.HasPrefix(line, "set-up done") {
-			c, err := b.snapshot()
+			c, err := b.snapshot(b.service())
 			before, snapErr = &c, err
 		}
 	}
 	waitErr := cmd.Wait()
 	var after *counters
 	if measure && before != nil && snapErr == nil {
-		c, err := b.snapshot()
+		c, err := b.snapshot(b.service())
 		after, snapErr = &c, err
 	}
 	raw, err := os.ReadFile(jsonPath)
@@ -459,28 +497,24 @@ func parseBenchmarkCSV(out string) (float64, error) {
 // whose every answer is checked (the right user's profile), for the share
 // of each replica.
 func (b *bench) profileMax(ctx context.Context, res *Results) error {
-	tokens, err := b.wrkSessions(ctx, 100)
+	if err := b.wrkSessions(ctx, 100); err != nil {
+		return err
+	}
+	before, err := b.snapshot(b.service())
 	if err != nil {
 		return err
 	}
-	before, err := b.snapshot()
+	full, err := b.wrk(ctx, "profile-max", b.url(b.nginxPort), b.wrkTokens())
 	if err != nil {
 		return err
 	}
-	full, err := b.wrk(ctx, "profile-max", b.url(b.nginxPort), tokens)
-	if err != nil {
-		return err
-	}
-	after, err := b.snapshot()
+	after, err := b.snapshot(b.service())
 	if err != nil {
 		return err
 	}
 	p := &res.Profile
 	p.Max = full
-	n := float64(full.Requests)
-	p.ReplicaCPUMicros = (after.replicaCPU - before.replicaCPU) / n * 1e6
-	p.NginxCPUMicros = (after.nginxCPU - before.nginxCPU) / n * 1e6
-	p.RedisCPUMicros = (after.redisCPU - before.redisCPU) / n * 1e6
+	p.ReplicaCPUMicros, p.NginxCPUMicros, p.RedisCPUMicros = cpuPerRequest(before, after, full.Requests)
 	p.RedisCommands, p.RedisCommandsPerRequest, p.RedisBackgroundPerRequest = perRequest(before.commands, after.commands, full.Requests)
 	fmt.Fprintf(b.log, "  CPU per request: replicas %.1f µs, nginx %.1f µs, redis %.1f µs; redis commands per request %.3f %v\n",
 		p.ReplicaCPUMicros, p.NginxCPUMicros, p.RedisCPUMicros, p.RedisCommandsPerRequest, p.RedisCommands)
@@ -493,6 +527,118 @@ func (b *bench) profileMax(ctx context.Context, res *Results) error {
 	p.Checked = figure(rep)
 	for _, in := range rep.Instances {
 		p.ReplicaShare = append(p.ReplicaShare, Share{in.Instance, in.Share})
+	}
+	return nil
+}
+
+// featurelessKeyPrefix is the prefix of the featureless reference's keys
+// (its KEY_PREFIX), followed by a token.
+const featurelessKeyPrefix = "featureless:"
+
+// featurelessMax loads the featureless reference exactly as profileMax
+// loads GET /profile with wrk: as many processes as replicas, behind their
+// own nginx with the repository's nginx.conf, the same tokens, connections
+// and duration, and the CPU per request read the same way. Each token's
+// key holds its user's name. They are stopped, and the keys deleted,
+// before the next step.
+func (b *bench) featurelessMax(ctx context.Context, res *Results) error {
+	mset := []string{"MSET"}
+	keys := []string{"DEL"}
+	for _, u := range b.wrkUsers {
+		mset = append(mset, featurelessKeyPrefix+u.Token, u.Name)
+		keys = append(keys, featurelessKeyPrefix+u.Token)
+	}
+	if _, err := b.redis.run(mset...); err != nil {
+		return err
+	}
+	var started []*proc
+	defer func() {
+		b.ps.stop(started...)
+		_, _ = b.redis.run(keys...)
+	}()
+	var upstreams []string
+	var s system
+	for i := range b.o.replicas {
+		p, err := freePort()
+		if err != nil {
+			return err
+		}
+		env := []string{"PORT=" + strconv.Itoa(p), "REDIS_ADDR=127.0.0.1:" + strconv.Itoa(b.redis.port), "KEY_PREFIX=" + featurelessKeyPrefix}
+		fp, err := b.ps.start(fmt.Sprintf("featureless-%d", i+1), env, b.featureless)
+		if err != nil {
+			return err
+		}
+		started = append(started, fp)
+		s.upstreams = append(s.upstreams, fp)
+		upstreams = append(upstreams, "127.0.0.1:"+strconv.Itoa(p))
+		if err := waitHTTP(ctx, b.ps, fmt.Sprintf("http://127.0.0.1:%d/readyz", p)); err != nil {
+			return err
+		}
+	}
+	conf, err := os.ReadFile(filepath.Join(b.o.repo, "nginx.conf"))
+	if err != nil {
+		return err
+	}
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	cfg, err := proxyConfig(string(conf), upstreams, port, filepath.Join(b.dir, "nginx-featureless.pid"), freePort)
+	if err != nil {
+		return err
+	}
+	s.nginx, err = b.startNginx(ctx, "nginx-featureless", cfg, port)
+	if s.nginx != nil {
+		started = append(started, s.nginx)
+	}
+	if err != nil {
+		return err
+	}
+	// wrk checks only the status: see once that an answer is the user's.
+	if err := checkFeatureless(b.url(port), b.wrkUsers[0]); err != nil {
+		return err
+	}
+	fmt.Fprintf(b.log, "  featureless %v behind nginx :%d\n", upstreams, port)
+
+	before, err := b.snapshot(s)
+	if err != nil {
+		return err
+	}
+	full, err := b.wrk(ctx, "featureless-max", b.url(port), b.wrkTokens())
+	if err != nil {
+		return err
+	}
+	after, err := b.snapshot(s)
+	if err != nil {
+		return err
+	}
+	f := &Reference{Max: full, Processes: len(s.upstreams)}
+	f.CPUMicros, f.NginxCPUMicros, f.RedisCPUMicros = cpuPerRequest(before, after, full.Requests)
+	var commands map[string]float64
+	commands, f.RedisCommandsPerRequest, _ = perRequest(before.commands, after.commands, full.Requests)
+	res.Featureless = f
+	fmt.Fprintf(b.log, "  CPU per request: featureless %.1f µs, nginx %.1f µs, redis %.1f µs; redis commands per request %.3f %v\n",
+		f.CPUMicros, f.NginxCPUMicros, f.RedisCPUMicros, f.RedisCommandsPerRequest, commands)
+	return nil
+}
+
+// checkFeatureless asks the featureless reference at url for u's profile.
+func checkFeatureless(url string, u *scenario.User) error {
+	req, err := http.NewRequest(http.MethodGet, url+"/profile", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("X-Session-Id", u.Token)
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var got struct {
+		Username string `json:"username"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || resp.StatusCode != http.StatusOK || got.Username != u.Name {
+		return fmt.Errorf("the featureless reference answered %s's profile with status %d, username %q (%v)", u.Name, resp.StatusCode, got.Username, err)
 	}
 	return nil
 }

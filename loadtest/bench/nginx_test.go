@@ -161,7 +161,7 @@ func TestNginxResendsOnlyAPreReadLogin(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := b.startNginx(ctx, "nginx", prod, port); err != nil {
+	if _, err := b.startNginx(ctx, "nginx", prod, port); err != nil {
 		t.Fatal(err)
 	}
 	defer func() {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -77,6 +78,15 @@ func (ps *procs) stopAll() {
 		ps.list[i].stop()
 	}
 	ps.list = nil
+}
+
+// stop ends the servers them, in reverse order, and forgets them: stopAll
+// and exited no longer see them.
+func (ps *procs) stop(them ...*proc) {
+	for i := len(them) - 1; i >= 0; i-- {
+		them[i].stop()
+	}
+	ps.list = slices.DeleteFunc(ps.list, func(p *proc) bool { return slices.Contains(them, p) })
 }
 
 // exited reports an early exit of any server.

@@ -25,9 +25,11 @@ type Results struct {
 	Settings         Settings  `json:"settings"`
 	Ceilings         Ceilings  `json:"ceilings"`
 	Profile          Profile   `json:"profile"`
-	Storm            Storm     `json:"loginStorm"`
-	Journeys         []Journey `json:"journeys"`
-	Sessions         Sessions  `json:"sessions"`
+	// Featureless is the reference: absent from runs before it was measured.
+	Featureless *Reference `json:"featureless,omitempty"`
+	Storm       Storm      `json:"loginStorm"`
+	Journeys    []Journey  `json:"journeys"`
+	Sessions    Sessions   `json:"sessions"`
 	// Docker is the compose stack's figure, bounded by Docker's port proxy.
 	Docker  *Figure  `json:"docker,omitempty"`
 	Targets []Target `json:"targets"`
@@ -101,6 +103,21 @@ type Profile struct {
 	ReplicaShare              []Share            `json:"replicaShare"`
 }
 
+// Reference is the featureless gin + go-redis handler (one Redis GET per
+// GET /profile, no logging, no metrics: loadtest/bench/featureless),
+// loaded in the same run as GET /profile is with wrk, behind its own nginx
+// with the same settings and as many processes as there are replicas.
+type Reference struct {
+	Max       Figure `json:"max"`
+	Processes int    `json:"processes"`
+	// ShareOfProxy is Max.Rate over the proxy ceiling.
+	ShareOfProxy            float64 `json:"shareOfProxyCeiling"`
+	CPUMicros               float64 `json:"cpuMicrosPerRequest"`
+	NginxCPUMicros          float64 `json:"nginxCpuMicrosPerRequest"`
+	RedisCPUMicros          float64 `json:"redisCpuMicrosPerRequest"`
+	RedisCommandsPerRequest float64 `json:"redisCommandsPerRequest"`
+}
+
 // Share is one replica's share of the answers.
 type Share struct {
 	Instance string  `json:"instance"`
@@ -164,6 +181,13 @@ func (r *Results) judge() {
 	px := p.ShareOfProxy
 	add("GET /profile through nginx vs the proxy ceiling", "≥ 45%", fmt.Sprintf("%.0f%% (%.0f of %.0f req/s)", 100*px, p.Max.Rate, r.Ceilings.NginxProxy.Rate), px >= 0.45)
 	add("replica CPU per GET /profile (LOG_LEVEL=info)", "≤ 40 µs", fmt.Sprintf("%.1f µs", p.ReplicaCPUMicros), p.ReplicaCPUMicros > 0 && p.ReplicaCPUMicros <= 40)
+	if f := r.Featureless; f != nil {
+		f.ShareOfProxy = ratio(f.Max.Rate, r.Ceilings.NginxProxy.Rate)
+		add("GET /profile vs the featureless gin + go-redis handler, same run", "rate ≥ the handler's",
+			fmt.Sprintf("rate %.2f× (%.0f vs %.0f req/s); CPU %.2f× (%.1f vs %.1f µs)",
+				ratio(p.Max.Rate, f.Max.Rate), p.Max.Rate, f.Max.Rate, ratio(p.ReplicaCPUMicros, f.CPUMicros), p.ReplicaCPUMicros, f.CPUMicros),
+			f.Max.Rate > 0 && p.Max.Rate >= f.Max.Rate)
+	}
 	add("p99 at half the maximum rate (open model)", "< 5 ms", fmt.Sprintf("%.2f ms at %.0f req/s", p.Half.Latency.P99, p.Half.Rate), p.Half.Requests > 0 && p.Half.Latency.P99 < 5)
 	add("Redis commands per GET /profile", "1 (one round trip)", fmt.Sprintf("%.3f", p.RedisCommandsPerRequest), p.RedisCommandsPerRequest > 0.99 && p.RedisCommandsPerRequest < 1.01)
 	add(fmt.Sprintf("Redis memory per live session at %d sessions", r.Sessions.MemoryCount), "< 300 bytes", fmt.Sprintf("%.0f bytes", r.Sessions.BytesPerSession), r.Sessions.BytesPerSession > 0 && r.Sessions.BytesPerSession < 300)
@@ -199,11 +223,18 @@ func (r *Results) Markdown(w io.Writer) {
 	p := r.Profile
 	row(fmt.Sprintf("`GET /profile` through nginx, %d replicas, closed model (wrk, %d connections)", r.Settings.Replicas, r.Settings.Workers), p.Max,
 		fmt.Sprintf("%.0f%% of the proxy ceiling, %.0f%% of nginx alone", 100*ratio(p.Max.Rate, c.NginxProxy.Rate), 100*ratio(p.Max.Rate, c.NginxStatic.Rate)))
+	if f := r.Featureless; f != nil {
+		row(fmt.Sprintf("reference: a featureless gin + go-redis handler (one `GET`, no log, no metrics), same nginx settings, %d processes (wrk, %d connections)", f.Processes, r.Settings.Workers), f.Max,
+			fmt.Sprintf("%.0f%% of the proxy ceiling; `GET /profile` reached %.2f× its rate", 100*ratio(f.Max.Rate, c.NginxProxy.Rate), ratio(p.Max.Rate, f.Max.Rate)))
+	}
 	if p.Checked.Requests > 0 {
 		row(fmt.Sprintf("the same with `loadtest` checking every answer (%d workers): bounded by its own CPU", r.Settings.Workers), p.Checked, "")
 	}
 	fmt.Fprintf(w, "| `GET /profile` at half the rate `loadtest` reached, open model (`loadtest`) | %.0f of %.0f req/s asked, p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms | |\n", p.Half.Rate, p.Half.Asked, p.Half.Latency.P50, p.Half.Latency.P99, p.Half.Latency.P999)
 	fmt.Fprintf(w, "| CPU per `GET /profile` | replicas %.1f µs, nginx %.1f µs, Redis %.1f µs | |\n", p.ReplicaCPUMicros, p.NginxCPUMicros, p.RedisCPUMicros)
+	if f := r.Featureless; f != nil {
+		fmt.Fprintf(w, "| CPU per request of the featureless handler | its processes %.1f µs, nginx %.1f µs, Redis %.1f µs; Redis commands %.3f | |\n", f.CPUMicros, f.NginxCPUMicros, f.RedisCPUMicros, f.RedisCommandsPerRequest)
+	}
 	fmt.Fprintf(w, "| Redis commands per `GET /profile` | %.3f (%s; the replicas' background commands add %.4f) | |\n", p.RedisCommandsPerRequest, commandList(p.RedisCommands), p.RedisBackgroundPerRequest)
 	fmt.Fprintf(w, "| reads at half the maximum rate beside a login storm | p99 %.2f ms (%.1f× quiet); logins %.0f/s, p99 %.0f ms, %d refused or failed | |\n",
 		r.Storm.Reads.Latency.P99, r.Storm.P99Ratio, r.Storm.Logins.Rate, r.Storm.Logins.Latency.P99, r.Storm.Logins.Errors)

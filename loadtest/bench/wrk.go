@@ -124,8 +124,9 @@ func (b *bench) wrk(ctx context.Context, name, url string, tokens []string) (Fig
 }
 
 // wrkSessions registers n users through nginx and logs each in once, for
-// the tokens wrk sends, with loadtest's own set-up (which waits out 429s).
-func (b *bench) wrkSessions(ctx context.Context, n int) ([]string, error) {
+// the tokens wrk sends (b.wrkUsers), with loadtest's own set-up (which
+// waits out 429s).
+func (b *bench) wrkSessions(ctx context.Context, n int) error {
 	users := make([]*scenario.User, n)
 	for i := range users {
 		users[i] = scenario.NewUser("bench-wrk-"+strconv.Itoa(i), "bench-wrk-password")
@@ -138,11 +139,17 @@ func (b *bench) wrkSessions(ctx context.Context, n int) ([]string, error) {
 		Log:       io.Discard,
 	}
 	if _, err := setup.Run(ctx, users, true); err != nil {
-		return nil, fmt.Errorf("logging in the users wrk sends as: %w", err)
+		return fmt.Errorf("logging in the users wrk sends as: %w", err)
 	}
-	tokens := make([]string, n)
-	for i, u := range users {
+	b.wrkUsers = users
+	return nil
+}
+
+// wrkTokens are the tokens of b.wrkUsers, in order.
+func (b *bench) wrkTokens() []string {
+	tokens := make([]string, len(b.wrkUsers))
+	for i, u := range b.wrkUsers {
 		tokens[i] = u.Token
 	}
-	return tokens, nil
+	return tokens
 }
