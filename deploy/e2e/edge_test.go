@@ -80,7 +80,22 @@ func testNginxOwnErrors(t *testing.T, s *stack) {
 		{"BodyTooLarge", "POST /auth/register HTTP/1.1\r\nHost: x\r\nContent-Length: 70000\r\n\r\n", http.StatusRequestEntityTooLarge},
 		{"TransferEncodingUnknown", "POST /auth/register HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", http.StatusNotImplemented},
 		{"InternalLocation", "GET /_nginx/error HTTP/1.1\r\nHost: x\r\n\r\n", http.StatusNotFound},
+		{"MethodTrace", "TRACE / HTTP/1.1\r\nHost: x\r\n\r\n", http.StatusMethodNotAllowed},
+		// nginx lets these through; Go's HTTP server would answer them
+		// with a plain-text 400.
+		{"HostWithBraces", "GET /healthz HTTP/1.1\r\nHost: a{b}\r\n\r\n", http.StatusBadRequest},
+		{"HostWithQuote", "POST /auth/login HTTP/1.1\r\nHost: a\"b\r\nContent-Length: 2\r\n\r\n{}", http.StatusBadRequest},
 	}
+	// An HTTP/1.0 request may come without a Host: the replicas serve it.
+	t.Run("HTTP10WithoutHostServed", func(t *testing.T) {
+		res, body, err := s.rawExchange("GET /healthz HTTP/1.0\r\n\r\n", 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode != http.StatusOK || res.Header.Get("X-Instance") == "" || !strings.Contains(body, `"status":"ok"`) {
+			t.Errorf("got %d %q from replica %q, want a replica's 200 {\"status\":\"ok\"}", res.StatusCode, body, res.Header.Get("X-Instance"))
+		}
+	})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			res, body, err := s.rawExchange(tc.raw, 10*time.Second)
@@ -271,8 +286,14 @@ func trickleBody(t *testing.T, s *stack, path string) {
 // show the path without either.
 func testAccessLogKeepsTokensOut(t *testing.T, s *stack, token string) {
 	id := "e2e-log-" + randomHex(t, 4)
-	for i, path := range []string{"/profile?sid=" + token, "/auth/sessions/" + token} {
-		req, err := http.NewRequest("GET", s.nginx+path, nil)
+	for i, r := range []struct{ method, path, body string }{
+		{"GET", "/profile?sid=" + token, ""},
+		{"GET", "/auth/sessions/" + token, ""},
+		// nginx refuses this one itself, a request it used to quote,
+		// query string and all, in its error log.
+		{"POST", "/auth/register?sid=" + token, strings.Repeat("a", 70000)},
+	} {
+		req, err := http.NewRequest(r.method, s.nginx+r.path, strings.NewReader(r.body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -292,8 +313,8 @@ func testAccessLogKeepsTokensOut(t *testing.T, s *stack, token string) {
 				lines = append(lines, line)
 			}
 		}
-		if len(lines) < 2 {
-			return fmt.Errorf("nginx log: got %d lines with request id %s-*, want 2", len(lines), id)
+		if len(lines) < 3 {
+			return fmt.Errorf("nginx log: got %d lines with request id %s-*, want 3", len(lines), id)
 		}
 		if strings.Contains(out, token) {
 			return fmt.Errorf("nginx log holds the token: %q", lines)
