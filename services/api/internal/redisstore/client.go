@@ -5,7 +5,7 @@
 // Lua script, so each is atomic on its own. (The one exception is logout-all
 // on an index a previous version left with more than 1,000 members: one
 // script per 1,000.) Every script that writes does nothing when Redis runs
-// it after the caller stopped waiting (see deadline.go).
+// it after the caller stopped waiting (see package scriptdeadline).
 //
 // Redis never holds a token, only its SHA-256: a copy of the data does not
 // let anyone in. Every key but a user record expires by itself, so Redis's
@@ -21,12 +21,15 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"redis-session-app/services/api/internal/scriptdeadline"
 )
 
 // defaultTimeout is the timeout of each call when ClientOptions leaves it
 // zero, so that a zero ClientOptions works. The service always sets it from
-// REDIS_TIMEOUT, whose default package config owns.
-const defaultTimeout = 500 * time.Millisecond
+// REDIS_TIMEOUT, whose default package config owns. It is the one
+// scriptdeadline assumes for a client without a timeout.
+const defaultTimeout = scriptdeadline.DefaultTimeout
 
 // minPoolSize is the least number of connections a client keeps open to
 // each Redis node it talks to.

@@ -1,6 +1,10 @@
 package redisstore
 
-import "github.com/redis/go-redis/v9"
+import (
+	"github.com/redis/go-redis/v9"
+
+	"redis-session-app/services/api/internal/scriptdeadline"
+)
 
 // The Lua scripts below are what makes each operation atomic. Keys a script
 // builds itself (prefix .. member, prefix .. public id) carry the same hash
@@ -17,27 +21,9 @@ import "github.com/redis/go-redis/v9"
 // until a login or a listing drops them, and an index left over the cap
 // by a version without one (or under a higher cap) is worked down a
 // bounded slice per login.
-
-// luaLate is the prelude of every script that writes. ARGV[1] is the
-// moment, in Unix milliseconds by the replica's clock, after which the
-// replica no longer waits for the answer (see deadline). A script that
-// Redis runs later than that - it was queued behind a slow command, a
-// fork or a paused process - must change nothing, since the replica has
-// already answered 503. Redis 7 replicates a script's effects, not the
-// script, so reading TIME before writing is allowed.
-const luaLate = `
-local function late()
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  if now > tonumber(ARGV[1]) then
-    return redis.error_reply('LATE Redis time ' .. now .. ' ms is past the deadline ' .. ARGV[1])
-  end
-end
-local err = late()
-if err then
-  return err
-end
-`
+//
+// Every script that writes starts with scriptdeadline.Prelude: its ARGV[1]
+// is the deadline, and Redis running it after that changes nothing.
 
 // luaExtend sets the expiry of an index to at least at. PEXPIREAT GT alone
 // would leave a key without a TTL untouched (GT counts no TTL as infinite),
@@ -69,7 +55,7 @@ end
 // ARGV: deadline, member, createdAt, expiresAt, absolute end, cap, cutoff
 // (members scored at or below it are past the absolute lifetime), session
 // key prefix, then the session's field/value pairs.
-var createScript = redis.NewScript(luaLate + luaExtend + `
+var createScript = redis.NewScript(scriptdeadline.Prelude + luaExtend + `
 local member, cap, prefix = ARGV[2], tonumber(ARGV[6]), ARGV[8]
 redis.call('HSET', KEYS[1], unpack(ARGV, 9))
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])
@@ -126,7 +112,7 @@ return capped
 //
 // KEYS: session key. ARGV: deadline, now, idle timeout (ms), id map prefix.
 // Returns {lastSeen, expiresAt} as written, or nil when the key is gone.
-var touchScript = redis.NewScript(luaLate + `
+var touchScript = redis.NewScript(scriptdeadline.Prelude + `
 local f = redis.call('HMGET', KEYS[1], 'abs', 'exp', 'seen', 'id')
 local abs, cur, seen = tonumber(f[1]), tonumber(f[2]), tonumber(f[3])
 if not abs or not cur or not seen or not f[4] then
@@ -156,7 +142,7 @@ return {now, exp}
 // lifetime (ms), id map prefix.
 // Returns the new key's fields as HGETALL would, or nil when the old key is
 // gone, unreadable or already over.
-var refreshScript = redis.NewScript(luaLate + luaExtend + `
+var refreshScript = redis.NewScript(scriptdeadline.Prelude + luaExtend + `
 local f = redis.call('HGETALL', KEYS[1])
 if #f == 0 then
   return false
@@ -189,7 +175,7 @@ return redis.call('HGETALL', KEYS[2])
 // only ever believed together with the session it names.
 //
 // KEYS: session key, index key. ARGV: deadline, member.
-var revokeScript = redis.NewScript(luaLate + `
+var revokeScript = redis.NewScript(scriptdeadline.Prelude + `
 local n = redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[2])
 return n
@@ -202,7 +188,7 @@ return n
 // expire, as in revokeScript.
 //
 // KEYS: index key. ARGV: deadline, session key prefix, batch.
-var revokeAllScript = redis.NewScript(luaLate + `
+var revokeAllScript = redis.NewScript(scriptdeadline.Prelude + `
 local ms = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1)
 if #ms == 0 then
   return {0, 0}
@@ -221,7 +207,7 @@ return {n, redis.call('ZCARD', KEYS[1])}
 // Returns 1 if the session existed.
 //
 // KEYS: id map key, index key. ARGV: deadline, session key prefix.
-var revokeByIDScript = redis.NewScript(luaLate + `
+var revokeByIDScript = redis.NewScript(scriptdeadline.Prelude + `
 local m = redis.call('GET', KEYS[1])
 if not m then
   return 0
@@ -269,7 +255,7 @@ return #gone
 // exists. Returns 1 when stored, 0 when the name is taken.
 //
 // KEYS: user key. ARGV: deadline, id, name as registered, password hash.
-var createUserScript = redis.NewScript(luaLate + `
+var createUserScript = redis.NewScript(scriptdeadline.Prelude + `
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end

@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"redis-session-app/services/api/internal/scriptdeadline"
 	"redis-session-app/services/api/internal/session"
 )
 
@@ -111,7 +112,7 @@ var _ session.Store = (*Sessions)(nil)
 
 // NewSessions returns a session store on c.
 func NewSessions(c redis.UniversalClient, o SessionOptions) *Sessions {
-	s := &Sessions{c: c, timeout: clientTimeout(c), idle: o.IdleTimeout, maxLife: o.MaxLifetime, maxPerUser: o.MaxPerUser, now: o.Now}
+	s := &Sessions{c: c, timeout: scriptdeadline.ClientTimeout(c), idle: o.IdleTimeout, maxLife: o.MaxLifetime, maxPerUser: o.MaxPerUser, now: o.Now}
 	if s.maxPerUser == 0 {
 		s.maxPerUser = defaultMaxPerUser
 	}
@@ -164,9 +165,9 @@ func (s *Sessions) Create(ctx context.Context, ns session.NewSession) (session.I
 		UserAgent:         session.ClientText(ns.UserAgent),
 		IP:                session.ClientText(ns.IP),
 	}
-	dl, err := deadline(ctx, s.timeout)
+	dl, err := scriptdeadline.At(ctx, s.timeout)
 	if err != nil {
-		return session.Issued{}, 0, unavailable("creating session", err)
+		return session.Issued{}, 0, scriptdeadline.Unavailable("creating session", err)
 	}
 	capped, err := createScript.Run(ctx, s.c, []string{k.session, k.index, idMapKey(ns.UserID, id)},
 		dl, k.member, ct, exp, abs, s.maxPerUser, ct-s.maxLife.Milliseconds(), k.prefix,
@@ -182,7 +183,7 @@ func (s *Sessions) Create(ctx context.Context, ns session.NewSession) (session.I
 		fIP, sess.IP,
 	).Int()
 	if err != nil {
-		return session.Issued{}, 0, unavailable("creating session", err)
+		return session.Issued{}, 0, scriptdeadline.Unavailable("creating session", err)
 	}
 	return session.Issued{Token: token, Session: sess}, capped, nil
 }
@@ -213,9 +214,9 @@ func (s *Sessions) Lookup(ctx context.Context, token string) (session.Session, e
 	if !s.touchDue(sess, now) {
 		return sess, nil
 	}
-	dl, err := deadline(ctx, s.timeout)
+	dl, err := scriptdeadline.At(ctx, s.timeout)
 	if err != nil {
-		return session.Session{}, unavailable("sliding session expiry", err)
+		return session.Session{}, scriptdeadline.Unavailable("sliding session expiry", err)
 	}
 	res, err := touchScript.Run(ctx, s.c, []string{k.session}, dl, now.UnixMilli(), s.idle.Milliseconds(), idMapPrefix(k.userID)).Int64Slice()
 	switch {
@@ -223,7 +224,7 @@ func (s *Sessions) Lookup(ctx context.Context, token string) (session.Session, e
 		// Revoked or expired between the read and the touch.
 		return session.Session{}, session.ErrNotFound
 	case err != nil:
-		return session.Session{}, unavailable("sliding session expiry", err)
+		return session.Session{}, scriptdeadline.Unavailable("sliding session expiry", err)
 	case len(res) != 2:
 		return session.Session{}, fmt.Errorf("%w: sliding session expiry: got %d values, want 2", session.ErrUnavailable, len(res))
 	}
@@ -279,9 +280,9 @@ func (s *Sessions) Refresh(ctx context.Context, token string) (session.Issued, e
 	nk := keysOf(next)
 
 	now := s.now()
-	dl, err := deadline(ctx, s.timeout)
+	dl, err := scriptdeadline.At(ctx, s.timeout)
 	if err != nil {
-		return session.Issued{}, unavailable("refreshing session", err)
+		return session.Issued{}, scriptdeadline.Unavailable("refreshing session", err)
 	}
 	res, err := refreshScript.Run(ctx, s.c, []string{old.session, nk.session, old.index},
 		dl, old.member, nk.member, now.UnixMilli(), s.idle.Milliseconds(), s.maxLife.Milliseconds(),
@@ -290,7 +291,7 @@ func (s *Sessions) Refresh(ctx context.Context, token string) (session.Issued, e
 	case errors.Is(err, redis.Nil):
 		return session.Issued{}, session.ErrNotFound
 	case err != nil:
-		return session.Issued{}, unavailable("refreshing session", err)
+		return session.Issued{}, scriptdeadline.Unavailable("refreshing session", err)
 	}
 	fields := make(map[string]string, len(res)/2)
 	for i := 0; i+1 < len(res); i += 2 {
@@ -310,13 +311,13 @@ func (s *Sessions) Revoke(ctx context.Context, token string) error {
 		return session.ErrNotFound
 	}
 	k := keysOf(token)
-	dl, err := deadline(ctx, s.timeout)
+	dl, err := scriptdeadline.At(ctx, s.timeout)
 	if err != nil {
-		return unavailable("revoking session", err)
+		return scriptdeadline.Unavailable("revoking session", err)
 	}
 	n, err := revokeScript.Run(ctx, s.c, []string{k.session, k.index}, dl, k.member).Int()
 	if err != nil {
-		return unavailable("revoking session", err)
+		return scriptdeadline.Unavailable("revoking session", err)
 	}
 	if n == 0 {
 		return session.ErrNotFound
@@ -335,16 +336,16 @@ func (s *Sessions) RevokeAll(ctx context.Context, userID string) (int, error) {
 	}
 	total := 0
 	for {
-		dl, err := deadline(ctx, s.timeout)
+		dl, err := scriptdeadline.At(ctx, s.timeout)
 		if err != nil {
-			return 0, unavailable("revoking all sessions", err)
+			return 0, scriptdeadline.Unavailable("revoking all sessions", err)
 		}
 		res, err := revokeAllScript.Run(ctx, s.c, []string{indexKey(userID)}, dl, sessionPrefix(userID), maxPerUserLimit).Int64Slice()
 		switch {
 		case err != nil:
-			return 0, unavailable("revoking all sessions", err)
+			return 0, scriptdeadline.Unavailable("revoking all sessions", err)
 		case len(res) != 2:
-			return 0, unavailable("revoking all sessions", fmt.Errorf("got %d values, want 2", len(res)))
+			return 0, scriptdeadline.Unavailable("revoking all sessions", fmt.Errorf("got %d values, want 2", len(res)))
 		}
 		total += int(res[0])
 		if res[1] == 0 {
@@ -358,13 +359,13 @@ func (s *Sessions) RevokeByID(ctx context.Context, userID, id string) error {
 	if !validUserID(userID) || !validPublicID(id) {
 		return session.ErrNotFound
 	}
-	dl, err := deadline(ctx, s.timeout)
+	dl, err := scriptdeadline.At(ctx, s.timeout)
 	if err != nil {
-		return unavailable("revoking session by id", err)
+		return scriptdeadline.Unavailable("revoking session by id", err)
 	}
 	n, err := revokeByIDScript.Run(ctx, s.c, []string{idMapKey(userID, id), indexKey(userID)}, dl, sessionPrefix(userID)).Int()
 	if err != nil {
-		return unavailable("revoking session by id", err)
+		return scriptdeadline.Unavailable("revoking session by id", err)
 	}
 	if n == 0 {
 		return session.ErrNotFound
@@ -389,7 +390,7 @@ func (s *Sessions) List(ctx context.Context, userID string) ([]session.Session, 
 	index := indexKey(userID)
 	members, err := s.c.ZRevRange(ctx, index, 0, int64(s.maxPerUser)-1).Result()
 	if err != nil {
-		return nil, unavailable("listing sessions", err)
+		return nil, scriptdeadline.Unavailable("listing sessions", err)
 	}
 	prefix := sessionPrefix(userID)
 	reads := make([]*redis.Cmd, len(members))
@@ -403,7 +404,7 @@ func (s *Sessions) List(ctx context.Context, userID string) ([]session.Session, 
 			return nil
 		})
 		if err != nil {
-			return nil, unavailable("listing sessions", err)
+			return nil, scriptdeadline.Unavailable("listing sessions", err)
 		}
 	}
 	now := s.now()
@@ -412,7 +413,7 @@ func (s *Sessions) List(ctx context.Context, userID string) ([]session.Session, 
 	for i, read := range reads {
 		vals, err := read.Slice()
 		if err != nil || len(vals) != len(listFields) {
-			return nil, unavailable("listing sessions", fmt.Errorf("HMGET: %d values, %w", len(vals), err))
+			return nil, scriptdeadline.Unavailable("listing sessions", fmt.Errorf("HMGET: %d values, %w", len(vals), err))
 		}
 		// HMGET answers all nils only for a key that does not exist
 		// (every session hash holds its id).

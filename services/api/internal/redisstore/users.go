@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"redis-session-app/services/api/internal/scriptdeadline"
 	"redis-session-app/services/api/internal/session"
 )
 
@@ -25,7 +26,7 @@ var _ session.UserStore = (*Users)(nil)
 
 // NewUsers returns a user store on c.
 func NewUsers(c redis.UniversalClient) *Users {
-	return &Users{c: c, timeout: clientTimeout(c)}
+	return &Users{c: c, timeout: scriptdeadline.ClientTimeout(c)}
 }
 
 // newUserID returns a fresh random user id, of the shape session tokens and
@@ -54,13 +55,13 @@ func (s *Users) CreateUser(ctx context.Context, u session.User) error {
 	if !validUserID(u.ID) {
 		return errors.New("creating user: malformed user id")
 	}
-	dl, err := deadline(ctx, s.timeout)
+	dl, err := scriptdeadline.At(ctx, s.timeout)
 	if err != nil {
-		return unavailable("creating user", err)
+		return scriptdeadline.Unavailable("creating user", err)
 	}
 	stored, err := createUserScript.Run(ctx, s.c, []string{userKey(u.Username)}, dl, u.ID, u.Username, u.PasswordHash).Int()
 	if err != nil {
-		return unavailable("creating user", err)
+		return scriptdeadline.Unavailable("creating user", err)
 	}
 	if stored == 0 {
 		return session.ErrUsernameTaken
@@ -75,7 +76,7 @@ func (s *Users) UserByName(ctx context.Context, username string) (session.User, 
 	}
 	f, err := s.c.HGetAll(ctx, userKey(username)).Result()
 	if err != nil {
-		return session.User{}, unavailable("looking up user", err)
+		return session.User{}, scriptdeadline.Unavailable("looking up user", err)
 	}
 	u := session.User{ID: f["id"], Username: f["name"], PasswordHash: f["pw"]}
 	if !validUserID(u.ID) || u.Username == "" || u.PasswordHash == "" {

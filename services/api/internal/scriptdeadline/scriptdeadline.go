@@ -1,16 +1,9 @@
-package redisstore
-
-import (
-	"context"
-	"errors"
-	"fmt"
-	"time"
-
-	"github.com/redis/go-redis/v9"
-
-	"redis-session-app/services/api/internal/session"
-)
-
+// Package scriptdeadline gives the Lua scripts that write to Redis a
+// deadline, so that a script Redis runs after the caller stopped waiting
+// changes nothing. The session store (redisstore) and the rate limiter
+// (ratelimit) both use it: a request answered 503 must have changed
+// nothing, neither a session nor a rate limit's count.
+//
 // A script that writes carries a deadline: the moment the caller stops
 // waiting for it, the earlier of the context's deadline and now plus the
 // client's read timeout, less a margin. Redis compares it with its own
@@ -37,35 +30,77 @@ import (
 // api_redis_errors_total while api_redis_up stays 1, and answered 503.
 // A Redis clock behind the replica's lets a script run up to the skew
 // after the deadline, which the margin absorbs up to its size.
+//
+// A script uses it thus: its Lua source starts with Prelude, its first
+// ARGV is At(ctx, ClientTimeout(client)), and the error of running it is
+// wrapped by Unavailable.
+package scriptdeadline
 
-// deadlineMarginDivisor sets the margin as a fraction of the timeout.
-const deadlineMarginDivisor = 4
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"redis-session-app/services/api/internal/session"
+)
+
+// Prelude is the prelude of every script that writes. ARGV[1] is the
+// moment, in Unix milliseconds by the replica's clock, after which the
+// replica no longer waits for the answer (see At). A script that
+// Redis runs later than that - it was queued behind a slow command, a
+// fork or a paused process - must change nothing, since the replica has
+// already answered 503. Redis 7 replicates a script's effects, not the
+// script, so reading TIME before writing is allowed.
+const Prelude = `
+local function late()
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if now > tonumber(ARGV[1]) then
+    return redis.error_reply('LATE Redis time ' .. now .. ' ms is past the deadline ' .. ARGV[1])
+  end
+end
+local err = late()
+if err then
+  return err
+end
+`
+
+// DefaultTimeout is the timeout ClientTimeout assumes for a client that
+// never times out, or is of an unknown kind, so that its scripts still
+// carry a deadline. It is also redisstore's default timeout of a call.
+const DefaultTimeout = 500 * time.Millisecond
+
+// marginDivisor sets the margin as a fraction of the timeout.
+const marginDivisor = 4
 
 // errTooLate is returned without a round trip when the caller's context
 // leaves no time for a script to be worth sending.
 var errTooLate = errors.New("no time left before the deadline")
 
-// deadline returns the deadline of a script sent now, in Unix
+// At returns the deadline of a script sent now, in Unix
 // milliseconds, for a client whose calls time out after timeout.
-func deadline(ctx context.Context, timeout time.Duration) (int64, error) {
+func At(ctx context.Context, timeout time.Duration) (int64, error) {
 	now := time.Now()
 	end := now.Add(timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(end) {
 		end = d
 	}
-	end = end.Add(-timeout / deadlineMarginDivisor)
+	end = end.Add(-timeout / marginDivisor)
 	if !end.After(now) {
 		return 0, errTooLate
 	}
 	return end.UnixMilli(), nil
 }
 
-// clientTimeout returns how long c waits for an answer, which NewClient
-// sets from ClientOptions.Timeout. Reading it from the client keeps the
-// deadline of a script in step with the timeout that actually applies.
-// A client that never times out (or is of an unknown kind) gets the
-// default, so that scripts still carry a deadline.
-func clientTimeout(c redis.UniversalClient) time.Duration {
+// ClientTimeout returns how long c waits for an answer, which
+// redisstore.NewClient sets from ClientOptions.Timeout. Reading it from
+// the client keeps the deadline of a script in step with the timeout that
+// actually applies. A client that never times out (or is of an unknown
+// kind) gets DefaultTimeout, so that scripts still carry a deadline.
+func ClientTimeout(c redis.UniversalClient) time.Duration {
 	var t time.Duration
 	switch c := c.(type) {
 	case *redis.Client: // one node or a Sentinel-managed master
@@ -74,14 +109,14 @@ func clientTimeout(c redis.UniversalClient) time.Duration {
 		t = c.Options().ReadTimeout
 	}
 	if t <= 0 {
-		return defaultTimeout
+		return DefaultTimeout
 	}
 	return t
 }
 
-// unavailable wraps the error of a call that failed as
+// Unavailable wraps the error of a call that failed as
 // session.ErrUnavailable, saying when Redis ran a script too late.
-func unavailable(op string, err error) error {
+func Unavailable(op string, err error) error {
 	if redis.HasErrorPrefix(err, "LATE") {
 		return fmt.Errorf("%w: %s: Redis ran it after the replica stopped waiting, so it changed nothing (if this happens while Redis is fast, its clock is ahead of this replica's): %w",
 			session.ErrUnavailable, op, err)
