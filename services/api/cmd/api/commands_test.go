@@ -39,8 +39,8 @@ func TestRedisCommandsPerRoute(t *testing.T) {
 		prep func() // not measured
 		f    func()
 	}{
-		{"register", 10, nil, func() { r.register(t, "counter", pw) }},
-		{"login", 20, nil, func() { tok = r.login(t, "counter", pw) }},
+		{"register", 11, nil, func() { r.register(t, "counter", pw) }},
+		{"login", 22, nil, func() { tok = r.login(t, "counter", pw) }},
 		{"profile", 1, nil, func() { wantStatus(t, r.profile(t, tok), http.StatusOK) }},
 		{"sessions", 3 + limitCommands, nil, func() { r.sessions(t, tok) }},
 		{"refresh", 15, nil, func() {
@@ -94,9 +94,10 @@ func TestRedisCommandsPerRoute(t *testing.T) {
 }
 
 // limitCommands is what one check of a rate limit sends to Redis, once its
-// script is loaded (login loads it): the EVALSHA of redis_rate's script and
-// the TIME, GET and SET the script runs, in one round trip.
-const limitCommands = 4
+// script is loaded (login loads it): the EVALSHA of the GCRA script and the
+// TIME of its deadline, the TIME, GET and SET of the GCRA, in one round
+// trip.
+const limitCommands = 5
 
 // redisCommands returns the commands Redis ran during f for requests: not
 // those of the test's own transactions around f, and not the SETs of the

@@ -1,25 +1,29 @@
 // Package ratelimit limits login and register attempts per client IP and per
 // username, and the listings of sessions per user. The state lives in
-// Redis (GCRA through redis_rate), so every replica counts against the same
-// limits.
+// Redis, so every replica counts against the same limits: GCRA, in a Lua
+// script ported from redis_rate (see gcra.go) so that it carries a
+// deadline, like every script of the service that writes.
 package ratelimit
 
 import (
 	"context"
 	"fmt"
 	"net/netip"
+	"time"
 
-	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
 
+	"redis-session-app/services/api/internal/scriptdeadline"
 	"redis-session-app/services/api/internal/session"
 )
 
-// Key prefixes. redis_rate puts its own "rate:" in front, so the keys in
-// Redis are "rate:rl:ip:<ip>", "rate:rl:user:<canonical username>" and
+// Key prefixes. Each key is "rate:" and one of these, as redis_rate named
+// them, so the counts of a version that used redis_rate carry over:
+// "rate:rl:ip:<ip>", "rate:rl:user:<canonical username>" and
 // "rate:rl:sessions:<user id>". Each expires once its limit has fully
 // recovered.
 const (
+	keyPrefix   = "rate:"
 	keyIP       = "rl:ip:"
 	keyUser     = "rl:user:"
 	keySessions = "rl:sessions:"
@@ -40,24 +44,26 @@ type Limits struct {
 // Limiter enforces Limits. It implements httpapi.RateLimiter and is safe
 // for concurrent use.
 type Limiter struct {
-	rl              *redis_rate.Limiter
-	perUser         redis_rate.Limit
-	perIP           redis_rate.Limit
-	sessionsPerUser redis_rate.Limit
+	c               redis.UniversalClient
+	timeout         time.Duration // of c's calls, for the scripts' deadline
+	perUser         limit
+	perIP           limit
+	sessionsPerUser limit
 }
 
 // New returns a Limiter enforcing l, keeping its counts in c.
 func New(c redis.UniversalClient, l Limits) *Limiter {
 	return &Limiter{
-		rl:              redis_rate.NewLimiter(c),
+		c:               c,
+		timeout:         scriptdeadline.ClientTimeout(c),
 		perUser:         gcra(l.LoginPerUser),
 		perIP:           gcra(l.LoginPerIP),
 		sessionsPerUser: gcra(l.SessionsPerUser),
 	}
 }
 
-func gcra(l session.Limit) redis_rate.Limit {
-	return redis_rate.Limit{Rate: l.Rate, Burst: l.BurstOf(), Period: l.Period}
+func gcra(l session.Limit) limit {
+	return limit{Rate: l.Rate, Burst: l.BurstOf(), Period: l.Period}
 }
 
 // AllowLogin counts one attempt against the IP's limit and, when username is
@@ -108,14 +114,14 @@ func (l *Limiter) AllowSessions(ctx context.Context, userID string) (session.Rat
 	return l.allow(ctx, session.LimitSessions, keySessions+userID, l.sessionsPerUser)
 }
 
-func (l *Limiter) allow(ctx context.Context, name, key string, limit redis_rate.Limit) (session.RateDecision, error) {
-	if limit.Rate < 1 || limit.Burst < 1 || limit.Period <= 0 {
+func (l *Limiter) allow(ctx context.Context, name, key string, lim limit) (session.RateDecision, error) {
+	if lim.Rate < 1 || lim.Burst < 1 || lim.Period <= 0 {
 		// The script would divide by zero; refuse loudly instead.
-		return session.RateDecision{}, fmt.Errorf("ratelimit: invalid %s limit %v", name, limit)
+		return session.RateDecision{}, fmt.Errorf("ratelimit: invalid %s limit %v", name, lim)
 	}
-	res, err := l.rl.Allow(ctx, key, limit)
+	res, err := allowOne(ctx, l.c, l.timeout, keyPrefix+key, lim)
 	if err != nil {
-		return session.RateDecision{}, fmt.Errorf("ratelimit: checking %s limit: %w: %w", name, session.ErrUnavailable, err)
+		return session.RateDecision{}, scriptdeadline.Unavailable("ratelimit: checking "+name+" limit", err)
 	}
 	if res.Allowed > 0 {
 		return session.RateDecision{Allowed: true}, nil

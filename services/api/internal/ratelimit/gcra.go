@@ -1,0 +1,177 @@
+package ratelimit
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"redis-session-app/services/api/internal/scriptdeadline"
+)
+
+// limit is one GCRA limit: Rate events per Period, up to Burst at once.
+type limit struct {
+	Rate   int
+	Burst  int
+	Period time.Duration
+}
+
+func (l limit) String() string {
+	return fmt.Sprintf("%d per %v (burst %d)", l.Rate, l.Period, l.Burst)
+}
+
+// result is what one check of a limit found.
+type result struct {
+	// Allowed is 1 when the event was allowed, and then counted, and 0
+	// when it was refused.
+	Allowed int
+	// RetryAfter is how long until an event would be allowed, or -1 when
+	// this one was.
+	RetryAfter time.Duration
+}
+
+// allowScript is the GCRA of github.com/go-redis/redis_rate v10.0.1
+// (lua.go, its allowN script), which this package used until it needed a
+// deadline that redis_rate's script cannot carry: with a slow Redis, a
+// check the replica had given up on (and answered 503) ran later all the
+// same and used up a token, so a client retrying through a stall of Redis
+// was later refused with 429 for attempts that never happened. The script
+// below is redis_rate's, with scriptdeadline.Prelude in front and each of
+// its ARGV moved up by one to make room for the deadline; the rest, its
+// maths and the key it keeps (the TAT as seconds since 2017) included, is
+// unchanged, so that counts written by a version that used redis_rate
+// carry over.
+//
+// redis_rate is Copyright (c) 2013 The github.com/go-redis/redis_rate
+// Authors, under the BSD 2-Clause licence:
+//
+//	Redistribution and use in source and binary forms, with or without
+//	modification, are permitted provided that the following conditions are
+//	met:
+//
+//	   * Redistributions of source code must retain the above copyright
+//	notice, this list of conditions and the following disclaimer.
+//	   * Redistributions in binary form must reproduce the above
+//	copyright notice, this list of conditions and the following disclaimer
+//	in the documentation and/or other materials provided with the
+//	distribution.
+//
+//	THIS SOFTWARE IS PROVIDED BY THE COPYRIGHT HOLDERS AND CONTRIBUTORS
+//	"AS IS" AND ANY EXPRESS OR IMPLIED WARRANTIES, INCLUDING, BUT NOT
+//	LIMITED TO, THE IMPLIED WARRANTIES OF MERCHANTABILITY AND FITNESS FOR
+//	A PARTICULAR PURPOSE ARE DISCLAIMED. IN NO EVENT SHALL THE COPYRIGHT
+//	OWNER OR CONTRIBUTORS BE LIABLE FOR ANY DIRECT, INDIRECT, INCIDENTAL,
+//	SPECIAL, EXEMPLARY, OR CONSEQUENTIAL DAMAGES (INCLUDING, BUT NOT
+//	LIMITED TO, PROCUREMENT OF SUBSTITUTE GOODS OR SERVICES; LOSS OF USE,
+//	DATA, OR PROFITS; OR BUSINESS INTERRUPTION) HOWEVER CAUSED AND ON ANY
+//	THEORY OF LIABILITY, WHETHER IN CONTRACT, STRICT LIABILITY, OR TORT
+//	(INCLUDING NEGLIGENCE OR OTHERWISE) ARISING IN ANY WAY OUT OF THE USE
+//	OF THIS SOFTWARE, EVEN IF ADVISED OF THE POSSIBILITY OF SUCH DAMAGE.
+//
+// redis_rate in turn credits its script to Pavel Pravosud, Copyright (c)
+// 2017: https://github.com/rwz/redis-gcra/blob/master/vendor/perform_gcra_ratelimit.lua
+//
+// KEYS: the limit's key. ARGV: deadline, burst, rate, period (seconds),
+// cost. Returns {allowed, remaining, retry_after, reset_after}, the last
+// two as strings of seconds.
+var allowScript = redis.NewScript(scriptdeadline.Prelude + `
+-- this script has side-effects, so it requires replicate commands mode
+redis.replicate_commands()
+
+local rate_limit_key = KEYS[1]
+local burst = ARGV[2]
+local rate = ARGV[3]
+local period = ARGV[4]
+local cost = tonumber(ARGV[5])
+
+local emission_interval = period / rate
+local increment = emission_interval * cost
+local burst_offset = emission_interval * burst
+
+-- redis returns time as an array containing two integers: seconds of the epoch
+-- time (10 digits) and microseconds (6 digits). for convenience we need to
+-- convert them to a floating point number. the resulting number is 16 digits,
+-- bordering on the limits of a 64-bit double-precision floating point number.
+-- adjust the epoch to be relative to Jan 1, 2017 00:00:00 GMT to avoid floating
+-- point problems. this approach is good until "now" is 2,483,228,799 (Wed, 09
+-- Sep 2048 01:46:39 GMT), when the adjusted value is 16 digits.
+local jan_1_2017 = 1483228800
+local now = redis.call("TIME")
+now = (now[1] - jan_1_2017) + (now[2] / 1000000)
+
+local tat = redis.call("GET", rate_limit_key)
+
+if not tat then
+  tat = now
+else
+  tat = tonumber(tat)
+end
+
+tat = math.max(tat, now)
+
+local new_tat = tat + increment
+local allow_at = new_tat - burst_offset
+
+local diff = now - allow_at
+local remaining = diff / emission_interval
+
+if remaining < 0 then
+  local reset_after = tat - now
+  local retry_after = diff * -1
+  return {
+    0, -- allowed
+    0, -- remaining
+    tostring(retry_after),
+    tostring(reset_after),
+  }
+end
+
+local reset_after = new_tat - now
+if reset_after > 0 then
+  redis.call("SET", rate_limit_key, new_tat, "EX", math.ceil(reset_after))
+end
+local retry_after = -1
+return {cost, remaining, tostring(retry_after), tostring(reset_after)}
+`)
+
+// allowOne counts one event against lim under key, as redis_rate's
+// Limiter.Allow did, unless Redis runs the script after the deadline that
+// timeout (c's) and ctx set: then the script writes nothing and the error
+// says so (scriptdeadline.Unavailable tells it apart).
+func allowOne(ctx context.Context, c redis.UniversalClient, timeout time.Duration, key string, lim limit) (result, error) {
+	dl, err := scriptdeadline.At(ctx, timeout)
+	if err != nil {
+		return result{}, err
+	}
+	v, err := allowScript.Run(ctx, c, []string{key}, dl, lim.Burst, lim.Rate, lim.Period.Seconds(), 1).Slice()
+	if err != nil {
+		return result{}, err
+	}
+	if len(v) != 4 {
+		return result{}, fmt.Errorf("GCRA script: got %d values, want 4", len(v))
+	}
+	allowed, ok := v[0].(int64)
+	if !ok {
+		return result{}, fmt.Errorf("GCRA script: allowed is %T, want an integer", v[0])
+	}
+	s, ok := v[2].(string)
+	if !ok {
+		return result{}, fmt.Errorf("GCRA script: retry_after is %T, want a string", v[2])
+	}
+	retryAfter, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return result{}, fmt.Errorf("GCRA script: retry_after: %w", err)
+	}
+	return result{Allowed: int(allowed), RetryAfter: seconds(retryAfter)}, nil
+}
+
+// seconds converts the script's seconds to a duration, -1 (none) kept as
+// -1, as redis_rate does.
+func seconds(f float64) time.Duration {
+	if f == -1 {
+		return -1
+	}
+	return time.Duration(f * float64(time.Second))
+}
