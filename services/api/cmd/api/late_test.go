@@ -222,6 +222,98 @@ func TestLateWritesChangeNothing(t *testing.T) {
 	}
 }
 
+// TestLateLoginSpendsNoToken freezes Redis (SIGSTOP) for longer than
+// REDIS_TIMEOUT while logins are in flight: each is answered 503, and
+// the rate limit checks Redis runs when it wakes, after the replica gave
+// up, must spend no token, neither of the IP's limit nor of the user's.
+// Otherwise a client retrying through a stall would later be refused
+// (429) for attempts that never happened. One client's IP has a limit
+// counted before (the peer, 127.0.0.1), the other's none yet (one
+// X-Forwarded-For names through a trusted proxy).
+func TestLateLoginSpendsNoToken(t *testing.T) {
+	t.Parallel()
+	const (
+		timeout = 500 * time.Millisecond
+		logins  = 4 // from each of the two IPs
+	)
+	rds := redistest.Start(t)
+	// Limits per hour, so that no key expires while the test runs.
+	r := startReplica(t, baseEnv(rds.Addr(), "latelogin").with(
+		"REDIS_TIMEOUT", timeout.String(), "TRUSTED_PROXIES", "127.0.0.1", "LOG_LEVEL", "info",
+		"LOGIN_LIMIT_PER_USER", "100/h", "LOGIN_LIMIT_PER_IP", "100/h"))
+	r.register(t, "stalled", pw)
+	tok := r.login(t, "stalled", pw)
+	// Open connections for every login in flight (see
+	// TestLateWritesChangeNothing).
+	var warm sync.WaitGroup
+	for range 4 * logins {
+		warm.Go(func() { r.do(t, http.MethodGet, "/profile", "", "X-Session-Id", tok) })
+	}
+	warm.Wait()
+
+	const (
+		counted = "rate:rl:ip:127.0.0.1"
+		fresh   = "rate:rl:ip:203.0.113.7"
+		user    = "rate:rl:user:stalled"
+	)
+	admin := rds.Client(t)
+	ctx := context.Background()
+	keys := func() map[string]string {
+		m := map[string]string{}
+		for _, k := range []string{counted, fresh, user} {
+			m[k] = admin.Get(ctx, k).Val() // "" when the key does not exist
+		}
+		return m
+	}
+	before := keys()
+	if before[counted] == "" || before[user] == "" || before[fresh] != "" {
+		t.Fatalf("limit keys before the freeze: got %v, want %s and %s counted, %s not", before, counted, user, fresh)
+	}
+	if err := admin.ConfigResetStat(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	rds.Pause()
+	paused := time.Now()
+	var wg sync.WaitGroup
+	for i := range 2 * logins {
+		var headers []string
+		if i%2 == 1 {
+			headers = []string{"X-Forwarded-For", "203.0.113.7"}
+		}
+		wg.Go(func() {
+			res, err := r.try(http.MethodPost, "/auth/login", credentials("stalled", pw), headers)
+			if err != nil {
+				t.Errorf("login: %v", err)
+			} else if res.status != http.StatusServiceUnavailable {
+				t.Errorf("login while Redis is frozen: got %d %s, want 503", res.status, res.body)
+			}
+		})
+	}
+	wg.Wait()
+	time.Sleep(time.Until(paused.Add(2 * timeout)))
+	rds.Resume()
+
+	// Whatever a frozen Redis ran late has run once it answers a new
+	// connection (see TestLateWritesChangeNothing); the logins whose
+	// checks reached it before it froze were refused as too late.
+	poll.For(t, 5*time.Second, "/readyz to answer 200 again", func() bool {
+		res, err := r.try(http.MethodGet, "/readyz", "", nil)
+		return err == nil && res.status == http.StatusOK
+	})
+	after := keys()
+	for k, v := range before {
+		if after[k] != v {
+			t.Errorf("%s: got %q, want %q as before the freeze: a login answered 503 spent a token", k, after[k], v)
+		}
+	}
+	m := regexp.MustCompile(`errorstat_LATE:count=(\d+)`).FindStringSubmatch(admin.Info(ctx, "errorstats").Val())
+	if m == nil {
+		t.Fatalf("Redis refused no script as too late: the freeze caught no login in flight, or the checks ran without a deadline")
+	}
+	t.Logf("of %d logins answered 503, the checks Redis ran after the deadline and refused: %s", 2*logins, m[1])
+}
+
 // target is a session to revoke by its public id.
 type target struct {
 	token, id string
