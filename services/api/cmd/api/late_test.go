@@ -57,15 +57,7 @@ func TestLateWritesChangeNothing(t *testing.T) {
 	}
 	joinerFirst := r.login(t, "joiner", pw)
 
-	// Enough idle connections in the pool that the requests of every
-	// worker go out on a connection that is already open when Redis
-	// freezes: a new connection would wait for its handshake and never
-	// send the request itself.
-	var warm sync.WaitGroup
-	for range 4 * workers {
-		warm.Go(func() { r.do(t, http.MethodGet, "/profile", "", "X-Session-Id", admin) })
-	}
-	warm.Wait()
+	warmPool(t, r, admin, 4*workers)
 
 	var (
 		mu       sync.Mutex
@@ -243,13 +235,7 @@ func TestLateLoginSpendsNoToken(t *testing.T) {
 		"LOGIN_LIMIT_PER_USER", "100/h", "LOGIN_LIMIT_PER_IP", "100/h"))
 	r.register(t, "stalled", pw)
 	tok := r.login(t, "stalled", pw)
-	// Open connections for every login in flight (see
-	// TestLateWritesChangeNothing).
-	var warm sync.WaitGroup
-	for range 4 * logins {
-		warm.Go(func() { r.do(t, http.MethodGet, "/profile", "", "X-Session-Id", tok) })
-	}
-	warm.Wait()
+	warmPool(t, r, tok, 4*logins)
 
 	const (
 		counted = "rate:rl:ip:127.0.0.1"
@@ -317,4 +303,17 @@ func TestLateLoginSpendsNoToken(t *testing.T) {
 // target is a session to revoke by its public id.
 type target struct {
 	token, id string
+}
+
+// warmPool leaves n idle connections in the replica's Redis pool (n
+// concurrent reads of tok's profile), so that the requests of a test go out
+// on connections already open when Redis freezes: a new connection would
+// wait for its handshake and never send the request itself.
+func warmPool(t *testing.T, r *replica, tok string, n int) {
+	t.Helper()
+	var warm sync.WaitGroup
+	for range n {
+		warm.Go(func() { r.do(t, http.MethodGet, "/profile", "", "X-Session-Id", tok) })
+	}
+	warm.Wait()
 }
