@@ -166,11 +166,14 @@ func decodeCredentials(c *gin.Context) (username, password string, err error) {
 // writeJSON answers status with v encoded as JSON straight into the
 // response, where gin's c.JSON encodes into a buffer and then copies it:
 // for a listing of 100 sessions (about 30 KB) that copy and its garbage
-// were a tenth of the route's CPU.
+// were a tenth of the route's CPU. Invalid UTF-8 in a string becomes
+// U+FFFD, as c.JSON does, instead of cutting the body short: a session
+// stored by a version that kept the client's bytes as they came may hold
+// some.
 func writeJSON(c *gin.Context, status int, v any) {
 	c.Header("Content-Type", "application/json; charset=utf-8")
 	c.Status(status)
-	if err := json.MarshalWrite(c.Writer, v); err != nil {
+	if err := json.MarshalWrite(c.Writer, v, jsontext.AllowInvalidUTF8(true)); err != nil {
 		// The status line is out; all that is left is to record it.
 		_ = c.Error(err)
 	}

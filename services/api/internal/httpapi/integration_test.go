@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"runtime"
 	"strings"
@@ -181,4 +182,49 @@ func TestRedisOutage(t *testing.T) {
 	checkResponse(t, h.do(newRequest(http.MethodPost, "/auth/register", `{"username":"Alice","password":"correct horse"}`)),
 		http.StatusCreated, `{"username":"Alice"}`)
 	login(t, h, "ua")
+}
+
+// TestListingInvalidUTF8: HTTP lets a User-Agent carry any byte from 0x80
+// up. A login keeps it as valid UTF-8 (U+FFFD for each run of other
+// bytes), and a session that holds such bytes anyway, stored by a version
+// that kept them as they came, is listed with U+FFFD too: the answer is
+// whole, valid JSON, never a 200 cut short.
+func TestListingInvalidUTF8(t *testing.T) {
+	h, srv := newRedisHarness(t)
+	checkResponse(t, h.do(newRequest(http.MethodPost, "/auth/register", `{"username":"Alice","password":"correct horse"}`)),
+		http.StatusCreated, `{"username":"Alice"}`)
+	tok := login(t, h, "Moz\xffilla")
+	login(t, h, "ua")
+	rdb := srv.Client(t)
+	ctx := context.Background()
+	var stored bool
+	for _, key := range rdb.Keys(ctx, "sess:*").Val() {
+		if rdb.HGet(ctx, key, "ua").Val() == "ua" {
+			rdb.HSet(ctx, key, "ua", "old\xfe\xfeagent")
+			stored = true
+		}
+	}
+	if !stored {
+		t.Fatal("no session with User-Agent \"ua\" in Redis")
+	}
+
+	rec := h.do(authed(newRequest(http.MethodGet, "/auth/sessions", ""), tok))
+	if rec.Code != http.StatusOK || !json.Valid(rec.Body.Bytes()) {
+		t.Fatalf("GET /auth/sessions: got %d %q, want 200 with valid JSON", rec.Code, rec.Body)
+	}
+	var body struct {
+		Sessions []struct {
+			UserAgent string `json:"userAgent"`
+			Current   bool   `json:"current"`
+		} `json:"sessions"`
+	}
+	decodeBody(t, rec, &body)
+	got := map[bool]string{}
+	for _, s := range body.Sessions {
+		got[s.Current] = s.UserAgent
+	}
+	// The listing replaces each byte, a login each run of them.
+	if got[true] != "Moz\uFFFDilla" || got[false] != "old\uFFFD\uFFFDagent" || len(body.Sessions) != 2 {
+		t.Errorf("listed User-Agents: got %v, want %q (current) and %q", got, "Moz\uFFFDilla", "old\uFFFD\uFFFDagent")
+	}
 }

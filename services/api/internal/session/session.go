@@ -7,6 +7,7 @@ package session
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -120,8 +121,11 @@ type UserStore interface {
 const MaxClientTextLen = 512
 
 // ClientText cuts s to at most MaxClientTextLen bytes without splitting a
-// UTF-8 sequence.
+// UTF-8 sequence, after replacing each run of bytes that is not UTF-8
+// (HTTP lets a header carry any byte from 0x80 up) with U+FFFD: what a
+// session keeps is shown in a JSON listing, which must be UTF-8.
 func ClientText(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
 	n := MaxClientTextLen
 	if len(s) <= n {
 		return s

@@ -19,6 +19,8 @@ func TestClientText(t *testing.T) {
 		{"Long", strings.Repeat("a", 600), strings.Repeat("a", 512)},
 		// 511 ASCII bytes then a 3-byte character: keeping it would make 514.
 		{"NoSplitRune", strings.Repeat("a", 511) + "€€", strings.Repeat("a", 511)},
+		{"InvalidUTF8", "Moz\xff\xfeilla", "Moz\uFFFDilla"},
+		{"InvalidUTF8Long", strings.Repeat("a\xff", 300), strings.Repeat("a\uFFFD", 128)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
