@@ -96,6 +96,20 @@ func testNginxOwnErrors(t *testing.T, s *stack) {
 			t.Errorf("got %d %q from replica %q, want a replica's 200 {\"status\":\"ok\"}", res.StatusCode, body, res.Header.Get("X-Instance"))
 		}
 	})
+	// nginx answers TRACE itself; on a known path its 405 names the
+	// route's methods, as a replica's does.
+	t.Run("TraceNamesAllow", func(t *testing.T) {
+		res, body, err := s.rawExchange("TRACE /auth/sessions/abc HTTP/1.1\r\nHost: x\r\n\r\n", 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := nginxErrorOK(res, body, http.StatusMethodNotAllowed); err != nil {
+			t.Error(err)
+		}
+		if got := res.Header.Get("Allow"); got != "DELETE" {
+			t.Errorf("Allow: got %q, want %q", got, "DELETE")
+		}
+	})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			res, body, err := s.rawExchange(tc.raw, 10*time.Second)

@@ -217,7 +217,9 @@ func TestLateWritesChangeNothing(t *testing.T) {
 // TestLateLoginSpendsNoToken freezes Redis (SIGSTOP) for longer than
 // REDIS_TIMEOUT while logins are in flight: each is answered 503, and
 // the rate limit checks Redis runs when it wakes, after the replica gave
-// up, must spend no token, neither of the IP's limit nor of the user's.
+// up, must spend no token of the IP's limit (the first check a login
+// makes; it times out, so the user's check is never sent: ratelimit's
+// TestLateUserCheckChangesNothing freezes Redis between the two).
 // Otherwise a client retrying through a stall would later be refused
 // (429) for attempts that never happened. One client's IP has a limit
 // counted before (the peer, 127.0.0.1), the other's none yet (one

@@ -412,8 +412,11 @@ func (s *Sessions) List(ctx context.Context, userID string) ([]session.Session, 
 	var gone, repair []any
 	for i, read := range reads {
 		vals, err := read.Slice()
-		if err != nil || len(vals) != len(listFields) {
-			return nil, scriptdeadline.Unavailable("listing sessions", fmt.Errorf("HMGET: %d values, %w", len(vals), err))
+		if err != nil {
+			return nil, scriptdeadline.Unavailable("listing sessions", err)
+		}
+		if len(vals) != len(listFields) {
+			return nil, scriptdeadline.Unavailable("listing sessions", fmt.Errorf("HMGET answered %d values, want %d", len(vals), len(listFields)))
 		}
 		// HMGET answers all nils only for a key that does not exist
 		// (every session hash holds its id).

@@ -1,8 +1,10 @@
 // Package scriptdeadline gives the Lua scripts that write to Redis a
 // deadline, so that a script Redis runs after the caller stopped waiting
 // changes nothing. The session store (redisstore) and the rate limiter
-// (ratelimit) both use it: a request answered 503 must have changed
-// nothing, neither a session nor a rate limit's count.
+// (ratelimit) both use it: what Redis runs after the replica answered
+// 503 changes neither a session nor a rate limit's count. (A limit check
+// Redis answered in time stays counted even when the request then fails
+// with 503 further on, as any attempt does.)
 //
 // A script that writes carries a deadline: the moment the caller stops
 // waiting for it, the earlier of the context's deadline and now plus the
