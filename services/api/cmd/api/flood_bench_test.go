@@ -44,6 +44,10 @@ import (
 // that four clients cost nothing. "FloodFewSessions" is the other
 // control: the same flood from an account with one session, so that
 // Flood against it shows what the 3,000 sessions themselves cost others.
+// The two "Sustained" cases start measuring only once a listing of the
+// flood has been refused: a run is about a second of the victim's
+// requests, in which the hoarder's burst (100 listings) would otherwise
+// weigh as much as five seconds of the attack it can keep up.
 // Run it alone: go test -run '^$' -bench ProfileUnderSessionFlood -benchtime 3000x ./cmd/api/
 func BenchmarkProfileUnderSessionFlood(b *testing.B) {
 	profile := floodLoop{"profile", http.MethodGet, "/profile", ""}
@@ -63,8 +67,12 @@ func BenchmarkProfileUnderSessionFlood(b *testing.B) {
 		{"FloodFewSessions", flood, 0},
 		{"Flood", flood, 3000},
 	} {
-		b.Run(tc.name, func(b *testing.B) { benchProfileUnderFlood(b, tc.loops, tc.hoard) })
+		b.Run(tc.name, func(b *testing.B) { benchProfileUnderFlood(b, tc.loops, tc.hoard, false) })
 	}
+	// The same two floods measured once the hoarder's burst is spent:
+	// what an attack that keeps going costs others.
+	b.Run("FloodFewSessionsSustained", func(b *testing.B) { benchProfileUnderFlood(b, flood, 0, true) })
+	b.Run("FloodSustained", func(b *testing.B) { benchProfileUnderFlood(b, flood, 3000, true) })
 }
 
 // floodLoop is one client of the hoarding account, sending one request
@@ -74,7 +82,7 @@ type floodLoop struct {
 	method, path, by string
 }
 
-func benchProfileUnderFlood(b *testing.B, floods []floodLoop, hoard int) {
+func benchProfileUnderFlood(b *testing.B, floods []floodLoop, hoard int, sustained bool) {
 	rds := redistest.Start(b)
 	// The default limits: an attacker has no others. Past 10 a minute
 	// the hoarder's logins are refused with 429 before any hash, and past
@@ -94,6 +102,10 @@ func benchProfileUnderFlood(b *testing.B, floods []floodLoop, hoard int) {
 	}
 
 	ctx, stop := context.WithCancel(context.Background())
+	// Closed when a listing of the flood is first refused: the hoarder
+	// has spent its burst, and what follows is the attack it can keep up.
+	spent := make(chan struct{})
+	var spentOnce sync.Once
 	var wg sync.WaitGroup
 	took := make([][]time.Duration, len(floods))
 	refused := make([]int, len(floods)) // 429 (a rate limit) or 5xx
@@ -112,6 +124,9 @@ func benchProfileUnderFlood(b *testing.B, floods []floodLoop, hoard int) {
 				took[i] = append(took[i], time.Since(start))
 				if res.status == http.StatusTooManyRequests || res.status >= 500 {
 					refused[i]++
+					if f.path == "/auth/sessions" && res.status == http.StatusTooManyRequests {
+						spentOnce.Do(func() { close(spent) })
+					}
 				}
 			}
 		})
@@ -123,6 +138,13 @@ func benchProfileUnderFlood(b *testing.B, floods []floodLoop, hoard int) {
 		b.Fatalf("CONFIG SET latency-monitor-threshold: %v", err)
 	}
 	rdb.Do(context.Background(), "LATENCY", "RESET")
+	if sustained && slices.ContainsFunc(floods, func(f floodLoop) bool { return f.path == "/auth/sessions" }) {
+		select {
+		case <-spent:
+		case <-time.After(30 * time.Second):
+			b.Fatal("the flood's listings were never refused: is SESSIONS_LIMIT_PER_USER off?")
+		}
+	}
 	cpu0 := redisCPU(b, rdb)
 	began := time.Now()
 	var lat, pings []time.Duration
