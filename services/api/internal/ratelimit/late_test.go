@@ -3,9 +3,7 @@ package ratelimit_test
 import (
 	"context"
 	"errors"
-	"regexp"
 	"slices"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -87,7 +85,7 @@ func TestLateChecksChangeNothing(t *testing.T) {
 	// One script per call reached Redis before it froze (a login's user
 	// limit is checked only once its IP limit answered).
 	waitScripts(t, srv, int64(len(calls)))
-	if got := lateRefusals(t, srv); got < int64(len(calls)) {
+	if got := srv.LateRefusals(t); got < int64(len(calls)) {
 		t.Errorf("Redis refused %d scripts as too late, want %d: the checks ran without a deadline", got, len(calls))
 	}
 	wantUnchanged(t, before, rateKeys(t, srv, keys))
@@ -131,7 +129,7 @@ func TestLateUserCheckChangesNothing(t *testing.T) {
 	srv.Resume()
 
 	waitScripts(t, srv, 2) // the IP limit's, then the user limit's
-	if got := lateRefusals(t, srv); got != 1 {
+	if got := srv.LateRefusals(t); got != 1 {
 		t.Errorf("Redis refused %d scripts as too late, want 1 (the user limit's)", got)
 	}
 	wantUnchanged(t, before, rateKeys(t, srv, []string{userKey}))
@@ -210,22 +208,6 @@ func waitScripts(t *testing.T, srv *redistest.Server, n int64) {
 	poll.For(t, 5*time.Second, "Redis to run the scripts sent while it was frozen", func() bool {
 		return srv.CommandStats(t)["evalsha"] >= n
 	})
-}
-
-// lateRefusals returns how many scripts Redis has answered with a LATE
-// error since its statistics were reset.
-func lateRefusals(t *testing.T, srv *redistest.Server) int64 {
-	t.Helper()
-	info, err := srv.Client(t).Info(context.Background(), "errorstats").Result()
-	if err != nil {
-		t.Fatalf("INFO errorstats: %v", err)
-	}
-	m := regexp.MustCompile(`errorstat_LATE:count=(\d+)`).FindStringSubmatch(info)
-	if m == nil {
-		return 0
-	}
-	n, _ := strconv.ParseInt(m[1], 10, 64)
-	return n
 }
 
 // afterHook calls after with every command once it has been answered or

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -230,6 +231,32 @@ func (s *Server) CommandStats(t testing.TB) map[string]int64 {
 	}
 	return stats
 }
+
+// LateRefusals returns how many scripts the server has answered with a
+// LATE error (scriptdeadline's: run after the caller's deadline) since it
+// started or its statistics were reset, from INFO errorstats.
+func (s *Server) LateRefusals(t testing.TB) int64 {
+	t.Helper()
+	info, err := s.do(t, "INFO", "errorstats")
+	if err != nil {
+		t.Fatalf("INFO errorstats: %v", err)
+	}
+	text, ok := info.(string)
+	if !ok {
+		t.Fatalf("INFO errorstats: got %T, want string", info)
+	}
+	m := lateCount.FindStringSubmatch(text)
+	if m == nil {
+		return 0
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil {
+		t.Fatalf("INFO errorstats: %q: %v", m[0], err)
+	}
+	return n
+}
+
+var lateCount = regexp.MustCompile(`errorstat_LATE:count=(\d+)`)
 
 // ResetStats zeroes the server's command statistics, so that a following
 // CommandStats counts only what happened in between.
