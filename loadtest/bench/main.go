@@ -269,39 +269,41 @@ func (b *bench) start(ctx context.Context, _ *Results) error {
 		}
 	}
 
-	conf, err := os.ReadFile(filepath.Join(b.o.repo, "nginx.conf"))
-	if err != nil {
-		return err
-	}
 	if b.static, err = freePort(); err != nil {
 		return err
 	}
 	if _, err := b.startNginx(ctx, "nginx-static", staticConfig(b.static, filepath.Join(b.dir, "nginx-static.pid")), b.static); err != nil {
 		return err
 	}
-	if b.proxyPort, err = freePort(); err != nil {
+	if _, b.proxyPort, err = b.startProxy(ctx, "nginx-proxy", []string{"127.0.0.1:" + strconv.Itoa(b.static)}); err != nil {
 		return err
 	}
-	proxy, err := proxyConfig(string(conf), []string{"127.0.0.1:" + strconv.Itoa(b.static)}, b.proxyPort, filepath.Join(b.dir, "nginx-proxy.pid"), freePort)
-	if err != nil {
-		return err
-	}
-	if _, err := b.startNginx(ctx, "nginx-proxy", proxy, b.proxyPort); err != nil {
-		return err
-	}
-	if b.nginxPort, err = freePort(); err != nil {
-		return err
-	}
-	prod, err := proxyConfig(string(conf), upstreams, b.nginxPort, filepath.Join(b.dir, "nginx.pid"), freePort)
-	if err != nil {
-		return err
-	}
-	if b.nginx, err = b.startNginx(ctx, "nginx", prod, b.nginxPort); err != nil {
+	if b.nginx, b.nginxPort, err = b.startProxy(ctx, "nginx", upstreams); err != nil {
 		return err
 	}
 	fmt.Fprintf(b.log, "redis :%d, replicas %v, nginx :%d, proxy ceiling :%d, static :%d (logs in %s)\n",
 		port, b.replicas, b.nginxPort, b.proxyPort, b.static, b.dir)
 	return nil
+}
+
+// startProxy starts an nginx named name with the repository's nginx.conf
+// in front of upstreams (host:port), on a free port it returns. On an
+// error after nginx started, the returned proc is that nginx.
+func (b *bench) startProxy(ctx context.Context, name string, upstreams []string) (*proc, int, error) {
+	conf, err := os.ReadFile(filepath.Join(b.o.repo, "nginx.conf"))
+	if err != nil {
+		return nil, 0, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, 0, err
+	}
+	cfg, err := proxyConfig(string(conf), upstreams, port, filepath.Join(b.dir, name+".pid"), freePort)
+	if err != nil {
+		return nil, 0, err
+	}
+	p, err := b.startNginx(ctx, name, cfg, port)
+	return p, port, err
 }
 
 func (b *bench) startNginx(ctx context.Context, name, conf string, port int) (*proc, error) {
@@ -575,19 +577,9 @@ func (b *bench) featurelessMax(ctx context.Context, res *Results) error {
 			return err
 		}
 	}
-	conf, err := os.ReadFile(filepath.Join(b.o.repo, "nginx.conf"))
-	if err != nil {
-		return err
-	}
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
-	cfg, err := proxyConfig(string(conf), upstreams, port, filepath.Join(b.dir, "nginx-featureless.pid"), freePort)
-	if err != nil {
-		return err
-	}
-	s.nginx, err = b.startNginx(ctx, "nginx-featureless", cfg, port)
+	var port int
+	var err error
+	s.nginx, port, err = b.startProxy(ctx, "nginx-featureless", upstreams)
 	if s.nginx != nil {
 		started = append(started, s.nginx)
 	}
