@@ -9,18 +9,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"redis-session-app/services/api/internal/scriptdeadline"
+	"redis-session-app/services/api/internal/session"
 )
-
-// limit is one GCRA limit: Rate events per Period, up to Burst at once.
-type limit struct {
-	Rate   int
-	Burst  int
-	Period time.Duration
-}
-
-func (l limit) String() string {
-	return fmt.Sprintf("%d per %v (burst %d)", l.Rate, l.Period, l.Burst)
-}
 
 // result is what one check of a limit found.
 type result struct {
@@ -140,12 +130,12 @@ return {cost, remaining, tostring(retry_after), tostring(reset_after)}
 // Limiter.Allow did, unless Redis runs the script after the deadline that
 // timeout (c's) and ctx set: then the script writes nothing and the error
 // says so (scriptdeadline.Unavailable tells it apart).
-func allowOne(ctx context.Context, c redis.UniversalClient, timeout time.Duration, key string, lim limit) (result, error) {
+func allowOne(ctx context.Context, c redis.UniversalClient, timeout time.Duration, key string, lim session.Limit) (result, error) {
 	dl, err := scriptdeadline.At(ctx, timeout)
 	if err != nil {
 		return result{}, err
 	}
-	v, err := allowScript.Run(ctx, c, []string{key}, dl, lim.Burst, lim.Rate, lim.Period.Seconds(), 1).Slice()
+	v, err := allowScript.Run(ctx, c, []string{key}, dl, lim.BurstOf(), lim.Rate, lim.Period.Seconds(), 1).Slice()
 	if err != nil {
 		return result{}, err
 	}

@@ -46,9 +46,9 @@ type Limits struct {
 type Limiter struct {
 	c               redis.UniversalClient
 	timeout         time.Duration // of c's calls, for the scripts' deadline
-	perUser         limit
-	perIP           limit
-	sessionsPerUser limit
+	perUser         session.Limit
+	perIP           session.Limit
+	sessionsPerUser session.Limit
 }
 
 // New returns a Limiter enforcing l, keeping its counts in c.
@@ -56,14 +56,10 @@ func New(c redis.UniversalClient, l Limits) *Limiter {
 	return &Limiter{
 		c:               c,
 		timeout:         scriptdeadline.ClientTimeout(c),
-		perUser:         gcra(l.LoginPerUser),
-		perIP:           gcra(l.LoginPerIP),
-		sessionsPerUser: gcra(l.SessionsPerUser),
+		perUser:         l.LoginPerUser,
+		perIP:           l.LoginPerIP,
+		sessionsPerUser: l.SessionsPerUser,
 	}
-}
-
-func gcra(l session.Limit) limit {
-	return limit{Rate: l.Rate, Burst: l.BurstOf(), Period: l.Period}
 }
 
 // AllowLogin counts one attempt against the IP's limit and, when username is
@@ -114,10 +110,10 @@ func (l *Limiter) AllowSessions(ctx context.Context, userID string) (session.Rat
 	return l.allow(ctx, session.LimitSessions, keySessions+userID, l.sessionsPerUser)
 }
 
-func (l *Limiter) allow(ctx context.Context, name, key string, lim limit) (session.RateDecision, error) {
-	if lim.Rate < 1 || lim.Burst < 1 || lim.Period <= 0 {
+func (l *Limiter) allow(ctx context.Context, name, key string, lim session.Limit) (session.RateDecision, error) {
+	if lim.Rate < 1 || lim.BurstOf() < 1 || lim.Period <= 0 {
 		// The script would divide by zero; refuse loudly instead.
-		return session.RateDecision{}, fmt.Errorf("ratelimit: invalid %s limit %v", name, lim)
+		return session.RateDecision{}, fmt.Errorf("ratelimit: invalid %s limit %+v", name, lim)
 	}
 	res, err := allowOne(ctx, l.c, l.timeout, keyPrefix+key, lim)
 	if err != nil {
