@@ -198,7 +198,7 @@ func (s *Sessions) Lookup(ctx context.Context, token string) (session.Session, e
 	k := keysOf(token)
 	fields, err := s.c.HGetAll(ctx, k.session).Result()
 	if err != nil {
-		return session.Session{}, fmt.Errorf("%w: looking up session: %w", session.ErrUnavailable, err)
+		return session.Session{}, scriptdeadline.Unavailable("looking up session", err)
 	}
 	sess, ok := parseSession(fields)
 	if !ok || sess.UserID != k.userID {
@@ -226,7 +226,7 @@ func (s *Sessions) Lookup(ctx context.Context, token string) (session.Session, e
 	case err != nil:
 		return session.Session{}, scriptdeadline.Unavailable("sliding session expiry", err)
 	case len(res) != 2:
-		return session.Session{}, fmt.Errorf("%w: sliding session expiry: got %d values, want 2", session.ErrUnavailable, len(res))
+		return session.Session{}, scriptdeadline.Unavailable("sliding session expiry", fmt.Errorf("got %d values, want 2", len(res)))
 	}
 	sess.LastSeenAt = msTime(res[0])
 	sess.ExpiresAt = msTime(res[1])
