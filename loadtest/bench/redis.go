@@ -88,10 +88,10 @@ func (r redisCLI) template() (map[string]string, error) {
 
 // cloner writes sessions straight into Redis in the store's layout
 // (services/api/internal/redisstore: sess:{uid}:<hex sha256(token)>, its
-// id map entry sid:{uid}:<public id> and idx:{uid}), all that Create
-// writes, so that the memory per session counts all of it, copying a real
-// session's fields, so that a million sessions
-// cost seconds instead of a million argon2id logins. The benchmark checks
+// id map entry sid:{uid}:<public id> and idx:{uid}: all that Create
+// writes, so that the memory per session counts all of it), copying a
+// real session's fields, so that a million sessions cost seconds instead
+// of a million argon2id logins. The benchmark checks
 // that the service accepts a clone before it relies on them.
 type cloner struct {
 	fields  map[string]string
