@@ -78,10 +78,12 @@ func requireSession(d Deps) gin.HandlerFunc {
 	}
 }
 
-// limitSessions spends one request of the user's budget for listing its
-// sessions: GET /auth/sessions reads up to SESSION_MAX_PER_USER sessions
-// and answers with as many, so an account looping on it would otherwise
-// take the replica's CPU from everyone else. It runs after requireSession:
+// limitSessions spends the first unit of the user's budget for listing
+// its sessions (the handler charges the rest, which grows with the
+// sessions listed): GET /auth/sessions reads up to SESSION_MAX_PER_USER
+// sessions and answers with as many, so an account looping on it would
+// otherwise take the replica's CPU from everyone else. It runs after
+// requireSession:
 // only a live session spends its user's budget, and a missing or invalid
 // token is a 401 that touches no limit. Over the limit the answer is
 // login's 429; when the limiter cannot reach Redis, the store's 503.

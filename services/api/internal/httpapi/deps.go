@@ -37,6 +37,10 @@ type RateLimiter interface {
 	// AllowSessions counts one listing of the user userID's sessions
 	// against that user's limit.
 	AllowSessions(ctx context.Context, userID string) (session.RateDecision, error)
+	// ChargeListing spends the rest of the cost of a listing that returned
+	// listed sessions, which grows with their number, whatever the
+	// user's limit has left.
+	ChargeListing(ctx context.Context, userID string, listed int) error
 }
 
 // Deps is everything the HTTP server needs, passed explicitly.

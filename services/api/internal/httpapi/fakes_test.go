@@ -299,6 +299,8 @@ func (l *fakeLimiter) AllowSessions(_ context.Context, userID string) (session.R
 	return l.answer("sessions|" + userID)
 }
 
+func (l *fakeLimiter) ChargeListing(context.Context, string, int) error { return nil }
+
 func mustRandom(n int) string {
 	s, err := session.RandomString(n)
 	if err != nil {

@@ -28,8 +28,9 @@ type requestState struct {
 	token      string
 	session    session.Session
 	hasSession bool
-	// cause is why the store failed, for the access log of a 503: the
-	// client is told only that the store is unavailable.
+	// cause is why the store failed, for the access log of a 503 (or of
+	// a listing whose charge failed): the client is told only that the
+	// store is unavailable.
 	cause string
 }
 

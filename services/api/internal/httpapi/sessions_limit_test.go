@@ -122,6 +122,27 @@ func TestSessionsLimitWithRedis(t *testing.T) {
 	})
 }
 
+// TestSessionsLimitWeighsSessions: a listing costs a unit per ten
+// sessions it returns, so an account holding many sessions gets fewer
+// listings of the same budget than one holding a few.
+func TestSessionsLimitWeighsSessions(t *testing.T) {
+	h, _ := newRedisHarness(t)
+	var hoarder string
+	for range 25 {
+		hoarder = loginAs(t, h, "hoarder")
+	}
+	few := loginAs(t, h, "few")
+
+	// 25 sessions cost 3 units: the burst of 20 pays for seven listings
+	// (the seventh is charged past what is left), not 20.
+	const listings = 7
+	spendSessions(t, h, hoarder, listings)
+	checkResponse(t, h.do(authed(newRequest(http.MethodGet, "/auth/sessions", ""), hoarder)), http.StatusTooManyRequests, `{"error":"Too many requests"}`)
+	// One session costs one unit: the whole burst.
+	spendSessions(t, h, few, redisSessionsLimit.Burst)
+	checkResponse(t, h.do(authed(newRequest(http.MethodGet, "/auth/sessions", ""), few)), http.StatusTooManyRequests, `{"error":"Too many requests"}`)
+}
+
 // TestSessionsLimitAfterAuthentication: a request without a live session
 // is a 401 that spends nobody's budget, however many of them come.
 func TestSessionsLimitAfterAuthentication(t *testing.T) {

@@ -32,7 +32,10 @@ type result struct {
 // its ARGV moved up by one to make room for the deadline; the rest, its
 // maths and the key it keeps (the TAT as seconds since 2017) included, is
 // unchanged, so that counts written by a version that used redis_rate
-// carry over.
+// carry over. One addition: with ARGV[6] "1" the cost is spent even when
+// the limit has less left (the TAT then runs ahead of the burst, and the
+// next events wait until it has been paid off), for a charge made after
+// the work it pays for (Limiter.ChargeListing).
 //
 // redis_rate is Copyright (c) 2013 The github.com/go-redis/redis_rate
 // Authors, under the BSD 2-Clause licence:
@@ -64,7 +67,7 @@ type result struct {
 // 2017: https://github.com/rwz/redis-gcra/blob/master/vendor/perform_gcra_ratelimit.lua
 //
 // KEYS: the limit's key. ARGV: deadline, burst, rate, period (seconds),
-// cost. Returns {allowed, remaining, retry_after, reset_after}, the last
+// cost, "1" to spend the cost whatever is left. Returns {allowed, remaining, retry_after, reset_after}, the last
 // two as strings of seconds.
 var allowScript = redis.NewScript(scriptdeadline.Prelude + `
 -- this script has side-effects, so it requires replicate commands mode
@@ -75,6 +78,7 @@ local burst = ARGV[2]
 local rate = ARGV[3]
 local period = ARGV[4]
 local cost = tonumber(ARGV[5])
+local force = ARGV[6] == "1"
 
 local emission_interval = period / rate
 local increment = emission_interval * cost
@@ -107,7 +111,7 @@ local allow_at = new_tat - burst_offset
 local diff = now - allow_at
 local remaining = diff / emission_interval
 
-if remaining < 0 then
+if remaining < 0 and not force then
   local reset_after = tat - now
   local retry_after = diff * -1
   return {
@@ -131,11 +135,26 @@ return {cost, remaining, tostring(retry_after), tostring(reset_after)}
 // timeout (c's) and ctx set: then the script writes nothing and the error
 // says so (scriptdeadline.Unavailable tells it apart).
 func allowOne(ctx context.Context, c redis.UniversalClient, timeout time.Duration, key string, lim session.Limit) (result, error) {
+	return runGCRA(ctx, c, timeout, key, lim, 1, false)
+}
+
+// spend counts cost events against lim under key whether or not the
+// limit has that many left, with allowOne's deadline.
+func spend(ctx context.Context, c redis.UniversalClient, timeout time.Duration, key string, lim session.Limit, cost int) error {
+	_, err := runGCRA(ctx, c, timeout, key, lim, cost, true)
+	return err
+}
+
+func runGCRA(ctx context.Context, c redis.UniversalClient, timeout time.Duration, key string, lim session.Limit, cost int, force bool) (result, error) {
 	dl, err := scriptdeadline.At(ctx, timeout)
 	if err != nil {
 		return result{}, err
 	}
-	v, err := allowScript.Run(ctx, c, []string{key}, dl, lim.BurstOf(), lim.Rate, lim.Period.Seconds(), 1).Slice()
+	forced := "0"
+	if force {
+		forced = "1"
+	}
+	v, err := allowScript.Run(ctx, c, []string{key}, dl, lim.BurstOf(), lim.Rate, lim.Period.Seconds(), cost, forced).Slice()
 	if err != nil {
 		return result{}, err
 	}

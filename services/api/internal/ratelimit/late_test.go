@@ -52,6 +52,8 @@ func TestLateChecksChangeNothing(t *testing.T) {
 		{"AllowRegisterNew", func(ctx context.Context) error { _, err := l.AllowRegister(ctx, "10.6.0.4"); return err }},
 		{"AllowSessionsCounted", func(ctx context.Context) error { _, err := l.AllowSessions(ctx, "uid-seen"); return err }},
 		{"AllowSessionsNew", func(ctx context.Context) error { _, err := l.AllowSessions(ctx, "uid-unseen"); return err }},
+		{"ChargeListingCounted", func(ctx context.Context) error { return l.ChargeListing(ctx, "uid-seen", 100) }},
+		{"ChargeListingNew", func(ctx context.Context) error { return l.ChargeListing(ctx, "uid-unseen", 100) }},
 	}
 	keys := []string{
 		"rate:rl:ip:10.6.0.1", "rate:rl:user:seen",

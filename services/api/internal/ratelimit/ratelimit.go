@@ -103,11 +103,40 @@ func (l *Limiter) AllowRegister(ctx context.Context, ip string) (session.RateDec
 
 // AllowSessions counts one request of the user userID (the id of an
 // authenticated session, never a name the client chose) to list its
-// sessions.
+// sessions: the first unit of its cost (see ChargeListing).
 //
 // Errors wrap session.ErrUnavailable: the caller fails closed.
 func (l *Limiter) AllowSessions(ctx context.Context, userID string) (session.RateDecision, error) {
 	return l.allow(ctx, session.LimitSessions, keySessions+userID, l.sessionsPerUser)
+}
+
+// SessionsPerListingUnit is how many listed sessions one unit of
+// SESSIONS_LIMIT_PER_USER pays for. A listing's cost grows with the
+// sessions it returns (a replica spends most of it encoding them): at the
+// default cap of 100 one listing costs 10 units, so an account holding
+// the cap gets a tenth of the listings of an account with a few sessions,
+// and no account can spend more of the replicas' time on listings than
+// the budget allows.
+const SessionsPerListingUnit = 10
+
+// ChargeListing spends the rest of what a listing of listed sessions
+// costs, after AllowSessions has spent its first unit: one unit per
+// SessionsPerListingUnit sessions, rounded up. It is charged after the
+// listing, whatever the budget has left, so a user past it waits until
+// the listing is paid for; a listing of up to SessionsPerListingUnit
+// sessions has nothing left to pay and asks nothing of Redis.
+//
+// Errors wrap session.ErrUnavailable; the listing has been served by then,
+// so the caller may go on.
+func (l *Limiter) ChargeListing(ctx context.Context, userID string, listed int) error {
+	rest := (listed - 1) / SessionsPerListingUnit
+	if rest <= 0 {
+		return nil
+	}
+	if err := spend(ctx, l.c, l.timeout, keyPrefix+keySessions+userID, l.sessionsPerUser, rest); err != nil {
+		return scriptdeadline.Unavailable("ratelimit: charging a listing", err)
+	}
+	return nil
 }
 
 func (l *Limiter) allow(ctx context.Context, name, key string, lim session.Limit) (session.RateDecision, error) {

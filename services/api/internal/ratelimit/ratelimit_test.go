@@ -3,6 +3,7 @@ package ratelimit_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 
@@ -249,6 +250,67 @@ func TestAllowSessions(t *testing.T) {
 	})
 }
 
+// TestChargeListing: a listing costs one unit per ten sessions it
+// returned, its first unit spent by AllowSessions and the rest charged
+// afterwards, even past what the budget has left.
+func TestChargeListing(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(t)
+	// Ten an hour: one unit is six minutes.
+	lim := session.Limit{Rate: 10, Period: time.Hour}
+	tests := []struct {
+		listed int
+		left   int // listings the budget still allows after this one
+		wait   time.Duration
+	}{
+		{listed: 0, left: 9},
+		{listed: 1, left: 9},
+		{listed: 10, left: 9},
+		{listed: 11, left: 8},
+		{listed: 20, left: 8},
+		{listed: 95, left: 0, wait: 6 * time.Minute},
+		{listed: 100, left: 0, wait: 6 * time.Minute},
+		// Past the budget: the user waits until the listing is paid.
+		{listed: 101, left: 0, wait: 12 * time.Minute},
+		{listed: 1000, left: 0, wait: 546 * time.Minute},
+	}
+	for _, tc := range tests {
+		t.Run(strconv.Itoa(tc.listed), func(t *testing.T) {
+			l := ratelimit.New(c, ratelimit.Limits{LoginPerUser: perUser, LoginPerIP: perIP, SessionsPerUser: lim})
+			uid := "uid-charge-" + strconv.Itoa(tc.listed)
+			if d := sessions(t, l, uid); !d.Allowed {
+				t.Fatalf("first listing: got %+v, want allowed", d)
+			}
+			if err := l.ChargeListing(context.Background(), uid, tc.listed); err != nil {
+				t.Fatalf("ChargeListing: %v", err)
+			}
+			for i := range tc.left {
+				if d := sessions(t, l, uid); !d.Allowed {
+					t.Fatalf("listing %d after the charge: got %+v, want allowed", i+1, d)
+				}
+			}
+			d := sessions(t, l, uid)
+			wantRefused(t, d, session.LimitSessions)
+			if tc.wait > 0 && (d.RetryAfter < tc.wait-time.Minute || d.RetryAfter > tc.wait) {
+				t.Errorf("RetryAfter: got %v, want about %v", d.RetryAfter, tc.wait)
+			}
+		})
+	}
+	t.Run("NothingToPayAsksNoRedis", func(t *testing.T) {
+		l := ratelimit.New(c, ratelimit.Limits{LoginPerUser: perUser, LoginPerIP: perIP, SessionsPerUser: lim})
+		srv.ResetStats(t)
+		for _, n := range []int{0, 1, ratelimit.SessionsPerListingUnit} {
+			if err := l.ChargeListing(context.Background(), "uid-small", n); err != nil {
+				t.Fatalf("ChargeListing(%d): %v", n, err)
+			}
+		}
+		stats := srv.CommandStats(t)
+		if n := stats["evalsha"] + stats["eval"]; n != 0 {
+			t.Errorf("Redis ran %d scripts, want none", n)
+		}
+	})
+}
+
 func TestKeysExpire(t *testing.T) {
 	srv := redistest.Start(t)
 	c := srv.Client(t)
@@ -318,6 +380,9 @@ func TestRedisDown(t *testing.T) {
 		{name: "AllowSessions", call: func(ctx context.Context) error {
 			_, err := l.AllowSessions(ctx, "uid-down")
 			return err
+		}},
+		{name: "ChargeListing", call: func(ctx context.Context) error {
+			return l.ChargeListing(ctx, "uid-down", 100)
 		}},
 	}
 	for _, tc := range tests {
