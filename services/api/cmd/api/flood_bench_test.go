@@ -46,7 +46,7 @@ import (
 // Flood against it shows what the 3,000 sessions themselves cost others.
 // The two "Sustained" cases start measuring only once a listing of the
 // flood has been refused: a run is about a second of the victim's
-// requests, in which the hoarder's burst (100 listings) would otherwise
+// requests, in which the burst of the listings' budget would otherwise
 // weigh as much as five seconds of the attack it can keep up.
 // Run it alone: go test -run '^$' -bench ProfileUnderSessionFlood -benchtime 3000x ./cmd/api/
 func BenchmarkProfileUnderSessionFlood(b *testing.B) {
@@ -85,10 +85,11 @@ type floodLoop struct {
 func benchProfileUnderFlood(b *testing.B, floods []floodLoop, hoard int, sustained bool) {
 	rds := redistest.Start(b)
 	// The default limits: an attacker has no others. Past 10 a minute
-	// the hoarder's logins are refused with 429 before any hash, and past
-	// a burst of 100 its listings get 20 a second (SESSIONS_LIMIT_PER_USER),
-	// the rest refused with 429 after the session lookup, before any of
-	// their work.
+	// the hoarder's logins are refused with 429 before any hash, and its
+	// listings of 100 sessions cost 10 units of SESSIONS_LIMIT_PER_USER
+	// each (a burst of 10 listings, then 2 a second; the one-session
+	// account gets 100, then 20 a second), the rest refused with 429
+	// after the session lookup, before any of their work.
 	r := startReplica(b, baseEnv(rds.Addr(), "flood").with(
 		"LOG_LEVEL", "info", "LOGIN_LIMIT_PER_USER", "", "LOGIN_LIMIT_PER_IP", "",
 		"SESSIONS_LIMIT_PER_USER", ""))
