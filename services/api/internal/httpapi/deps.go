@@ -41,6 +41,14 @@ type RateLimiter interface {
 	// listed sessions, which grows with their number, whatever the
 	// user's limit has left.
 	ChargeListing(ctx context.Context, userID string, listed int) error
+
+	// RefundLogin, RefundRegister and RefundSessions give back, in the
+	// background, what AllowLogin, AllowRegister and AllowSessions
+	// counted for a request they allowed that was then answered 503
+	// because the store was unavailable: such an answer changes nothing.
+	RefundLogin(ctx context.Context, ip, username string)
+	RefundRegister(ctx context.Context, ip string)
+	RefundSessions(ctx context.Context, userID string)
 }
 
 // Deps is everything the HTTP server needs, passed explicitly.

@@ -301,6 +301,10 @@ func (l *fakeLimiter) AllowSessions(_ context.Context, userID string) (session.R
 
 func (l *fakeLimiter) ChargeListing(context.Context, string, int) error { return nil }
 
+func (l *fakeLimiter) RefundLogin(context.Context, string, string) {}
+func (l *fakeLimiter) RefundRegister(context.Context, string)      {}
+func (l *fakeLimiter) RefundSessions(context.Context, string)      {}
+
 func mustRandom(n int) string {
 	s, err := session.RandomString(n)
 	if err != nil {

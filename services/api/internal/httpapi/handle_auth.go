@@ -67,6 +67,9 @@ func handleRegister(d Deps) gin.HandlerFunc {
 		}
 		// No ID: the store makes one, in the shape its keys need.
 		if err := d.Users.CreateUser(ctx, session.User{Username: username, PasswordHash: hash}); err != nil {
+			if unavailable(err) {
+				d.Limiter.RefundRegister(ctx, state(c).clientIP)
+			}
 			fail(c, d, err)
 			return
 		}
@@ -111,6 +114,14 @@ func handleLogin(d Deps) gin.HandlerFunc {
 			fail(c, d, errInvalidCredentials)
 			return
 		}
+		// From here on an attempt that fails on the store is answered
+		// 503, which changes nothing: what the limits counted goes back.
+		failOnStore := func(err error) {
+			if unavailable(err) {
+				d.Limiter.RefundLogin(ctx, st.clientIP, limitName)
+			}
+			fail(c, d, loginFailure(d, err))
+		}
 
 		user, err := d.Users.UserByName(ctx, username)
 		switch {
@@ -119,7 +130,7 @@ func handleLogin(d Deps) gin.HandlerFunc {
 			// matches.
 			user = session.User{}
 		case err != nil:
-			fail(c, d, loginFailure(d, err))
+			failOnStore(err)
 			return
 		}
 		ok, err := d.Passwords.Verify(ctx, password, user.PasswordHash)
@@ -140,7 +151,7 @@ func handleLogin(d Deps) gin.HandlerFunc {
 			IP:        st.clientIP,
 		})
 		if err != nil {
-			fail(c, d, loginFailure(d, err))
+			failOnStore(err)
 			return
 		}
 		logins.WithLabelValues(metrics.LoginSuccess).Inc()
@@ -181,6 +192,10 @@ func loginFailure(d Deps, err error) error {
 	}
 	return err
 }
+
+// unavailable reports whether err is the store's unavailability, which
+// fail answers 503.
+func unavailable(err error) bool { return errors.Is(err, session.ErrUnavailable) }
 
 // formatTime writes t as the contract's timestamps: RFC 3339 in UTC.
 func formatTime(t time.Time) string {

@@ -99,6 +99,10 @@ func handleListSessions(d Deps) gin.HandlerFunc {
 		st := state(c)
 		list, err := d.Sessions.List(c.Request.Context(), st.session.UserID)
 		if err != nil {
+			// limitSessions counted this listing; a 503 changes nothing.
+			if unavailable(err) {
+				d.Limiter.RefundSessions(c.Request.Context(), st.session.UserID)
+			}
 			fail(c, d, err)
 			return
 		}

@@ -29,6 +29,12 @@ var redisSessionsLimit = session.Limit{Rate: 1, Period: time.Hour, Burst: 20}
 func newRedisHarness(t testing.TB, opts ...func(*httpapi.Deps)) (*harness, *redistest.Server) {
 	t.Helper()
 	srv := redistest.Start(t)
+	return newRedisHarnessOn(t, srv, opts...), srv
+}
+
+// newRedisHarnessOn is newRedisHarness against srv.
+func newRedisHarnessOn(t testing.TB, srv *redistest.Server, opts ...func(*httpapi.Deps)) *harness {
+	t.Helper()
 	client := redisstore.NewClient(redisstore.ClientOptions{Addrs: []string{srv.Addr()}, Timeout: 200 * time.Millisecond})
 	t.Cleanup(func() { _ = client.Close() })
 	hasher, err := password.NewHasher(&argon2id.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}, 2, time.Second)
@@ -50,7 +56,7 @@ func newRedisHarness(t testing.TB, opts ...func(*httpapi.Deps)) (*harness, *redi
 			o(d)
 		}
 	})
-	return h, srv
+	return h
 }
 
 func login(t *testing.T, h *harness, ua string) string {

@@ -130,6 +130,40 @@ local retry_after = -1
 return {cost, remaining, tostring(retry_after), tostring(reset_after)}
 `)
 
+// refundScript gives back cost events of a limit that were counted for a
+// request answered 503, which must have changed nothing: the TAT moves
+// back by their emission intervals, never to before now (a limit that has
+// fully recovered is deleted). It has no deadline: the events it gives
+// back were counted all the same, so it is right whenever Redis runs it,
+// late included. The TAT is kept as allowScript keeps it.
+//
+// KEYS: the limit's key. ARGV: rate, period (seconds), cost. Returns 1
+// when the key existed.
+var refundScript = redis.NewScript(`
+local tat = redis.call("GET", KEYS[1])
+if not tat then
+  return 0
+end
+local jan_1_2017 = 1483228800
+local now = redis.call("TIME")
+now = (now[1] - jan_1_2017) + (now[2] / 1000000)
+local new_tat = tonumber(tat) - ARGV[2] / ARGV[1] * ARGV[3]
+if new_tat <= now then
+  redis.call("DEL", KEYS[1])
+else
+  redis.call("SET", KEYS[1], new_tat, "EX", math.ceil(new_tat - now))
+end
+return 1
+`)
+
+// refundOne gives back one event counted against lim under key. It sends
+// the script's body (EVAL), not its SHA: refunds are rare, and one sent
+// to a Redis that has stalled, and that runs it when it wakes, must not
+// find the script missing from its cache with nobody left to send it.
+func refundOne(ctx context.Context, c redis.UniversalClient, key string, lim session.Limit) error {
+	return refundScript.Eval(ctx, c, []string{key}, lim.Rate, lim.Period.Seconds(), 1).Err()
+}
+
 // allowOne counts one event against lim under key, as redis_rate's
 // Limiter.Allow did, unless Redis runs the script after the deadline that
 // timeout (c's) and ctx set: then the script writes nothing and the error

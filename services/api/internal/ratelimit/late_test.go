@@ -135,6 +135,13 @@ func TestLateUserCheckChangesNothing(t *testing.T) {
 		t.Errorf("Redis refused %d scripts as too late, want 1 (the user limit's)", got)
 	}
 	wantUnchanged(t, before, rateKeys(t, srv, []string{userKey}))
+	// The IP's check was answered in time and counted; the login is
+	// answered 503 all the same, so the limiter gives its token back. The
+	// refund was sent to the frozen Redis too, which runs it on waking:
+	// the key of an IP seen for the first time is gone again.
+	poll.For(t, 5*time.Second, "the IP's token to be given back", func() bool {
+		return rateKeys(t, srv, []string{"rate:rl:ip:10.6.1.2"})["rate:rl:ip:10.6.1.2"] == ""
+	})
 }
 
 // lateClient is a client as the service makes it, with lateTimeout.

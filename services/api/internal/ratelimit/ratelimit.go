@@ -81,6 +81,12 @@ func (l *Limiter) AllowLogin(ctx context.Context, ip, username string) (session.
 	}
 	du, err := l.allow(ctx, session.LimitUser, keyUser+session.CanonicalUsername(username), l.perUser)
 	if err != nil {
+		// The caller answers 503, which changes nothing: the IP's
+		// token goes back (its key may live on a node that answers
+		// while the user's does not).
+		if d.Allowed {
+			l.refund(ctx, keyIP+ipKey(ip), l.perIP)
+		}
 		return session.RateDecision{}, err
 	}
 	switch {
@@ -92,6 +98,45 @@ func (l *Limiter) AllowLogin(ctx context.Context, ip, username string) (session.
 		return du, nil
 	}
 	return d, nil
+}
+
+// RefundLogin gives back what AllowLogin counted for an attempt it
+// allowed and that was then answered 503 because the store was
+// unavailable: such an answer changes nothing, limits included, so that a
+// client retrying through an outage is not refused afterwards for
+// attempts that never happened. It is best effort and returns at once:
+// the refund is sent in the background, with the client's timeout, so
+// that the 503 is not delayed by a Redis that is not answering; a refund
+// Redis runs late is still right.
+func (l *Limiter) RefundLogin(ctx context.Context, ip, username string) {
+	l.refund(ctx, keyIP+ipKey(ip), l.perIP)
+	if username != "" {
+		l.refund(ctx, keyUser+session.CanonicalUsername(username), l.perUser)
+	}
+}
+
+// RefundRegister gives back what AllowRegister counted, as RefundLogin.
+func (l *Limiter) RefundRegister(ctx context.Context, ip string) {
+	l.refund(ctx, keyIP+ipKey(ip), l.perIP)
+}
+
+// RefundSessions gives back the unit AllowSessions counted for a listing
+// answered 503, as RefundLogin.
+func (l *Limiter) RefundSessions(ctx context.Context, userID string) {
+	l.refund(ctx, keySessions+userID, l.sessionsPerUser)
+}
+
+// refund gives back one event of lim under key, in the background. A
+// failure leaves the event counted: the limit recovers by itself, and the
+// caller has its answer already.
+func (l *Limiter) refund(ctx context.Context, key string, lim session.Limit) {
+	// The request's context ends with its answer; the refund gets a
+	// timeout of its own.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.timeout)
+	go func() {
+		defer cancel()
+		_ = refundOne(ctx, l.c, keyPrefix+key, lim)
+	}()
 }
 
 // AllowRegister counts one attempt against the IP's limit.

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"redis-session-app/services/api/internal/httpapi"
+	"redis-session-app/services/api/internal/poll"
 	"redis-session-app/services/api/internal/ratelimit"
 	"redis-session-app/services/api/internal/redistest"
 	"redis-session-app/services/api/internal/session"
@@ -307,6 +308,77 @@ func TestChargeListing(t *testing.T) {
 		stats := srv.CommandStats(t)
 		if n := stats["evalsha"] + stats["eval"]; n != 0 {
 			t.Errorf("Redis ran %d scripts, want none", n)
+		}
+	})
+}
+
+// TestRefund: what a refund gives back can be spent again, on every
+// limit, and a refund of a limit with nothing counted writes nothing.
+func TestRefund(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(t)
+	ctx := context.Background()
+	l := newLimiter(c, perUser, perIP)
+	tests := []struct {
+		name   string
+		burst  int
+		keys   []string // what the refund gives back to
+		allow  func() session.RateDecision
+		refund func()
+	}{
+		{"Login", perUser.Rate, []string{"rate:rl:ip:10.8.0.1", "rate:rl:user:refunded"},
+			func() session.RateDecision { return login(t, l, "10.8.0.1", "Refunded") },
+			func() { l.RefundLogin(ctx, "10.8.0.1", "refunded") }},
+		{"Register", perIP.Rate, []string{"rate:rl:ip:10.8.0.2"}, func() session.RateDecision {
+			d, err := l.AllowRegister(ctx, "10.8.0.2")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return d
+		}, func() { l.RefundRegister(ctx, "10.8.0.2") }},
+		{"Sessions", perSessions.Burst, []string{"rate:rl:sessions:uid-refunded"},
+			func() session.RateDecision { return sessions(t, l, "uid-refunded") },
+			func() { l.RefundSessions(ctx, "uid-refunded") }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for i := range tc.burst {
+				if d := tc.allow(); !d.Allowed {
+					t.Fatalf("attempt %d: got %+v, want allowed", i+1, d)
+				}
+			}
+			// Two refunds, one attempt each: the limits are a whole
+			// hour from recovering, so nothing else gives one back.
+			for range 2 {
+				before := rateKeys(t, srv, tc.keys)
+				tc.refund()
+				poll.For(t, 5*time.Second, "the refund to run", func() bool {
+					after := rateKeys(t, srv, tc.keys)
+					for _, k := range tc.keys {
+						if after[k] == before[k] {
+							return false
+						}
+					}
+					return true
+				})
+				if d := tc.allow(); !d.Allowed {
+					t.Fatalf("after a refund: got %+v, want allowed", d)
+				}
+			}
+			if d := tc.allow(); d.Allowed {
+				t.Errorf("after the refunds were spent: got %+v, want refused", d)
+			}
+		})
+	}
+	t.Run("NothingCounted", func(t *testing.T) {
+		srv.ResetStats(t)
+		l.RefundLogin(ctx, "10.8.0.9", "never")
+		l.RefundSessions(ctx, "uid-never")
+		poll.For(t, 5*time.Second, "the refunds to run", func() bool { return srv.CommandStats(t)["eval"] >= 3 })
+		for _, pattern := range []string{"*never*", "*10.8.0.9*"} {
+			if keys, err := c.Keys(ctx, pattern).Result(); err != nil || len(keys) != 0 {
+				t.Errorf("keys %s: got %q, %v, want none", pattern, keys, err)
+			}
 		}
 	})
 }

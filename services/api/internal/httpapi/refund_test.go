@@ -1,0 +1,169 @@
+package httpapi_test
+
+import (
+	"context"
+	"errors"
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"redis-session-app/services/api/internal/httpapi"
+	"redis-session-app/services/api/internal/poll"
+	"redis-session-app/services/api/internal/ratelimit"
+	"redis-session-app/services/api/internal/redisstore"
+	"redis-session-app/services/api/internal/redistest"
+	"redis-session-app/services/api/internal/session"
+)
+
+// refusingHook fails, without sending them, the commands whose arguments
+// mention a key with the prefix it holds (none when empty): as a Redis
+// node holding those keys would that cannot be reached, while the others
+// answer.
+type refusingHook struct{ prefix atomic.Value }
+
+func (h *refusingHook) refuses(cmd redis.Cmder) bool {
+	p, _ := h.prefix.Load().(string)
+	if p == "" {
+		return false
+	}
+	for _, a := range cmd.Args() {
+		if s, ok := a.(string); ok && strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *refusingHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *refusingHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if h.refuses(cmd) {
+			err := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+			cmd.SetErr(err)
+			return err
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *refusingHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, cmd := range cmds {
+			if h.refuses(cmd) {
+				err := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+				for _, c := range cmds {
+					c.SetErr(err)
+				}
+				return err
+			}
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestOutageAfterLimitsChangesNothing: a request its limits allowed and
+// that then fails on the store (its keys on a node that cannot be
+// reached, the limits' keys on one that answers, as in a Redis Cluster)
+// is answered 503, which changes nothing: what the limits counted for it
+// is given back, so a client retrying through the outage is not refused
+// afterwards for attempts that never happened.
+func TestOutageAfterLimitsChangesNothing(t *testing.T) {
+	srv := redistest.Start(t)
+	hook := &refusingHook{}
+	stores := redisstore.NewClient(redisstore.ClientOptions{Addrs: []string{srv.Addr()}, Timeout: 200 * time.Millisecond})
+	stores.AddHook(hook)
+	t.Cleanup(func() { _ = stores.Close() })
+	limits := redisstore.NewClient(redisstore.ClientOptions{Addrs: []string{srv.Addr()}, Timeout: 200 * time.Millisecond})
+	t.Cleanup(func() { _ = limits.Close() })
+	h := newRedisHarnessOn(t, srv, func(d *httpapi.Deps) {
+		d.Sessions = redisstore.NewSessions(stores, redisstore.SessionOptions{})
+		d.Users = redisstore.NewUsers(stores)
+		// Per hour, so that no limit recovers by itself while the
+		// test waits for the refunds.
+		d.Limiter = ratelimit.New(limits, ratelimit.Limits{
+			LoginPerUser:    session.Limit{Rate: 100, Period: time.Hour},
+			LoginPerIP:      session.Limit{Rate: 100, Period: time.Hour},
+			SessionsPerUser: redisSessionsLimit,
+		})
+	})
+	alice := loginAs(t, h, "alice")
+	spendSessions(t, h, alice, 1) // every limit counted once
+	admin := srv.Client(t)
+	ctx := context.Background()
+	tats := func(keys ...string) map[string]string {
+		t.Helper()
+		m := map[string]string{}
+		for _, k := range keys {
+			v, err := admin.Get(ctx, k).Result()
+			if err != nil && !errors.Is(err, redis.Nil) {
+				t.Fatal(err)
+			}
+			m[k] = v
+		}
+		return m
+	}
+	uid := admin.HGet(ctx, "user:alice", "id").Val()
+
+	for _, tc := range []struct {
+		name    string
+		refuse  string // the prefix of the keys the store cannot reach
+		request func() *http.Request
+		keys    []string
+	}{
+		{"LoginSessionNotCreated", "sess:", func() *http.Request {
+			return newRequest(http.MethodPost, "/auth/login", `{"username":"alice","password":"correct horse"}`)
+		}, []string{"rate:rl:ip:192.0.2.10", "rate:rl:user:alice"}},
+		{"LoginUserNotRead", "user:", func() *http.Request {
+			return newRequest(http.MethodPost, "/auth/login", `{"username":"alice","password":"correct horse"}`)
+		}, []string{"rate:rl:ip:192.0.2.10", "rate:rl:user:alice"}},
+		{"RegisterNotStored", "user:", func() *http.Request {
+			return newRequest(http.MethodPost, "/auth/register", `{"username":"bob","password":"correct horse"}`)
+		}, []string{"rate:rl:ip:192.0.2.10"}},
+		{"ListingNotRead", "idx:", func() *http.Request {
+			return authed(newRequest(http.MethodGet, "/auth/sessions", ""), alice)
+		}, []string{"rate:rl:sessions:" + uid}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := tats(tc.keys...)
+			for k, v := range before {
+				if v == "" {
+					t.Fatalf("%s: not counted before the request", k)
+				}
+			}
+			hook.prefix.Store(tc.refuse)
+			rec := h.do(tc.request())
+			hook.prefix.Store("")
+			checkResponse(t, rec, http.StatusServiceUnavailable, `{"error":"Session store unavailable"}`)
+			// The refund runs in the background.
+			poll.For(t, 5*time.Second, "the limits to be as before the request", func() bool {
+				after := tats(tc.keys...)
+				for _, k := range tc.keys {
+					if !sameTAT(before[k], after[k]) {
+						return false
+					}
+				}
+				return true
+			})
+		})
+	}
+}
+
+// sameTAT reports whether two values of a limit's key are the same TAT,
+// to a millisecond (a refund subtracts what the check added, in floating
+// point), or both absent.
+func sameTAT(a, b string) bool {
+	if a == "" || b == "" {
+		return a == b
+	}
+	x, errA := strconv.ParseFloat(a, 64)
+	y, errB := strconv.ParseFloat(b, 64)
+	return errA == nil && errB == nil && math.Abs(x-y) < 1e-3
+}
