@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"math"
 	"net/http"
 	"strconv"
 	"sync"
@@ -294,7 +293,7 @@ func TestLateLoginSpendsNoToken(t *testing.T) {
 	poll.Until(5*time.Second, 10*time.Millisecond, func() bool {
 		after := keys()
 		for k, v := range before {
-			if !sameTAT(v, after[k]) {
+			if !redistest.SameFloat(v, after[k]) {
 				return false
 			}
 		}
@@ -302,7 +301,7 @@ func TestLateLoginSpendsNoToken(t *testing.T) {
 	})
 	after := keys()
 	for k, v := range before {
-		if !sameTAT(v, after[k]) {
+		if !redistest.SameFloat(v, after[k]) {
 			t.Errorf("%s: got %q, want %q as before the freeze: a login answered 503 spent a token", k, after[k], v)
 		}
 	}
@@ -329,16 +328,4 @@ func warmPool(t *testing.T, r *replica, tok string, n int) {
 		warm.Go(func() { r.do(t, http.MethodGet, "/profile", "", "X-Session-Id", tok) })
 	}
 	warm.Wait()
-}
-
-// sameTAT reports whether two values of a limit's key are the same TAT to
-// a millisecond (a refund subtracts what a check added, in floating
-// point), or both absent.
-func sameTAT(a, b string) bool {
-	if a == "" || b == "" {
-		return a == b
-	}
-	x, errA := strconv.ParseFloat(a, 64)
-	y, errB := strconv.ParseFloat(b, 64)
-	return errA == nil && errB == nil && math.Abs(x-y) < 1e-3
 }

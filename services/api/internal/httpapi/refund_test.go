@@ -3,10 +3,8 @@ package httpapi_test
 import (
 	"context"
 	"errors"
-	"math"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -146,7 +144,7 @@ func TestOutageAfterLimitsChangesNothing(t *testing.T) {
 			poll.For(t, 5*time.Second, "the limits to be as before the request", func() bool {
 				after := tats(tc.keys...)
 				for _, k := range tc.keys {
-					if !sameTAT(before[k], after[k]) {
+					if !redistest.SameFloat(before[k], after[k]) {
 						return false
 					}
 				}
@@ -154,16 +152,4 @@ func TestOutageAfterLimitsChangesNothing(t *testing.T) {
 			})
 		})
 	}
-}
-
-// sameTAT reports whether two values of a limit's key are the same TAT,
-// to a millisecond (a refund subtracts what the check added, in floating
-// point), or both absent.
-func sameTAT(a, b string) bool {
-	if a == "" || b == "" {
-		return a == b
-	}
-	x, errA := strconv.ParseFloat(a, 64)
-	y, errB := strconv.ParseFloat(b, 64)
-	return errA == nil && errB == nil && math.Abs(x-y) < 1e-3
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -441,4 +442,17 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// SameFloat reports whether two values of a key that holds a decimal
+// number are the same to a thousandth, or both "" (no key): a value
+// moved forth and back by floating-point steps, as a rate limit's TAT
+// is by a check and its refund, need not come back bit for bit.
+func SameFloat(a, b string) bool {
+	if a == "" || b == "" {
+		return a == b
+	}
+	x, errA := strconv.ParseFloat(a, 64)
+	y, errB := strconv.ParseFloat(b, 64)
+	return errA == nil && errB == nil && math.Abs(x-y) < 1e-3
 }
