@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"math"
@@ -41,6 +42,11 @@ var (
 	errBusy               = &httpError{status: http.StatusServiceUnavailable, msg: "Server busy", retryAfter: 1}
 	errNotReady           = &httpError{status: http.StatusServiceUnavailable, msg: "Not ready"}
 	errInternal           = &httpError{status: http.StatusInternalServerError, msg: "Internal error"}
+
+	// errClientGone is what a request whose client hung up is logged and
+	// counted with (nginx's 499): nobody reads it, and it is neither the
+	// store's failure nor the service's.
+	errClientGone = &httpError{status: statusClientClosedRequest, msg: "Client closed request"}
 )
 
 func badRequest(msg string) *httpError {
@@ -56,6 +62,10 @@ func tooManyRequests(wait time.Duration) *httpError {
 	}
 	return &httpError{status: http.StatusTooManyRequests, msg: "Too many requests", retryAfter: secs}
 }
+
+// statusClientClosedRequest is nginx's status for a request whose client
+// closed the connection before the answer; net/http has no name for it.
+const statusClientClosedRequest = 499
 
 // errorBody is the body of every error response.
 type errorBody struct {
@@ -74,6 +84,9 @@ func fail(c *gin.Context, d Deps, err error) {
 	var he *httpError
 	switch {
 	case errors.As(err, &he):
+	case errors.Is(err, context.Canceled) && c.Request.Context().Err() != nil:
+		he = errClientGone
+		state(c).cause = err.Error()
 	case errors.Is(err, session.ErrUnavailable):
 		// Not counted in api_redis_errors_total here: the Redis
 		// client counts each failed command where it happens. The

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -187,6 +188,8 @@ func loginFailure(d Deps, err error) error {
 	switch {
 	case errors.Is(err, session.ErrBusy):
 		d.Metrics.Logins.WithLabelValues(metrics.LoginBusy).Inc()
+	case errors.Is(err, context.Canceled):
+		// The client hung up: not the store's failure.
 	case errors.Is(err, session.ErrUnavailable):
 		d.Metrics.Logins.WithLabelValues(metrics.LoginUnavailable).Inc()
 	}

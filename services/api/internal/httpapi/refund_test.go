@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 
 	"redis-session-app/services/api/internal/httpapi"
@@ -153,3 +154,40 @@ func TestOutageAfterLimitsChangesNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestClientHungUp: a request whose client hung up while the replica
+// waited for Redis is not the store's failure. It is counted and logged
+// as nginx counts it, 499, not as a 503 (which would page whoever watches
+// the error budget while Redis is fine), and a login's attempt stays
+// counted: hanging up must not make hashed attempts free.
+func TestClientHungUp(t *testing.T) {
+	h, _ := newRedisHarness(t)
+	alice := loginAs(t, h, "alice")
+	for _, tc := range []struct {
+		name  string
+		route string
+		req   *http.Request
+	}{
+		{"Profile", "/profile", authed(newRequest(http.MethodGet, "/profile", ""), alice)},
+		{"Login", "/auth/login", newRequest(http.MethodPost, "/auth/login", `{"username":"alice","password":"correct horse"}`)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gone, cancel := context.WithCancel(context.Background())
+			cancel()
+			rec := h.do(tc.req.WithContext(gone))
+			checkResponse(t, rec, statusClientClosed, `{"error":"Client closed request"}`)
+			if got := testutil.ToFloat64(h.metrics.HTTPRequests.WithLabelValues(tc.route, tc.req.Method, "499")); got != 1 {
+				t.Errorf(`requests{code="499"}: got %v, want 1`, got)
+			}
+			if got := testutil.ToFloat64(h.metrics.HTTPRequests.WithLabelValues(tc.route, tc.req.Method, "503")); got != 0 {
+				t.Errorf(`requests{code="503"}: got %v, want 0`, got)
+			}
+		})
+	}
+	if got := testutil.ToFloat64(h.metrics.Logins.WithLabelValues("unavailable")); got != 0 {
+		t.Errorf(`logins{result="unavailable"}: got %v, want 0`, got)
+	}
+}
+
+// statusClientClosed is nginx's 499.
+const statusClientClosed = 499

@@ -133,13 +133,12 @@ return {cost, remaining, tostring(retry_after), tostring(reset_after)}
 // refundScript gives back cost events of a limit that were counted for a
 // request answered 503, which must have changed nothing: the TAT moves
 // back by their emission intervals, never to before now (a limit that has
-// fully recovered is deleted). It has no deadline: the events it gives
-// back were counted all the same, so it is right whenever Redis runs it,
-// late included. The TAT is kept as allowScript keeps it.
+// fully recovered is deleted). It carries a deadline like allowScript, so
+// that a refund retried after a try Redis ran late is made once.
 //
-// KEYS: the limit's key. ARGV: rate, period (seconds), cost. Returns 1
-// when the key existed.
-var refundScript = redis.NewScript(`
+// KEYS: the limit's key. ARGV: deadline, rate, period (seconds), cost.
+// Returns 1 when the key existed.
+var refundScript = redis.NewScript(scriptdeadline.Prelude + `
 local tat = redis.call("GET", KEYS[1])
 if not tat then
   return 0
@@ -147,7 +146,7 @@ end
 local jan_1_2017 = 1483228800
 local now = redis.call("TIME")
 now = (now[1] - jan_1_2017) + (now[2] / 1000000)
-local new_tat = tonumber(tat) - ARGV[2] / ARGV[1] * ARGV[3]
+local new_tat = tonumber(tat) - ARGV[3] / ARGV[2] * ARGV[4]
 if new_tat <= now then
   redis.call("DEL", KEYS[1])
 else
@@ -156,12 +155,14 @@ end
 return 1
 `)
 
-// refundOne gives back one event counted against lim under key. It sends
-// the script's body (EVAL), not its SHA: refunds are rare, and one sent
-// to a Redis that has stalled, and that runs it when it wakes, must not
-// find the script missing from its cache with nobody left to send it.
-func refundOne(ctx context.Context, c redis.UniversalClient, key string, lim session.Limit) error {
-	return refundScript.Eval(ctx, c, []string{key}, lim.Rate, lim.Period.Seconds(), 1).Err()
+// refundOne gives back one event counted against lim under key, unless
+// Redis runs it after the deadline that timeout and ctx set.
+func refundOne(ctx context.Context, c redis.UniversalClient, timeout time.Duration, key string, lim session.Limit) error {
+	dl, err := scriptdeadline.At(ctx, timeout)
+	if err != nil {
+		return err
+	}
+	return refundScript.Run(ctx, c, []string{key}, dl, lim.Rate, lim.Period.Seconds(), 1).Err()
 }
 
 // allowOne counts one event against lim under key, as redis_rate's

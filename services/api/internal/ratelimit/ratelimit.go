@@ -104,10 +104,10 @@ func (l *Limiter) AllowLogin(ctx context.Context, ip, username string) (session.
 // allowed and that was then answered 503 because the store was
 // unavailable: such an answer changes nothing, limits included, so that a
 // client retrying through an outage is not refused afterwards for
-// attempts that never happened. It is best effort and returns at once:
-// the refund is sent in the background, with the client's timeout, so
-// that the 503 is not delayed by a Redis that is not answering; a refund
-// Redis runs late is still right.
+// attempts that never happened. It returns at once: the refund is sent
+// in the background, retried while Redis does not answer, so that the 503
+// is not delayed by it. A request whose client hung up (ctx ended) gets
+// no refund: the hang-up, not the store, failed it.
 func (l *Limiter) RefundLogin(ctx context.Context, ip, username string) {
 	l.refund(ctx, keyIP+ipKey(ip), l.perIP)
 	if username != "" {
@@ -126,16 +126,41 @@ func (l *Limiter) RefundSessions(ctx context.Context, userID string) {
 	l.refund(ctx, keySessions+userID, l.sessionsPerUser)
 }
 
-// refund gives back one event of lim under key, in the background. A
-// failure leaves the event counted: the limit recovers by itself, and the
-// caller has its answer already.
+// refundPatience bounds how long a refund is retried, and refundRetry is
+// the pause between tries: a Redis that stalled for a few seconds still
+// gets the refund when it answers again.
+const (
+	refundPatience = 10 * time.Second
+	refundRetry    = 100 * time.Millisecond
+)
+
+// refund gives back one event of lim under key, in the background,
+// unless ctx has ended: a client that hung up caused the store's failure
+// itself, and its attempt stays counted (else hanging up would make
+// every hashed attempt free). Each try carries a deadline, so a try Redis
+// runs late does nothing and the next one counts: the event is given back
+// once. Tries stop at the first answer, or after refundPatience; then the
+// event stays counted and the limit recovers by itself.
 func (l *Limiter) refund(ctx context.Context, key string, lim session.Limit) {
-	// The request's context ends with its answer; the refund gets a
-	// timeout of its own.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.timeout)
+	if ctx.Err() != nil {
+		return
+	}
+	// The request's context ends with its answer; the refund has a
+	// bound of its own.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refundPatience)
 	go func() {
 		defer cancel()
-		_ = refundOne(ctx, l.c, keyPrefix+key, lim)
+		for {
+			err := refundOne(ctx, l.c, l.timeout, keyPrefix+key, lim)
+			if err == nil || ctx.Err() != nil {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(refundRetry):
+			}
+		}
 	}()
 }
 
@@ -178,6 +203,9 @@ func (l *Limiter) ChargeListing(ctx context.Context, userID string, listed int) 
 	if rest <= 0 {
 		return nil
 	}
+	// The listing is done: a client hanging up now must not skip its
+	// charge.
+	ctx = context.WithoutCancel(ctx)
 	if err := spend(ctx, l.c, l.timeout, keyPrefix+keySessions+userID, l.sessionsPerUser, rest); err != nil {
 		return scriptdeadline.Unavailable("ratelimit: charging a listing", err)
 	}

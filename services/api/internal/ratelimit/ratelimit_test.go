@@ -297,6 +297,18 @@ func TestChargeListing(t *testing.T) {
 			}
 		})
 	}
+	t.Run("ClientHungUp", func(t *testing.T) {
+		// The listing has been made: a client hanging up after it
+		// still pays for it.
+		l := ratelimit.New(c, ratelimit.Limits{LoginPerUser: perUser, LoginPerIP: perIP, SessionsPerUser: lim})
+		sessions(t, l, "uid-charge-hungup")
+		gone, cancel := context.WithCancel(context.Background())
+		cancel()
+		if err := l.ChargeListing(gone, "uid-charge-hungup", 100); err != nil {
+			t.Fatalf("ChargeListing: %v", err)
+		}
+		wantRefused(t, sessions(t, l, "uid-charge-hungup"), session.LimitSessions)
+	})
 	t.Run("NothingToPayAsksNoRedis", func(t *testing.T) {
 		l := ratelimit.New(c, ratelimit.Limits{LoginPerUser: perUser, LoginPerIP: perIP, SessionsPerUser: lim})
 		srv.ResetStats(t)
@@ -370,11 +382,29 @@ func TestRefund(t *testing.T) {
 			}
 		})
 	}
+	t.Run("ClientHungUp", func(t *testing.T) {
+		// A request whose client hung up failed because of it, not
+		// because of the store: its attempt stays counted, or hanging
+		// up would make every hashed attempt free.
+		login(t, l, "10.8.0.5", "hungup")
+		before := rateKeys(t, srv, []string{"rate:rl:ip:10.8.0.5", "rate:rl:user:hungup"})
+		gone, cancel := context.WithCancel(ctx)
+		cancel()
+		l.RefundLogin(gone, "10.8.0.5", "hungup")
+		// A refund that is made, sent after the one that must not be.
+		login(t, l, "10.8.0.6", "")
+		counted := rateKeys(t, srv, []string{"rate:rl:ip:10.8.0.6"})
+		l.RefundRegister(ctx, "10.8.0.6")
+		poll.For(t, 5*time.Second, "the later refund to run", func() bool {
+			return rateKeys(t, srv, []string{"rate:rl:ip:10.8.0.6"})["rate:rl:ip:10.8.0.6"] != counted["rate:rl:ip:10.8.0.6"]
+		})
+		wantUnchanged(t, before, rateKeys(t, srv, []string{"rate:rl:ip:10.8.0.5", "rate:rl:user:hungup"}))
+	})
 	t.Run("NothingCounted", func(t *testing.T) {
 		srv.ResetStats(t)
 		l.RefundLogin(ctx, "10.8.0.9", "never")
 		l.RefundSessions(ctx, "uid-never")
-		poll.For(t, 5*time.Second, "the refunds to run", func() bool { return srv.CommandStats(t)["eval"] >= 3 })
+		poll.For(t, 5*time.Second, "the refunds to run", func() bool { st := srv.CommandStats(t); return st["evalsha"]+st["eval"] >= 3 })
 		for _, pattern := range []string{"*never*", "*10.8.0.9*"} {
 			if keys, err := c.Keys(ctx, pattern).Result(); err != nil || len(keys) != 0 {
 				t.Errorf("keys %s: got %q, %v, want none", pattern, keys, err)

@@ -190,6 +190,10 @@ func (h failureHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 	}
 }
 
+// counted tells a failure of Redis from what is not one: a missing key,
+// a script not yet cached, and a call given up because its caller left
+// (a client that hung up cancels its request's context).
 func counted(err error) bool {
-	return err != nil && !errors.Is(err, redis.Nil) && !redis.HasErrorPrefix(err, "NOSCRIPT")
+	return err != nil && !errors.Is(err, redis.Nil) && !redis.HasErrorPrefix(err, "NOSCRIPT") &&
+		!errors.Is(err, context.Canceled)
 }

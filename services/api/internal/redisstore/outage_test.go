@@ -145,6 +145,13 @@ func TestErrorHook(t *testing.T) {
 			_, _, err := redisstore.NewSessions(rdb, redisstore.SessionOptions{}).Create(ctx, session.NewSession{UserID: newUserID(t), Username: "a"})
 			return err
 		}, 0},
+		{"CallerGoneIsNotAnError", func() error {
+			// A client that hung up ends its request's context: the
+			// call is given up, Redis did nothing wrong.
+			gone, cancel := context.WithCancel(ctx)
+			cancel()
+			return rdb.Get(gone, "k").Err()
+		}, 0},
 		{"CommandError", func() error { return rdb.Incr(ctx, "h").Err() }, 1},
 		{"PipelineError", func() error {
 			_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
