@@ -186,10 +186,12 @@ func answerIssued(c *gin.Context, d Deps, msg string, issued session.Issued) {
 // credentials or a limit, and returns err for fail to answer.
 func loginFailure(d Deps, err error) error {
 	switch {
+	case errors.Is(err, context.Canceled):
+		// The client hung up (fail answers 499): neither a busy
+		// replica nor the store's failure, though the waits it ended
+		// wrap those too.
 	case errors.Is(err, session.ErrBusy):
 		d.Metrics.Logins.WithLabelValues(metrics.LoginBusy).Inc()
-	case errors.Is(err, context.Canceled):
-		// The client hung up: not the store's failure.
 	case errors.Is(err, session.ErrUnavailable):
 		d.Metrics.Logins.WithLabelValues(metrics.LoginUnavailable).Inc()
 	}

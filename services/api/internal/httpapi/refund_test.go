@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -186,6 +187,23 @@ func TestClientHungUp(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(h.metrics.Logins.WithLabelValues("unavailable")); got != 0 {
 		t.Errorf(`logins{result="unavailable"}: got %v, want 0`, got)
+	}
+}
+
+// TestClientHungUpWaitingForAHash: a login whose client hung up while it
+// waited for a hashing slot is a 499, not a busy replica's 503, and not
+// counted as busy (an alert watches that count).
+func TestClientHungUpWaitingForAHash(t *testing.T) {
+	h := newHarness(t)
+	h.hasher.err = fmt.Errorf("password: %w: %w", session.ErrBusy, context.Canceled)
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	req := newRequest(http.MethodPost, "/auth/login", `{"username":"alice","password":"correct horse"}`)
+	checkResponse(t, h.do(req.WithContext(gone)), statusClientClosed, `{"error":"Client closed request"}`)
+	for _, result := range []string{"busy", "unavailable"} {
+		if got := testutil.ToFloat64(h.metrics.Logins.WithLabelValues(result)); got != 0 {
+			t.Errorf(`logins{result=%q}: got %v, want 0`, result, got)
+		}
 	}
 }
 
