@@ -237,19 +237,32 @@ func testSlowClientsLimited(t *testing.T, s *stack) {
 // body that came with its header is held to be resent, see nginx.conf), so
 // the whole request must end when the replica's read timeout does, with a
 // JSON answer, long before the body would be complete.
+//
+// The Stalled cases send a few bytes of the body and then nothing: nginx's
+// client_body_timeout must not win the race with the replica's read
+// timeout, since nginx answers its own timeout by closing the connection
+// without a word.
 func testSlowBodyBounded(t *testing.T, s *stack) {
-	for _, tc := range []struct{ name, path string }{
-		{"Register", "/auth/register"},
-		{"Login", "/auth/login"},
+	for _, tc := range []struct {
+		name, path string
+		stall      bool
+	}{
+		{"Register", "/auth/register", false},
+		{"Login", "/auth/login", false},
+		{"RegisterStalled", "/auth/register", true},
+		{"LoginStalled", "/auth/login", true},
+		{"LogoutStalled", "/auth/logout", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			trickleBody(t, s, tc.path)
+			trickleBody(t, s, tc.path, tc.stall)
 		})
 	}
 }
 
-func trickleBody(t *testing.T, s *stack, path string) {
+// trickleBody sends a body one byte every 500 ms, or with stall six bytes
+// and then nothing, and requires a JSON 4xx by the replica's read timeout.
+func trickleBody(t *testing.T, s *stack, path string, stall bool) {
 	const size = 200 // 100 s at this pace
 	conn, err := net.DialTimeout("tcp", s.nginxAddr(), 5*time.Second)
 	if err != nil {
@@ -276,6 +289,14 @@ func trickleBody(t *testing.T, s *stack, path string) {
 			t.Errorf("slow %s body: answered after %v, want the replica's read timeout (%v) to end it", path, took, replicaReadLimit)
 		}
 	}()
+	if stall {
+		conn.SetWriteDeadline(time.Now().Add(time.Second))
+		if _, err := conn.Write([]byte(`{"use`)); err != nil {
+			t.Fatal(err)
+		}
+		<-answered
+		return
+	}
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	for range size {

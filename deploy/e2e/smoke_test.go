@@ -127,8 +127,8 @@ func TestStack(t *testing.T) {
 	t.Run("NginxCannotReachRedis", func(t *testing.T) {
 		// edge: nginx and the replicas; data: the replicas and Redis.
 		want := map[string]string{
-			"nginx": "edge", "prometheus": "edge", "redis": "data",
-			"alertmanager": "edge", "nginx-exporter": "edge", "redis-exporter": "data,edge",
+			"nginx": "edge", "prometheus": "edge,metrics", "redis": "data",
+			"alertmanager": "edge", "nginx-exporter": "edge", "redis-exporter": "data,metrics",
 			"api1": "data,edge", "api2": "data,edge", "api3": "data,edge",
 		}
 		for svc, nets := range want {
@@ -162,6 +162,21 @@ func TestStack(t *testing.T) {
 		}
 		if ok, out := connects(strings.TrimSpace(addr) + ":6379"); ok {
 			t.Errorf("nginx connects to redis at %s: got %q, want no route", strings.TrimSpace(addr), out)
+		}
+		// Nor the Redis exporter, whose /scrape?target= would connect to
+		// Redis (or anywhere) with its password and list the keys: not
+		// by name, nor at any of its addresses.
+		if ok, out := connects("redis-exporter:9121"); ok {
+			t.Errorf("nginx connects to redis-exporter:9121: got %q, want no route", out)
+		}
+		addrs, err := docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", s.container(t, "redis-exporter"))
+		if err != nil || len(strings.Fields(addrs)) != 2 {
+			t.Fatalf("addresses of redis-exporter: got %q, %v, want two", addrs, err)
+		}
+		for _, a := range strings.Fields(addrs) {
+			if ok, out := connects(a + ":9121"); ok {
+				t.Errorf("nginx connects to redis-exporter at %s: got %q, want no route", a, out)
+			}
 		}
 	})
 
