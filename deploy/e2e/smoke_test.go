@@ -322,6 +322,22 @@ func TestStack(t *testing.T) {
 		servedBy(t, "api3")
 	})
 
+	// nginx started while a replica is down: the replica is served once
+	// it is up again, without restarting nginx. Docker's DNS would have
+	// named only the running replicas; the hosts file names all three.
+	t.Run("ReplicaDownWhenNginxStartsJoinsLater", func(t *testing.T) {
+		s.mustRun(t, 2*time.Minute, "stop", "api1")
+		s.mustRun(t, 2*time.Minute, "restart", "nginx")
+		if err := poll(60*time.Second, 200*time.Millisecond, func() error {
+			_, err := s.profileOK(token, username)
+			return err
+		}); err != nil {
+			t.Fatalf("reads through the restarted nginx: %v", err)
+		}
+		s.mustRun(t, 2*time.Minute, "start", "api1")
+		servedBy(t, "api1")
+	})
+
 	t.Run("RedisOutageThroughNginx", func(t *testing.T) {
 		// A frozen Redis: every replica answers 503 "Session store
 		// unavailable". nginx must pass that on, not count it as a failed
