@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -192,6 +193,29 @@ func TestWrongAnswersFailTheRun(t *testing.T) {
 	}
 	if !strings.Contains(out, "profile of another user returned") {
 		t.Errorf("report does not say what was wrong:\n%s", out)
+	}
+}
+
+// TestLatencyCountsFromWhenDue stalls one request for a second while
+// -max-in-flight 1 lets no other leave: the arrivals due meanwhile wait,
+// and their wait must show in the latency (it is the users'), not only
+// the stalled request's own second.
+func TestLatencyCountsFromWhenDue(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 50 {
+			time.Sleep(time.Second)
+		}
+		fmt.Fprint(w, "ok")
+	}))
+	defer srv.Close()
+	_, out, err := runTool(t, "-target", srv.URL, "-scenario", "get", "-path", "/slow",
+		"-rate", "200", "-duration", "2s", "-max-in-flight", "1", "-max-p99", "get=500ms")
+	if err == nil || !strings.Contains(err.Error(), "p99 get") {
+		t.Errorf("got %v, want the p99 threshold breached by the requests that waited\n%s", err, out)
+	}
+	if !strings.Contains(out, "latencies count from when requests were due") {
+		t.Errorf("the report does not warn that requests left late:\n%s", out)
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
 func TestCheckTarget(t *testing.T) {
@@ -103,6 +105,31 @@ func TestParseOptions(t *testing.T) {
 				t.Fatalf("parseOptions(%q) error %v, want none", tc.args, err)
 			}
 			tc.check(t, o)
+		})
+	}
+}
+
+func TestFromDue(t *testing.T) {
+	due := time.Date(2026, 1, 1, 0, 0, 1, 0, time.UTC)
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	tests := []struct {
+		name        string
+		sent        time.Time
+		latency     time.Duration
+		wantLatency time.Duration
+		wantLate    time.Duration
+	}{
+		{"OnTime", due, ms(3), ms(3), 0},
+		{"ANanosecondEarly", due.Add(-1), ms(3), ms(3), 0},
+		// Waited a second for a worker: that second is the user's too.
+		{"Late", due.Add(time.Second), ms(3), time.Second + ms(3), time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			at, latency, late := fromDue(&vegeta.Result{Timestamp: tc.sent, Latency: tc.latency}, due)
+			if !at.Equal(due) || latency != tc.wantLatency || late != tc.wantLate {
+				t.Errorf("fromDue = %s, %s, %s; want %s, %s, %s", at, latency, late, due, tc.wantLatency, tc.wantLate)
+			}
 		})
 	}
 }

@@ -135,6 +135,15 @@ func (s Schedule) Pace(elapsed time.Duration, hits uint64) (time.Duration, bool)
 	return at - elapsed, false
 }
 
+// Due returns when the n-th arrival (counting from 1) is due, from the
+// schedule's start, or false if the schedule ends before making n. The
+// load generator measures latency from it, so that a request that left
+// late (every worker busy, the generator short of CPU) still counts the
+// time it waited.
+func (s Schedule) Due(n uint64) (time.Duration, bool) {
+	return s.when(float64(n))
+}
+
 // when returns the time at which the schedule has made n arrivals, or false
 // if it ends before.
 func (s Schedule) when(n float64) (time.Duration, bool) {

@@ -114,3 +114,33 @@ func TestPaceCatchesUpWhenBehind(t *testing.T) {
 		t.Errorf("Pace(1s, 10 hits) = %s, %v, want 0, false: 990 arrivals are overdue", wait, stop)
 	}
 }
+
+func TestDue(t *testing.T) {
+	ramp, err := pace.Parse("2s@100")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		sched pace.Schedule
+		n     uint64
+		want  time.Duration
+		ok    bool
+	}{
+		{"ConstantFirst", pace.Constant(100, time.Second), 1, 10 * time.Millisecond, true},
+		{"ConstantLast", pace.Constant(100, time.Second), 100, time.Second, true},
+		{"ConstantPastTheEnd", pace.Constant(100, time.Second), 101, 0, false},
+		// 0 to 100/s over 2s: n arrivals by t when 25t² = n.
+		{"RampFirst", ramp, 1, 200 * time.Millisecond, true},
+		{"RampLast", ramp, 100, 2 * time.Second, true},
+		{"TooSparseForOne", pace.Constant(0.5, time.Second), 1, 0, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := tc.sched.Due(tc.n)
+			if ok != tc.ok || (ok && (got-tc.want).Abs() > time.Microsecond) {
+				t.Errorf("Due(%d) = %s, %v; want %s, %v", tc.n, got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}

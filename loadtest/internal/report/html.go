@@ -32,8 +32,8 @@ func (s *Summary) WriteHTML(w io.Writer) error {
 		*Summary
 		UPlotJS  template.JS
 		UPlotCSS template.CSS
-		Warning  string
-	}{s, template.JS(js), template.CSS(css), s.ShortfallWarning()})
+		Warnings []string
+	}{s, template.JS(js), template.CSS(css), s.Warnings()})
 }
 
 func readAsset(name string) ([]byte, error) {

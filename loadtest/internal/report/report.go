@@ -18,12 +18,16 @@ import (
 
 // Record is one answered (or failed) request.
 type Record struct {
-	Kind     scenario.Kind
-	At       time.Time // when the request was sent
-	Latency  time.Duration
-	Status   int // 0: no HTTP answer
-	Outcome  scenario.Outcome
-	Instance string // the X-Instance header, empty when absent
+	Kind scenario.Kind
+	// At is when the request counts as sent: in the open model when the
+	// schedule made it due, so that Latency includes any wait to leave.
+	At      time.Time
+	Latency time.Duration
+	// SendDelay is how long after it was due the request left (open model).
+	SendDelay time.Duration
+	Status    int // 0: no HTTP answer
+	Outcome   scenario.Outcome
+	Instance  string // the X-Instance header, empty when absent
 }
 
 // maxDetails bounds how many distinct error and wrong-answer descriptions
@@ -40,6 +44,8 @@ type Collector struct {
 	errors    map[string]uint64
 	wrong     map[string]uint64
 	last      time.Duration // latest send time, from start
+	maxDelay  time.Duration // longest SendDelay
+	late      uint64        // requests with a SendDelay above LateBound
 }
 
 type kindData struct {
@@ -77,6 +83,10 @@ func (c *Collector) Add(r Record) {
 	at := r.At.Sub(c.start)
 	k.samples = append(k.samples, sample{at, r.Latency, r.Outcome.Verdict != scenario.OK})
 	c.last = max(c.last, at)
+	c.maxDelay = max(c.maxDelay, r.SendDelay)
+	if r.SendDelay > LateBound {
+		c.late++
+	}
 	c.statuses[r.Status]++
 	if r.Status != 0 {
 		c.instances[r.Instance]++
@@ -139,11 +149,16 @@ type Summary struct {
 	AchievedRate float64  `json:"achievedRate"`
 	// Shortfall is set when the open model delivered less than
 	// ShortfallRatio of the asked rate.
-	Shortfall bool              `json:"shortfall"`
-	Kinds     []KindSummary     `json:"kinds"`
-	All       KindSummary       `json:"all"`
-	Statuses  map[string]uint64 `json:"statuses"`
-	Instances []Share           `json:"instances"`
+	Shortfall bool `json:"shortfall"`
+	// MaxSendDelayMs is how late, at the most, the generator sent a request
+	// after the schedule made it due; LateSends counts the requests sent
+	// more than LateBound late. Latencies count from when requests were due.
+	MaxSendDelayMs float64           `json:"maxSendDelayMs"`
+	LateSends      uint64            `json:"lateSends"`
+	Kinds          []KindSummary     `json:"kinds"`
+	All            KindSummary       `json:"all"`
+	Statuses       map[string]uint64 `json:"statuses"`
+	Instances      []Share           `json:"instances"`
 	// ErrorDetails and WrongDetails say what went wrong, most frequent first.
 	ErrorDetails []Detail `json:"errorDetails"`
 	WrongDetails []Detail `json:"wrongDetails"`
@@ -156,6 +171,10 @@ type Summary struct {
 // ShortfallRatio is the share of the asked rate below which a run is said
 // to have fallen short.
 const ShortfallRatio = 0.95
+
+// LateBound is the send delay above which the report warns that the
+// generator did not send on schedule.
+const LateBound = 100 * time.Millisecond
 
 // KindSummary holds the figures of one kind of request.
 type KindSummary struct {
@@ -294,6 +313,7 @@ func (c *Collector) Summarize(run Run, userWaits uint64) *Summary {
 		s.ErrorRate = float64(s.Errors) / float64(s.Requests)
 	}
 	s.AchievedRate = s.All.Rate
+	s.MaxSendDelayMs, s.LateSends = ms(c.maxDelay), c.late
 	if run.Expected != nil {
 		asked := run.Expected(window) / window.Seconds()
 		s.AskedRate = &asked

@@ -194,3 +194,27 @@ func TestWriters(t *testing.T) {
 		}
 	}
 }
+
+func TestLateSendsAreReported(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := report.NewCollector(start)
+	for i, delay := range []time.Duration{0, ms(50), ms(1200), ms(300)} {
+		c.Add(report.Record{Kind: scenario.Profile, At: start.Add(ms(10 * i)), Latency: delay + ms(1), SendDelay: delay, Status: 200})
+	}
+	s := c.Summarize(report.Run{Scenario: "read", Model: "open"}, 0)
+	if s.MaxSendDelayMs != 1200 || s.LateSends != 2 {
+		t.Errorf("got max send delay %gms and %d late sends, want 1200ms and 2", s.MaxSendDelayMs, s.LateSends)
+	}
+	var text, html bytes.Buffer
+	if err := s.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WriteHTML(&html); err != nil {
+		t.Fatal(err)
+	}
+	for name, out := range map[string]string{"text": text.String(), "HTML": html.String()} {
+		if !strings.Contains(out, "latencies count from when requests were due") || !strings.Contains(out, "up to 1200ms late") {
+			t.Errorf("%s report lacks the late-send warning", name)
+		}
+	}
+}

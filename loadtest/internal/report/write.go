@@ -52,10 +52,33 @@ func (s *Summary) ShortfallWarning() string {
 		s.AchievedRate, 100*s.AchievedRate/max(*s.AskedRate, 1e-9), *s.AskedRate)
 }
 
+// LateWarning is the loud warning of an open-model run in which the
+// generator sent requests more than LateBound after they were due, or ""
+// when it did not.
+func (s *Summary) LateWarning() string {
+	if s.LateSends == 0 {
+		return ""
+	}
+	return fmt.Sprintf("WARNING: %d requests left more than %s after they were due, up to %s late: every worker was busy "+
+		"(-max-in-flight) or the generator was short of CPU; latencies count from when requests were due, so they include that wait",
+		s.LateSends, LateBound, FormatMs(s.MaxSendDelayMs))
+}
+
+// Warnings lists the loud warnings of the run, for the terminal and the page.
+func (s *Summary) Warnings() []string {
+	var ws []string
+	for _, w := range []string{s.ShortfallWarning(), s.LateWarning()} {
+		if w != "" {
+			ws = append(ws, w)
+		}
+	}
+	return ws
+}
+
 // WriteText writes the report as tables for a terminal.
 func (s *Summary) WriteText(w io.Writer) error {
 	fmt.Fprintln(w, s.Headline())
-	if warn := s.ShortfallWarning(); warn != "" {
+	for _, warn := range s.Warnings() {
 		fmt.Fprintln(w, warn)
 	}
 	fmt.Fprintln(w)
