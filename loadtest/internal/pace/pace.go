@@ -123,9 +123,11 @@ func (s Schedule) Expected(elapsed time.Duration) float64 {
 
 // Pace implements vegeta.Pacer: the next arrival is due when the schedule
 // has made hits+1 of them. Arrivals never wait for answers; a generator that
-// falls behind sends at once and catches up.
+// falls behind sends at once and catches up. It is behind only once that
+// arrival is due: the moment after an arrival the schedule has made a
+// fraction more than hits, and sending then would send arrivals in pairs.
 func (s Schedule) Pace(elapsed time.Duration, hits uint64) (time.Duration, bool) {
-	if float64(hits) < s.Expected(elapsed) {
+	if float64(hits+1) <= s.Expected(elapsed) {
 		return 0, false
 	}
 	at, ok := s.when(float64(hits + 1))

@@ -144,3 +144,32 @@ func TestDue(t *testing.T) {
 		})
 	}
 }
+
+// TestPaceSendsNothingEarly replays the pacer with sleeps that overshoot a
+// little, as real ones do, and wants every arrival sent no earlier than the
+// schedule makes it due (0.5/s for 1s makes none).
+func TestPaceSendsNothingEarly(t *testing.T) {
+	for _, spec := range []string{"0s@100,1s@100", "1s@200", "0s@0.5,1s@0.5"} {
+		t.Run(spec, func(t *testing.T) {
+			s, err := pace.Parse(spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The attack loop's first call comes a little after the start.
+			elapsed := 50 * time.Microsecond
+			var hits uint64
+			for {
+				wait, stop := s.Pace(elapsed, hits)
+				if stop {
+					break
+				}
+				elapsed += wait + 50*time.Microsecond
+				due, ok := s.Due(hits + 1)
+				if !ok || elapsed < due {
+					t.Fatalf("arrival %d sent at %s, due at %s (%v)", hits+1, elapsed, due, ok)
+				}
+				hits++
+			}
+		})
+	}
+}
