@@ -393,8 +393,7 @@ func (s *journeys) Next() (*Step, error) {
 // Done moves the user on and hands it back to the idle pool. A step that
 // failed is not repeated: the user goes on with its plan, except that
 // without a session it starts a new one, and after a refresh or logout
-// whose fate is unknown (no answer) it drops the token it can no longer
-// trust.
+// whose fate is unknown it drops the token it can no longer trust.
 func (s *journeys) Done(st *Step, r Response) Outcome {
 	u := st.user
 	o := judge(st, r)
@@ -408,7 +407,7 @@ func (s *journeys) Done(st *Step, r Response) Outcome {
 	case r.Status == http.StatusUnauthorized:
 		// The session is gone (wrongly, judge said so): start anew.
 		u.Token = ""
-	case r.Status == 0 && (st.Kind == Refresh || st.Kind == Logout):
+	case (st.Kind == Refresh || st.Kind == Logout) && fateUnknown(r):
 		u.Token = ""
 	}
 	if u.Token != "" {
@@ -416,6 +415,14 @@ func (s *journeys) Done(st *Step, r Response) Outcome {
 	}
 	s.idle <- u
 	return o
+}
+
+// fateUnknown tells whether a request may or may not have taken effect:
+// no answer, or a 5xx from something in front of the service (a proxy's
+// 502 or 504 after the replica rotated the token). The service's own 503
+// says it changed nothing.
+func fateUnknown(r Response) bool {
+	return r.Status == 0 || (r.Status >= 500 && r.Status != http.StatusServiceUnavailable)
 }
 
 // judge checks one answer against the contract for the user who asked.

@@ -223,6 +223,9 @@ func TestJourneyStartsOverWithoutSession(t *testing.T) {
 	}{
 		{"LiveSessionRefused", scenario.Profile, scenario.Response{Status: 401, Body: body(`{"error":"Invalid session"}`)}, scenario.Wrong},
 		{"RefreshUnanswered", scenario.Refresh, scenario.Response{Err: "timeout"}, scenario.Error},
+		// The proxy gave up, but the replica may have rotated the token.
+		{"RefreshBadGateway", scenario.Refresh, scenario.Response{Status: 502}, scenario.Error},
+		{"RefreshGatewayTimeout", scenario.Refresh, scenario.Response{Status: 504}, scenario.Error},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -283,5 +286,29 @@ func TestKindsOf(t *testing.T) {
 		if got := scenario.KindsOf(tc.name, tc.journey); !slices.Equal(got, tc.want) {
 			t.Errorf("KindsOf(%s, %+v) = %v, want %v", tc.name, tc.journey, got, tc.want)
 		}
+	}
+}
+
+// TestJourneyKeepsTokenAfterServiceUnavailable: the service's own 503 on a
+// refresh changed nothing, so the next step carries the same token.
+func TestJourneyKeepsTokenAfterServiceUnavailable(t *testing.T) {
+	j := scenario.Journey{Reads: 1, Refreshes: 1}
+	sc, _ := scenario.New("mixed", scenario.NewEndpoints("http://127.0.0.1"), []*scenario.User{scenario.NewUser("alice", "pw-alice-1")}, j, "")
+	st, _ := sc.Next()
+	sc.Done(st, answer(st, tokenA))
+	for {
+		st, _ = sc.Next()
+		if st.Kind == scenario.Refresh {
+			break
+		}
+		sc.Done(st, answer(st, tokenB))
+	}
+	held := st.Target.Header.Get("X-Session-Id")
+	if o := sc.Done(st, scenario.Response{Status: 503, Body: body(`{"error":"Session store unavailable"}`)}); o.Verdict != scenario.Error {
+		t.Fatalf("verdict %v, want error", o.Verdict)
+	}
+	st, _ = sc.Next()
+	if st.Kind == scenario.Login || st.Target.Header.Get("X-Session-Id") != held {
+		t.Errorf("next step is %s with %q, want the plan to go on with %q", st.Kind, st.Target.Header.Get("X-Session-Id"), held)
 	}
 }
