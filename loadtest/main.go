@@ -280,6 +280,7 @@ func attack(ctx context.Context, o options, transport http.RoundTripper, sc scen
 		tick = t.C
 	}
 	interrupted := ctx.Done()
+	var interruptedAt time.Duration // 0: not interrupted
 	stop := func() {
 		attacker.Stop()
 		sc.Stop()
@@ -290,6 +291,7 @@ loop:
 		case <-interrupted:
 			// Stop once; the answers of requests in flight still arrive.
 			fmt.Fprintln(stderr, "interrupted: waiting for the requests in flight, then reporting")
+			interruptedAt = time.Since(start)
 			stop()
 			interrupted = nil
 		case now := <-tick:
@@ -329,7 +331,8 @@ loop:
 	}
 	stop()
 
-	sum := coll.Summarize(run, sc.Waits())
+	window := sendWindow(o.duration, interruptedAt, sent.Load() > o.maxRequests)
+	sum := coll.Summarize(run, window, sc.Waits())
 	passed := o.limits.Check(sum)
 	if err := sum.WriteText(stdout); err != nil {
 		return err
@@ -347,6 +350,20 @@ loop:
 		return fmt.Errorf("thresholds breached: %s", strings.Join(sum.Breaches(), "; "))
 	}
 	return nil
+}
+
+// sendWindow is how long the sending phase ran, which rates are over: the
+// planned duration (the schedule's, or -duration in the closed model),
+// until the interrupt if there was one during it, or zero when
+// -max-requests ended it, which the report takes as the last send.
+func sendWindow(planned, interruptedAt time.Duration, requestsRanOut bool) time.Duration {
+	switch {
+	case requestsRanOut:
+		return 0
+	case interruptedAt > 0:
+		return min(interruptedAt, planned)
+	}
+	return planned
 }
 
 // fromDue returns when an open-model request counts as sent, its latency

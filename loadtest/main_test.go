@@ -133,3 +133,22 @@ func TestFromDue(t *testing.T) {
 		})
 	}
 }
+
+func TestSendWindow(t *testing.T) {
+	tests := []struct {
+		name           string
+		interruptedAt  time.Duration
+		requestsRanOut bool
+		want           time.Duration
+	}{
+		{"Completed", 0, false, 10 * time.Second},
+		{"Interrupted", 3 * time.Second, false, 3 * time.Second},
+		{"InterruptedAfterTheLastSend", 11 * time.Second, false, 10 * time.Second},
+		{"MaxRequestsEndedIt", 0, true, 0},
+	}
+	for _, tc := range tests {
+		if got := sendWindow(10*time.Second, tc.interruptedAt, tc.requestsRanOut); got != tc.want {
+			t.Errorf("%s: sendWindow = %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}

@@ -265,19 +265,21 @@ func Latencies(ds []time.Duration) Latency {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// Summarize computes the report of everything collected for run;
-// userWaits is the scenario's count of requests that waited for a user.
-func (c *Collector) Summarize(run Run, userWaits uint64) *Summary {
+// Summarize computes the report of everything collected for run. window
+// is how long the sending phase ran (the whole schedule or -duration, less
+// when interrupted, the last send when -max-requests ended it); rates are
+// over it, and it is never taken shorter than the last send. userWaits is
+// the scenario's count of requests that waited for a user.
+func (c *Collector) Summarize(run Run, window time.Duration, userWaits uint64) *Summary {
 	s := &Summary{
 		Run:       run,
 		Started:   c.start,
 		Statuses:  map[string]uint64{},
 		UserWaits: userWaits,
 	}
-	// The send window: from the start to the last request sent. Rates are
-	// requests sent in it over its length, so that a run cut short by
-	// -max-requests or an interrupt is judged on the time it ran.
-	window := c.last
+	// Dividing by the time of the last send instead would make a sparse
+	// run's rate that of its first few milliseconds.
+	window = max(window, c.last)
 	if window <= 0 {
 		window = time.Millisecond
 	}
@@ -315,9 +317,11 @@ func (c *Collector) Summarize(run Run, userWaits uint64) *Summary {
 	s.AchievedRate = s.All.Rate
 	s.MaxSendDelayMs, s.LateSends = ms(c.maxDelay), c.late
 	if run.Expected != nil {
-		asked := run.Expected(window) / window.Seconds()
+		expected := run.Expected(window)
+		asked := expected / window.Seconds()
 		s.AskedRate = &asked
-		s.Shortfall = s.Requests > 0 && s.AchievedRate < ShortfallRatio*asked
+		// Arrivals are whole: a schedule of 1.5 in the window makes one.
+		s.Shortfall = s.Requests > 0 && float64(s.Requests) < ShortfallRatio*math.Floor(expected+1e-9)
 	}
 
 	for code, n := range c.statuses {

@@ -86,13 +86,13 @@ func collect(n int) (*report.Collector, time.Time) {
 func TestSummarize(t *testing.T) {
 	c, _ := collect(1000)
 	sch := pace.Constant(1100, time.Second)
-	s := c.Summarize(report.Run{Scenario: "read", Model: "open", Expected: sch.Expected, Rate: sch.Rate}, 0)
+	s := c.Summarize(report.Run{Scenario: "read", Model: "open", Expected: sch.Expected, Rate: sch.Rate}, time.Second, 0)
 
 	if s.Requests != 1000 || s.Errors != 99 || s.Wrong != 1 {
 		t.Errorf("got %d requests, %d errors, %d wrong; want 1000, 99, 1", s.Requests, s.Errors, s.Wrong)
 	}
 	if s.ElapsedSeconds != 1 {
-		t.Errorf("got elapsed %gs, want 1s (the last request was sent at 1s)", s.ElapsedSeconds)
+		t.Errorf("got elapsed %gs, want 1s", s.ElapsedSeconds)
 	}
 	if s.AchievedRate != 1000 || s.AskedRate == nil || *s.AskedRate != 1100 {
 		t.Errorf("got achieved %g of asked %v, want 1000 of 1100", s.AchievedRate, s.AskedRate)
@@ -127,7 +127,7 @@ func TestSummarize(t *testing.T) {
 
 func TestClosedModelHasNoAskedRate(t *testing.T) {
 	c, _ := collect(10)
-	s := c.Summarize(report.Run{Scenario: "read", Model: "closed", Workers: 4}, 0)
+	s := c.Summarize(report.Run{Scenario: "read", Model: "closed", Workers: 4}, 10*time.Millisecond, 0)
 	if s.AskedRate != nil || s.Shortfall || s.Series.Asked != nil {
 		t.Errorf("got asked %v, shortfall %v, asked series %v; want none in the closed model", s.AskedRate, s.Shortfall, s.Series.Asked)
 	}
@@ -151,7 +151,7 @@ func TestBucketFor(t *testing.T) {
 
 func TestWriters(t *testing.T) {
 	c, _ := collect(200)
-	s := c.Summarize(report.Run{Scenario: "read", Target: "http://127.0.0.1:8080", Model: "closed", Workers: 2}, 3)
+	s := c.Summarize(report.Run{Scenario: "read", Target: "http://127.0.0.1:8080", Model: "closed", Workers: 2}, 200*time.Millisecond, 3)
 	report.Limits{MaxErrorRate: 0.2}.Check(s)
 
 	var text bytes.Buffer
@@ -201,7 +201,7 @@ func TestLateSendsAreReported(t *testing.T) {
 	for i, delay := range []time.Duration{0, ms(50), ms(1200), ms(300)} {
 		c.Add(report.Record{Kind: scenario.Profile, At: start.Add(ms(10 * i)), Latency: delay + ms(1), SendDelay: delay, Status: 200})
 	}
-	s := c.Summarize(report.Run{Scenario: "read", Model: "open"}, 0)
+	s := c.Summarize(report.Run{Scenario: "read", Model: "open"}, 0, 0)
 	if s.MaxSendDelayMs != 1200 || s.LateSends != 2 {
 		t.Errorf("got max send delay %gms and %d late sends, want 1200ms and 2", s.MaxSendDelayMs, s.LateSends)
 	}
@@ -216,5 +216,45 @@ func TestLateSendsAreReported(t *testing.T) {
 		if !strings.Contains(out, "latencies count from when requests were due") || !strings.Contains(out, "up to 1200ms late") {
 			t.Errorf("%s report lacks the late-send warning", name)
 		}
+	}
+}
+
+// TestRatesAreOverTheWindow: rates are over the time the sending phase
+// ran, whenever the last request left, and never over less than that.
+func TestRatesAreOverTheWindow(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name        string
+		sends       []time.Duration
+		rate        float64
+		window      time.Duration
+		wantSeconds float64
+		achieved    float64
+		asked       float64
+		shortfall   bool
+	}{
+		// One request 0.1ms in is not a rate of 10000/s over a 1s run.
+		{"Sparse", []time.Duration{100 * time.Microsecond}, 1, time.Second, 1, 1, 1, false},
+		// Interrupted at 500ms: judged on those 500ms.
+		{"Interrupted", []time.Duration{ms(100), ms(200), ms(300), ms(400), ms(500)}, 10, ms(500), 0.5, 10, 10, false},
+		{"ShortOfTheSchedule", []time.Duration{ms(100)}, 10, time.Second, 1, 1, 10, true},
+		// A window shorter than the last send is taken to the last send.
+		{"NeverShorterThanTheLastSend", []time.Duration{ms(100), ms(2000)}, 1, time.Second, 2, 1, 1, false},
+		// 1.5/s for 1s makes one arrival: one request is no shortfall.
+		{"WholeArrivals", []time.Duration{ms(667)}, 1.5, time.Second, 1, 1, 1.5, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := report.NewCollector(start)
+			for _, at := range tc.sends {
+				c.Add(report.Record{Kind: scenario.Profile, At: start.Add(at), Latency: ms(1), Status: 200})
+			}
+			sch := pace.Constant(tc.rate, 10*time.Second)
+			s := c.Summarize(report.Run{Model: "open", Expected: sch.Expected, Rate: sch.Rate}, tc.window, 0)
+			if s.ElapsedSeconds != tc.wantSeconds || s.AchievedRate != tc.achieved || *s.AskedRate != tc.asked || s.Shortfall != tc.shortfall {
+				t.Errorf("got %gs, achieved %g/s of %g/s asked, shortfall %v; want %gs, %g of %g, %v",
+					s.ElapsedSeconds, s.AchievedRate, *s.AskedRate, s.Shortfall, tc.wantSeconds, tc.achieved, tc.asked, tc.shortfall)
+			}
+		})
 	}
 }
