@@ -19,6 +19,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -381,18 +382,15 @@ func fromDue(r *vegeta.Result, due time.Time) (at time.Time, latency, late time.
 	return due, late + r.Latency, late
 }
 
-// writeFile writes one report file when a path was given.
+// writeFile writes one report file when a path was given. The report is
+// rendered first, so that one that cannot be leaves no empty file behind.
 func writeFile(path string, write func(io.Writer) error) error {
 	if path == "" {
 		return nil
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := write(f); err != nil {
-		f.Close()
+	var b bytes.Buffer
+	if err := write(&b); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	return f.Close()
+	return os.WriteFile(path, b.Bytes(), 0o644)
 }

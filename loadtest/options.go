@@ -167,7 +167,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	case rate != "":
 		r, err := pace.ParseRate(rate)
 		if err != nil || r <= 0 {
-			return o, fmt.Errorf("-rate %q: want a positive number of requests per second", rate)
+			return o, fmt.Errorf("-rate %q: want a positive number of requests per second, at most %d", rate, pace.MaxRate)
 		}
 		s := pace.Constant(r, o.duration)
 		o.schedule = &s
@@ -190,10 +190,10 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-setup-parallel must be in [1, 64]")
 	case o.setupTimeout <= 0:
 		return o, errors.New("-setup-timeout must be positive")
-	case o.limits.MaxErrorRate < 0 || o.limits.MaxErrorRate > 1:
+	case !(o.limits.MaxErrorRate >= 0 && o.limits.MaxErrorRate <= 1): // NaN too
 		return o, errors.New("-max-error-rate must be in [0, 1]")
-	case o.limits.MinRate < 0:
-		return o, errors.New("-min-rate must not be negative")
+	case !(o.limits.MinRate >= 0 && o.limits.MinRate <= pace.MaxRate):
+		return o, fmt.Errorf("-min-rate must be in [0, %d]", pace.MaxRate)
 	case o.progress < 0:
 		return o, errors.New("-progress must not be negative")
 	}

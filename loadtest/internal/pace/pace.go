@@ -59,11 +59,15 @@ func Parse(s string) (Schedule, error) {
 	return sch, nil
 }
 
-// ParseRate reads "5000" or "5000/s".
+// MaxRate bounds every rate a schedule holds, far above what one generator
+// sends, so that the arrivals counted over any schedule stay finite.
+const MaxRate = 1_000_000
+
+// ParseRate reads "5000" or "5000/s", at most MaxRate.
 func ParseRate(s string) (float64, error) {
 	r, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(s), "/s"), 64)
-	if err != nil || r < 0 || math.IsInf(r, 0) || math.IsNaN(r) {
-		return 0, fmt.Errorf("bad rate %q: want a number of requests per second, e.g. 5000 or 5000/s", s)
+	if err != nil || !(r >= 0 && r <= MaxRate) {
+		return 0, fmt.Errorf("bad rate %q: want a number of requests per second in [0, %d], e.g. 5000 or 5000/s", s, MaxRate)
 	}
 	return r, nil
 }

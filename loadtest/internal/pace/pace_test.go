@@ -22,6 +22,10 @@ func TestParse(t *testing.T) {
 		{"x@5", "", 0, false},
 		{"0s@100", "", 0, false},
 		{"10s@NaN", "", 0, false},
+		{"1s@1000000", "1s@1e+06", time.Second, true},
+		{"1s@1000001", "", 0, false},
+		{"1s@1e308,1s@1.7e308", "", 0, false},
+		{"1s@Inf", "", 0, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {

@@ -317,8 +317,8 @@ func (c *Collector) Summarize(run Run, window time.Duration, userWaits uint64) *
 	s.AchievedRate = s.All.Rate
 	s.MaxSendDelayMs, s.LateSends = ms(c.maxDelay), c.late
 	if run.Expected != nil {
-		expected := run.Expected(window)
-		asked := expected / window.Seconds()
+		expected := finite(run.Expected(window))
+		asked := finite(expected / window.Seconds())
 		s.AskedRate = &asked
 		// Arrivals are whole: a schedule of 1.5 in the window makes one.
 		s.Shortfall = s.Requests > 0 && float64(s.Requests) < ShortfallRatio*math.Floor(expected+1e-9)
@@ -346,6 +346,19 @@ func (c *Collector) Summarize(run Run, window time.Duration, userWaits uint64) *
 	s.WrongDetails = details(c.wrong)
 	s.Series = c.series(run, window)
 	return s
+}
+
+// finite bounds a figure that comes from the run's schedule: JSON has no
+// infinity or NaN, and one of them would leave no report at all. The flags
+// bound the rates already; this keeps the writers safe from any Run.
+func finite(v float64) float64 {
+	switch {
+	case math.IsNaN(v):
+		return 0
+	case math.IsInf(v, 0):
+		return math.Copysign(math.MaxFloat64, v)
+	}
+	return v
 }
 
 func kindOrder(k scenario.Kind) int {
@@ -394,7 +407,7 @@ func (c *Collector) series(run Run, window time.Duration) Series {
 	if run.Rate != nil {
 		s.Asked = make([]float64, n)
 		for i := range n {
-			s.Asked[i] = run.Rate(time.Duration(i)*bucket + time.Duration(width[i]*float64(time.Second))/2)
+			s.Asked[i] = finite(run.Rate(time.Duration(i)*bucket + time.Duration(width[i]*float64(time.Second))/2))
 		}
 	}
 	for _, k := range slices.SortedFunc(maps.Keys(c.kinds), func(a, b scenario.Kind) int { return cmp.Compare(kindOrder(a), kindOrder(b)) }) {

@@ -3,6 +3,7 @@ package report_test
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -256,5 +257,17 @@ func TestRatesAreOverTheWindow(t *testing.T) {
 					s.ElapsedSeconds, s.AchievedRate, *s.AskedRate, s.Shortfall, tc.wantSeconds, tc.achieved, tc.asked, tc.shortfall)
 			}
 		})
+	}
+}
+
+// TestJSONWithoutInfinity: whatever the schedule says, the JSON is written.
+func TestJSONWithoutInfinity(t *testing.T) {
+	c, _ := collect(10)
+	inf := func(time.Duration) float64 { return math.Inf(1) }
+	nan := func(time.Duration) float64 { return math.NaN() }
+	s := c.Summarize(report.Run{Model: "open", Expected: inf, Rate: nan}, time.Second, 0)
+	var js bytes.Buffer
+	if err := s.WriteJSON(&js); err != nil {
+		t.Errorf("WriteJSON: %v", err)
 	}
 }
