@@ -212,8 +212,11 @@ type Detail struct {
 // Series holds the time series the HTML report plots, one point per bucket.
 type Series struct {
 	BucketSeconds float64 `json:"bucketSeconds"`
-	// Start is each bucket's start, in seconds from the run's start.
+	// Start is each bucket's start, in seconds from the run's start, and
+	// Width its length: BucketSeconds but for the last bucket, which ends
+	// with the window and is between half a bucket and one and a half long.
 	Start []float64 `json:"start"`
+	Width []float64 `json:"widthSeconds"`
 	// Asked is the asked rate at each bucket's middle (open model only).
 	Asked []float64 `json:"asked,omitempty"`
 	// Failed counts errors and wrong answers per second.
@@ -391,19 +394,21 @@ func BucketFor(window time.Duration) time.Duration {
 
 func (c *Collector) series(run Run, window time.Duration) Series {
 	bucket := BucketFor(window)
-	n := int(window/bucket) + 1
-	s := Series{BucketSeconds: bucket.Seconds(), Start: make([]float64, n), Failed: make([]float64, n)}
-	// The last bucket may be partial; rates in it are over its real length.
-	width := make([]float64, n)
+	// The buckets cover the window; the last one may be partial, and rates
+	// in it are over its real length. One narrower than half a bucket
+	// joins the one before: a sliver holding a request or two would plot
+	// as a spike (or a dip).
+	n := max(1, int((window+bucket-1)/bucket))
+	if rest := window - time.Duration(n-1)*bucket; n > 1 && rest < bucket/2 {
+		n--
+	}
+	s := Series{BucketSeconds: bucket.Seconds(), Start: make([]float64, n), Width: make([]float64, n), Failed: make([]float64, n)}
+	width := s.Width
 	for i := range n {
 		s.Start[i] = (time.Duration(i) * bucket).Seconds()
 		width[i] = bucket.Seconds()
 	}
-	if rest := window - time.Duration(n-1)*bucket; rest > 0 {
-		width[n-1] = rest.Seconds()
-	} else {
-		width[n-1] = bucket.Seconds()
-	}
+	width[n-1] = (window - time.Duration(n-1)*bucket).Seconds()
 	if run.Rate != nil {
 		s.Asked = make([]float64, n)
 		for i := range n {

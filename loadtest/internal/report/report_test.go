@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -113,13 +114,12 @@ func TestSummarize(t *testing.T) {
 	if len(s.WrongDetails) != 1 || s.WrongDetails[0].Count != 1 {
 		t.Errorf("wrong details = %+v, want one", s.WrongDetails)
 	}
-	// One-second buckets: [0,1s) holds the first 999 requests, the last
-	// bucket the request sent at exactly 1s.
-	if got := len(s.Series.Start); got != 2 {
-		t.Fatalf("got %d buckets, want 2", got)
+	// One one-second bucket, [0, 1s], holds every request.
+	if got := len(s.Series.Start); got != 1 {
+		t.Fatalf("got %d buckets, want 1", got)
 	}
-	if got := s.Series.Kinds[0].Rate[0]; got != 999 {
-		t.Errorf("rate in the first bucket = %g, want 999", got)
+	if got := s.Series.Kinds[0].Rate[0]; got != 1000 {
+		t.Errorf("rate in the bucket = %g, want 1000", got)
 	}
 	if got := s.Series.Asked[0]; got != 1100 {
 		t.Errorf("asked rate in the first bucket = %g, want 1100", got)
@@ -269,5 +269,37 @@ func TestJSONWithoutInfinity(t *testing.T) {
 	var js bytes.Buffer
 	if err := s.WriteJSON(&js); err != nil {
 		t.Errorf("WriteJSON: %v", err)
+	}
+}
+
+// TestSeriesHasNoSliverBucket sends 500/s for the whole window and wants
+// 500/s in every bucket, the last one included.
+func TestSeriesHasNoSliverBucket(t *testing.T) {
+	tests := []struct {
+		window    time.Duration
+		wantWidth []float64
+	}{
+		{3 * time.Second, []float64{1, 1, 1}},
+		{3*time.Second + ms(2), []float64{1, 1, 1.002}},
+		{3*time.Second + ms(600), []float64{1, 1, 1, 0.6}},
+		{ms(300), []float64{0.3}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.window.String(), func(t *testing.T) {
+			start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			c := report.NewCollector(start)
+			for at := ms(2); at <= tc.window; at += ms(2) {
+				c.Add(report.Record{Kind: scenario.Profile, At: start.Add(at), Latency: ms(1), Status: 200})
+			}
+			s := c.Summarize(report.Run{Model: "closed"}, tc.window, 0)
+			if !slices.EqualFunc(s.Series.Width, tc.wantWidth, func(a, b float64) bool { return math.Abs(a-b) < 1e-9 }) {
+				t.Fatalf("bucket widths %v, want %v", s.Series.Width, tc.wantWidth)
+			}
+			for i, r := range s.Series.Kinds[0].Rate {
+				if math.Abs(r-500) > 5 { // a request more or less at the edges
+					t.Errorf("rate in bucket %d = %g, want 500 (rates %v)", i, r, s.Series.Kinds[0].Rate)
+				}
+			}
+		})
 	}
 }
