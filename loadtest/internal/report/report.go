@@ -274,11 +274,17 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // over it, and it is never taken shorter than the last send. userWaits is
 // the scenario's count of requests that waited for a user.
 func (c *Collector) Summarize(run Run, window time.Duration, userWaits uint64) *Summary {
+	// Lists are empty rather than nil, so that a run without requests
+	// writes [] in the JSON, which its readers (the page's script too)
+	// can go through.
 	s := &Summary{
-		Run:       run,
-		Started:   c.start,
-		Statuses:  map[string]uint64{},
-		UserWaits: userWaits,
+		Run:        run,
+		Started:    c.start,
+		Kinds:      []KindSummary{},
+		Statuses:   map[string]uint64{},
+		Instances:  []Share{},
+		UserWaits:  userWaits,
+		Thresholds: []Check{},
 	}
 	// Dividing by the time of the last send instead would make a sparse
 	// run's rate that of its first few milliseconds.
@@ -402,7 +408,10 @@ func (c *Collector) series(run Run, window time.Duration) Series {
 	if rest := window - time.Duration(n-1)*bucket; n > 1 && rest < bucket/2 {
 		n--
 	}
-	s := Series{BucketSeconds: bucket.Seconds(), Start: make([]float64, n), Width: make([]float64, n), Failed: make([]float64, n)}
+	s := Series{
+		BucketSeconds: bucket.Seconds(), Start: make([]float64, n), Width: make([]float64, n),
+		Failed: make([]float64, n), Kinds: []KindSeries{},
+	}
 	width := s.Width
 	for i := range n {
 		s.Start[i] = (time.Duration(i) * bucket).Seconds()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -299,6 +300,65 @@ func TestSeriesHasNoSliverBucket(t *testing.T) {
 				if math.Abs(r-500) > 5 { // a request more or less at the edges
 					t.Errorf("rate in bucket %d = %g, want 500 (rates %v)", i, r, s.Series.Kinds[0].Rate)
 				}
+			}
+		})
+	}
+}
+
+// emptyRun is the report of a run that sent nothing, as -stages 2s@0 does.
+func emptyRun(t *testing.T) *report.Summary {
+	t.Helper()
+	sch, err := pace.Parse("2s@0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := report.NewCollector(time.Now()).Summarize(report.Run{Model: "open", Expected: sch.Expected, Rate: sch.Rate}, 2*time.Second, 0)
+	report.Limits{}.Check(s)
+	return s
+}
+
+func TestEmptyRunWritesEmptyLists(t *testing.T) {
+	var js bytes.Buffer
+	if err := emptyRun(t).WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	var back struct {
+		Kinds     []any `json:"kinds"`
+		Instances []any `json:"instances"`
+		Series    struct {
+			Kinds []any `json:"kinds"`
+		} `json:"series"`
+	}
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Kinds == nil || back.Instances == nil || back.Series.Kinds == nil {
+		t.Errorf("JSON of a run without requests has a null list, want []:\n%s", js.String())
+	}
+}
+
+// TestPageScriptRuns runs the page's own script under node, with uPlot and
+// the DOM stubbed, for a run with requests and one without.
+func TestPageScriptRuns(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed")
+	}
+	c, _ := collect(100)
+	for name, s := range map[string]*report.Summary{"Requests": c.Summarize(report.Run{Model: "closed"}, time.Second, 0), "Empty": emptyRun(t)} {
+		t.Run(name, func(t *testing.T) {
+			var page bytes.Buffer
+			if err := s.WriteHTML(&page); err != nil {
+				t.Fatal(err)
+			}
+			scripts := strings.Split(page.String(), "<script>")
+			script, _, _ := strings.Cut(scripts[len(scripts)-1], "</script>")
+			stubs := "var window = {innerWidth: 1000}; var plots = 0;" +
+				"var document = {getElementById: function () { return {}; }};" +
+				"function uPlot(opts, data) { data.forEach(function (d) { if (d.length !== data[0].length) throw new Error('ragged data'); }); plots++; }\n"
+			cmd := exec.Command(node, "-e", stubs+script)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("the page's script failed: %v\n%s", err, out)
 			}
 		})
 	}
