@@ -219,6 +219,34 @@ func TestLatencyCountsFromWhenDue(t *testing.T) {
 	}
 }
 
+// TestInterruptedRunReportsAndFails interrupts a 10s run after half a
+// second: it stops at once, writes its report and fails, saying why.
+func TestInterruptedRunReportsAndFails(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }))
+	defer srv.Close()
+	path := filepath.Join(t.TempDir(), "report.json")
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(500*time.Millisecond, cancel)
+	var out bytes.Buffer
+	began := time.Now()
+	err := run(ctx, []string{"loadtest", "-target", srv.URL, "-scenario", "get", "-rate", "100", "-duration", "10s",
+		"-progress", "0", "-json", path}, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "interrupted") {
+		t.Errorf("got %v, want the run to fail as interrupted\n%s", err, out.String())
+	}
+	if took := time.Since(began); took > 3*time.Second {
+		t.Errorf("took %s after an interrupt at 0.5s", took)
+	}
+	var rep struct {
+		Requests       uint64  `json:"requests"`
+		ElapsedSeconds float64 `json:"elapsedSeconds"`
+	}
+	b, rerr := os.ReadFile(path)
+	if rerr != nil || json.Unmarshal(b, &rep) != nil || rep.Requests == 0 || rep.ElapsedSeconds > 1 {
+		t.Errorf("report %s (%v), want the requests of about half a second", b, rerr)
+	}
+}
+
 // TestDialerRefusesNonLoopback checks the second guard: whatever a name
 // resolves to, the dialer refuses an address off loopback before it
 // connects (no packet leaves; 192.0.2.1 is a documentation address).

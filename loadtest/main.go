@@ -43,9 +43,13 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go onSignals(sigs, cancel, os.Exit, os.Stderr)
 	err := run(ctx, os.Args, os.Stdout, os.Stderr)
-	stop()
+	signal.Stop(sigs)
+	cancel()
 	var usage *usageError
 	switch {
 	case errors.Is(err, flag.ErrHelp):
@@ -57,6 +61,22 @@ func main() {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
 		os.Exit(1)
 	}
+}
+
+// onSignals cancels the run at the first signal, so that it stops sending
+// and reports what it has, and ends the process at the second without
+// waiting for the requests in flight (up to -timeout), with the shell's
+// code for death by that signal (130 for SIGINT).
+func onSignals(sigs <-chan os.Signal, cancel func(), exit func(int), stderr io.Writer) {
+	<-sigs
+	cancel()
+	sig := <-sigs
+	fmt.Fprintf(stderr, "loadtest: %s again: exiting at once, without a report\n", sig)
+	code := 1
+	if s, ok := sig.(syscall.Signal); ok {
+		code = 128 + int(s)
+	}
+	exit(code)
 }
 
 // usageError is a flag that could not be accepted; main exits 2 for it.
@@ -291,7 +311,7 @@ loop:
 		select {
 		case <-interrupted:
 			// Stop once; the answers of requests in flight still arrive.
-			fmt.Fprintln(stderr, "interrupted: waiting for the requests in flight, then reporting")
+			fmt.Fprintln(stderr, "interrupted: waiting for the requests in flight, then reporting (interrupt again to exit at once)")
 			interruptedAt = time.Since(start)
 			stop()
 			interrupted = nil
@@ -347,8 +367,20 @@ loop:
 	if err := writeFile(o.htmlPath, sum.WriteHTML); err != nil {
 		return err
 	}
+	var breached string
 	if !passed {
-		return fmt.Errorf("thresholds breached: %s", strings.Join(sum.Breaches(), "; "))
+		breached = "thresholds breached: " + strings.Join(sum.Breaches(), "; ")
+	}
+	if interruptedAt > 0 {
+		// A partial run passes nothing, whatever its figures say.
+		msg := fmt.Sprintf("interrupted after %.1fs of %s: the report covers only the part that ran", interruptedAt.Seconds(), o.duration)
+		if breached != "" {
+			msg += "; " + breached
+		}
+		return errors.New(msg)
+	}
+	if breached != "" {
+		return errors.New(breached)
 	}
 	return nil
 }

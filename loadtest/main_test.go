@@ -2,7 +2,9 @@ package main
 
 import (
 	"io"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -154,5 +156,35 @@ func TestSendWindow(t *testing.T) {
 		if got := sendWindow(10*time.Second, tc.interruptedAt, tc.requestsRanOut); got != tc.want {
 			t.Errorf("%s: sendWindow = %s, want %s", tc.name, got, tc.want)
 		}
+	}
+}
+
+func TestOnSignals(t *testing.T) {
+	tests := []struct {
+		name   string
+		second os.Signal
+		want   int
+	}{
+		{"SecondInterrupt", os.Interrupt, 130},
+		{"SecondTerminate", syscall.SIGTERM, 143},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sigs := make(chan os.Signal)
+			cancelled := make(chan struct{})
+			exited := make(chan int, 1)
+			go onSignals(sigs, func() { close(cancelled) }, func(code int) { exited <- code }, io.Discard)
+			sigs <- os.Interrupt
+			<-cancelled // the first signal cancels the run and exits nothing
+			select {
+			case code := <-exited:
+				t.Fatalf("exited %d after one signal, want the run to report", code)
+			default:
+			}
+			sigs <- tc.second
+			if got := <-exited; got != tc.want {
+				t.Errorf("exit code %d, want %d", got, tc.want)
+			}
+		})
 	}
 }
