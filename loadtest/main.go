@@ -164,7 +164,7 @@ func prepareUsers(ctx context.Context, o options, transport http.RoundTripper, e
 	if err != nil {
 		return nil, fmt.Errorf("set-up: %w", err)
 	}
-	fmt.Fprintf(stderr, "%s in %.1fs: %d users registered, %d existed, %d logged in, %.0fs spent waiting on Retry-After\n",
+	fmt.Fprintf(stderr, "%s in %.1fs: %d users registered, %d existed, %d logged in, %.0fs waiting on Retry-After\n",
 		setupDone, sr.Took.Seconds(), sr.Registered, sr.Existing, sr.LoggedIn, sr.Waited.Seconds())
 	return users, nil
 }

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -28,16 +27,24 @@ type Setup struct {
 	Deadline time.Time
 	Log      io.Writer
 
-	waited  atomic.Int64 // nanoseconds spent waiting on Retry-After
 	logMu   sync.Mutex
 	lastLog time.Time
+
+	// Parallel requests often wait out the same limit at once: what is
+	// reported is the time during which any of them waited, not the sum.
+	waitMu     sync.Mutex
+	waiting    int
+	waitSince  time.Time
+	waitedWall time.Duration
 }
 
 // SetupReport says what Setup did.
 type SetupReport struct {
 	Registered, Existing, LoggedIn int
-	Waited                         time.Duration
-	Took                           time.Duration
+	// Waited is the wall time during which some request waited out a
+	// Retry-After.
+	Waited time.Duration
+	Took   time.Duration
 }
 
 // Run registers (and maybe logs in) every user.
@@ -85,7 +92,7 @@ feed:
 	}
 	close(work)
 	wg.Wait()
-	rep.Waited = time.Duration(s.waited.Load())
+	rep.Waited = s.waitedWall
 	rep.Took = time.Since(start)
 	if firstErr == nil && ctx.Err() != nil {
 		firstErr = ctx.Err()
@@ -147,12 +154,32 @@ func (s *Setup) post(ctx context.Context, path string, body []byte, want ...int)
 		}
 		s.say(fmt.Sprintf("set-up: POST %s answered %d %s; waiting %ds as Retry-After says (raise LOGIN_LIMIT_PER_IP on the target to go faster)",
 			path, resp.StatusCode, errorMessage(b), wait))
-		s.waited.Add(int64(d))
-		select {
-		case <-ctx.Done():
-			return 0, nil, ctx.Err()
-		case <-time.After(d):
+		if err := s.wait(ctx, d); err != nil {
+			return 0, nil, err
 		}
+	}
+}
+
+// wait sleeps d, or until ctx is done, counting the wall time waited.
+func (s *Setup) wait(ctx context.Context, d time.Duration) error {
+	s.waitMu.Lock()
+	if s.waiting == 0 {
+		s.waitSince = time.Now()
+	}
+	s.waiting++
+	s.waitMu.Unlock()
+	defer func() {
+		s.waitMu.Lock()
+		if s.waiting--; s.waiting == 0 {
+			s.waitedWall += time.Since(s.waitSince)
+		}
+		s.waitMu.Unlock()
+	}()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
 	}
 }
 

@@ -53,7 +53,7 @@ func TestSetupWaitsOutRateLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Registered != 2 || rep.LoggedIn != 2 || rep.Waited != time.Second {
+	if rep.Registered != 2 || rep.LoggedIn != 2 || rep.Waited < time.Second || rep.Waited > 1500*time.Millisecond {
 		t.Errorf("got %+v, want 2 registered, 2 logged in, 1s waited", rep)
 	}
 	if users[0].Token == "" || users[0].Token == users[1].Token {
@@ -61,6 +61,42 @@ func TestSetupWaitsOutRateLimits(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "waiting 1s as Retry-After says") {
 		t.Errorf("set-up did not say it waited: %q", log.String())
+	}
+}
+
+// TestSetupWaitedIsWallTime limits both of two parallel registrations at
+// once: they wait the same second, and set-up says it waited one, not two.
+func TestSetupWaitedIsWallTime(t *testing.T) {
+	var (
+		mu      sync.Mutex
+		limited int
+	)
+	both := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		limited++
+		n := limited
+		mu.Unlock()
+		switch {
+		case n == 2:
+			close(both)
+			fallthrough
+		case n == 1:
+			<-both // answer both 429s together
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+		default:
+			w.WriteHeader(http.StatusCreated)
+		}
+	}))
+	defer srv.Close()
+	s := &scenario.Setup{Client: srv.Client(), Endpoints: scenario.NewEndpoints(srv.URL), Parallel: 2, Deadline: time.Now().Add(time.Minute)}
+	rep, err := s.Run(context.Background(), []*scenario.User{scenario.NewUser("a", "pw-a-12345"), scenario.NewUser("b", "pw-b-12345")}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Waited < time.Second || rep.Waited > 1500*time.Millisecond {
+		t.Errorf("waited %s, want about 1s: the two waits overlapped", rep.Waited)
 	}
 }
 
