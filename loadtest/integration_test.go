@@ -247,6 +247,39 @@ func TestInterruptedRunReportsAndFails(t *testing.T) {
 	}
 }
 
+// TestSessionsFileUsersAreReported: the report counts the users the file
+// held, not -users' default.
+func TestSessionsFileUsersAreReported(t *testing.T) {
+	names := map[string]string{} // token → username
+	var file strings.Builder
+	for i := range 3 {
+		tok := fmt.Sprintf("%032d", i)
+		names[tok] = fmt.Sprintf("bench-%d", i)
+		fmt.Fprintf(&file, "%s %s\n", names[tok], tok)
+	}
+	path := filepath.Join(t.TempDir(), "sessions.txt")
+	if err := os.WriteFile(path, []byte(file.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"username":%q}`, names[r.Header.Get("X-Session-Id")])
+	}))
+	defer srv.Close()
+	reportPath := filepath.Join(t.TempDir(), "report.json")
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"loadtest", "-target", srv.URL, "-sessions-file", path, "-rate", "30", "-duration", "1s",
+		"-progress", "0", "-json", reportPath}, &out, &out)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	var rep struct {
+		Users int `json:"users"`
+	}
+	if b, err := os.ReadFile(reportPath); err != nil || json.Unmarshal(b, &rep) != nil || rep.Users != 3 {
+		t.Errorf("report %s (%v): want 3 users", b, err)
+	}
+}
+
 // TestDialerRefusesNonLoopback checks the second guard: whatever a name
 // resolves to, the dialer refuses an address off loopback before it
 // connects (no packet leaves; 192.0.2.1 is a documentation address).

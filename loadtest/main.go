@@ -116,7 +116,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		case <-time.After(o.startAfter):
 		}
 	}
-	return attack(ctx, o, transport, sc, stdout, stderr)
+	return attack(ctx, o, transport, sc, len(users), stdout, stderr)
 }
 
 // setupDone starts the line that ends the set-up phase; a benchmark waits
@@ -245,18 +245,15 @@ func (t *tagging) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.next.RoundTrip(req)
 }
 
-// attack runs the timed phase and reports.
-func attack(ctx context.Context, o options, transport http.RoundTripper, sc scenario.Scenario, stdout, stderr io.Writer) error {
+// attack runs the timed phase of users users and reports.
+func attack(ctx context.Context, o options, transport http.RoundTripper, sc scenario.Scenario, users int, stdout, stderr io.Writer) error {
 	tracked := &steps{}
 	client := &http.Client{
 		Transport:     &tagging{next: transport, steps: tracked},
 		Timeout:       o.timeout,
 		CheckRedirect: noRedirects,
 	}
-	run := report.Run{Scenario: o.scenario, Target: o.target, Users: o.users}
-	if !scenario.NeedsUsers(o.scenario) {
-		run.Users = 0
-	}
+	run := report.Run{Scenario: o.scenario, Target: o.target, Users: users}
 	var pacer vegeta.Pacer
 	if o.schedule != nil {
 		pacer = *o.schedule

@@ -96,6 +96,7 @@ func TestParseOptions(t *testing.T) {
 		{"ErrTooManyUsers", []string{"-users", "1000000"}, "-users", nil},
 		{"ErrUnknownScenario", []string{"-scenario", "browse"}, "want one of", nil},
 		{"ErrRemoteTarget", []string{"-target", "http://192.168.1.1"}, "-allow-remote", nil},
+		{"ErrUsersWithSessionsFile", []string{"-sessions-file", "s.txt", "-users", "3"}, "drop -users", nil},
 		{"ErrExtraArgument", []string{"extra"}, "unexpected", nil},
 	}
 	for _, tc := range tests {

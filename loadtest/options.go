@@ -120,6 +120,9 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	if o.sessionsFile != "" && o.scenario != "read" {
 		return o, errors.New("-sessions-file is for -scenario read")
 	}
+	if o.sessionsFile != "" && set["users"] {
+		return o, errors.New("-sessions-file names the users; drop -users")
+	}
 	if !strings.HasPrefix(o.getPath, "/") {
 		return o, errors.New("-path must start with /")
 	}
