@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -78,7 +79,7 @@ func (l Limits) Check(s *Summary) bool {
 		add("p99 "+string(k), "≤ "+limit.String(), FormatMs(ks.Latency.P99), got <= limit)
 	}
 	if l.MinRate > 0 {
-		add("achieved rate", fmt.Sprintf("≥ %.0f/s", l.MinRate), fmt.Sprintf("%.0f/s", s.AchievedRate), s.AchievedRate >= l.MinRate)
+		add("achieved rate", "≥ "+strconv.FormatFloat(l.MinRate, 'f', -1, 64)+"/s", rateAgainst(s.AchievedRate, l.MinRate)+"/s", s.AchievedRate >= l.MinRate)
 	}
 	if l.Strict && s.AskedRate != nil {
 		add("achieved / asked rate", fmt.Sprintf("≥ %.0f%%", 100*ShortfallRatio),
@@ -91,6 +92,20 @@ func (l Limits) Check(s *Summary) bool {
 		}
 	}
 	return true
+}
+
+// rateAgainst writes rate with as many decimals as limit has, or more
+// when it takes more to keep it on its side of limit: rounded to a whole
+// number 1.95/s would read as meeting a limit of 2/s that it breaches.
+func rateAgainst(rate, limit float64) string {
+	_, frac, _ := strings.Cut(strconv.FormatFloat(limit, 'f', -1, 64), ".")
+	for d := len(frac); d < 6; d++ {
+		str := strconv.FormatFloat(rate, 'f', d, 64)
+		if r, _ := strconv.ParseFloat(str, 64); (r < limit) == (rate < limit) {
+			return str
+		}
+	}
+	return strconv.FormatFloat(rate, 'f', -1, 64)
 }
 
 func (s *Summary) kind(k scenario.Kind) (KindSummary, bool) {

@@ -1,6 +1,7 @@
 package report_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -72,6 +73,25 @@ func TestParseP99(t *testing.T) {
 		k, d, err := report.ParseP99(tc.in, kinds)
 		if (err == nil) != tc.ok || k != tc.kind || d != tc.d {
 			t.Errorf("ParseP99(%q) = %q, %s, %v; want %q, %s, ok %v", tc.in, k, d, err, tc.kind, tc.d, tc.ok)
+		}
+	}
+}
+
+func TestMinRateBreachShowsEnoughDigits(t *testing.T) {
+	tests := []struct {
+		achieved, limit float64
+		want            string
+	}{
+		{1.95, 2, "achieved rate 1.9/s, want ≥ 2/s"},
+		{1000.4, 1000.5, "achieved rate 1000.4/s, want ≥ 1000.5/s"},
+		{999.99, 1000, "achieved rate 999.99/s, want ≥ 1000/s"},
+		{12, 1000, "achieved rate 12/s, want ≥ 1000/s"},
+	}
+	for _, tc := range tests {
+		s := &report.Summary{Requests: 1, AchievedRate: tc.achieved}
+		report.Limits{MaxErrorRate: 1, MinRate: tc.limit}.Check(s)
+		if got := strings.Join(s.Breaches(), "; "); got != tc.want {
+			t.Errorf("achieved %g against %g: breaches %q, want %q", tc.achieved, tc.limit, got, tc.want)
 		}
 	}
 }
