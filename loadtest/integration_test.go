@@ -247,6 +247,25 @@ func TestInterruptedRunReportsAndFails(t *testing.T) {
 	}
 }
 
+// TestInterruptAfterSendingPasses: an interrupt that comes once every
+// request has been sent, while the last answers are awaited, leaves a
+// whole run, which passes.
+func TestInterruptAfterSendingPasses(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(1500 * time.Millisecond)
+		fmt.Fprint(w, "ok")
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(time.Second, cancel)
+	var out bytes.Buffer
+	err := run(ctx, []string{"loadtest", "-target", srv.URL, "-scenario", "get", "-rate", "20", "-duration", "500ms",
+		"-timeout", "5s", "-progress", "0"}, &out, &out)
+	if err != nil {
+		t.Errorf("got %v, want a pass: every request was sent before the interrupt\n%s", err, out.String())
+	}
+}
+
 // TestSessionsFileUsersAreReported: the report counts the users the file
 // held, not -users' default.
 func TestSessionsFileUsersAreReported(t *testing.T) {

@@ -309,7 +309,12 @@ loop:
 		case <-interrupted:
 			// Stop once; the answers of requests in flight still arrive.
 			fmt.Fprintln(stderr, "interrupted: waiting for the requests in flight, then reporting (interrupt again to exit at once)")
-			interruptedAt = time.Since(start)
+			// Once the sending is over (the schedule or -duration ran
+			// out, or -max-requests), an interrupt only cuts the wait
+			// for the last answers: the run is whole.
+			if at := time.Since(start); at < o.duration && sent.Load() <= o.maxRequests {
+				interruptedAt = at
+			}
 			stop()
 			interrupted = nil
 		case now := <-tick:

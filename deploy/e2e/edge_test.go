@@ -15,7 +15,7 @@ import (
 
 // The limits of nginx.conf that the tests below go past.
 const (
-	connLimitPerAddr = 2048 // limit_conn conn_per_addr
+	connLimitPerAddr = 1024 // limit_conn conn_per_addr
 	replicaReadLimit = 10 * time.Second
 )
 

@@ -164,8 +164,13 @@ func (s Schedule) when(n float64) (time.Duration, bool) {
 			if math.Abs(a) < 1e-12 {
 				t = n / from
 			} else {
-				t = (-from + math.Sqrt(from*from+4*a*n)) / (2 * a)
+				// At a ramp to 0's last arrival the discriminant is 0,
+				// which rounding can make a hair negative: NaN would
+				// become a wait of centuries. Clamped, and t kept in the
+				// stage.
+				t = (-from + math.Sqrt(max(0, from*from+4*a*n))) / (2 * a)
 			}
+			t = min(max(t, 0), d)
 			return time.Duration((start + t) * 1e9), true
 		}
 		n -= inStage

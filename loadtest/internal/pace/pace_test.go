@@ -1,6 +1,7 @@
 package pace_test
 
 import (
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -175,5 +176,39 @@ func TestPaceSendsNothingEarly(t *testing.T) {
 				hits++
 			}
 		})
+	}
+}
+
+// TestDueOfEveryArrival walks every arrival of schedules that ramp down to
+// 0, where the last arrival of the ramp solves a quadratic whose
+// discriminant is 0 and rounding could make it negative: every due time
+// must lie within the schedule, in order, and Pace must never ask for a
+// wait past the schedule's end (a NaN made one of centuries, which
+// nothing could interrupt).
+func TestDueOfEveryArrival(t *testing.T) {
+	specs := []string{"10s@7,50s@0", "30s@2000,30s@0", "1m@500,1m@0", "10s@100,10s@0,10s@100", "10s@1000,30s@5000,10s@0"}
+	for r := 1; r <= 40; r++ {
+		for d := 1; d <= 30; d += 7 {
+			specs = append(specs, fmt.Sprintf("10s@%d,%ds@0", r, d))
+		}
+	}
+	for _, spec := range specs {
+		s, err := pace.Parse(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total := s.Duration()
+		n := uint64(math.Floor(s.Expected(total)))
+		var prev time.Duration
+		for i := uint64(1); i <= n; i++ {
+			due, ok := s.Due(i)
+			if !ok || due < prev || due > total {
+				t.Fatalf("%s: arrival %d of %d due at %v (ok %v), want in [%v, %v]", spec, i, n, due, ok, prev, total)
+			}
+			if wait, stop := s.Pace(prev, i-1); !stop && (wait < 0 || prev+wait > total) {
+				t.Fatalf("%s: Pace(%v, %d) waits %v, past the schedule's end %v", spec, prev, i-1, wait, total)
+			}
+			prev = due
+		}
 	}
 }

@@ -134,7 +134,10 @@ return {cost, remaining, tostring(retry_after), tostring(reset_after)}
 // request answered 503, which must have changed nothing: the TAT moves
 // back by their emission intervals, never to before now (a limit that has
 // fully recovered is deleted). It carries a deadline like allowScript, so
-// that a refund retried after a try Redis ran late is made once.
+// that a refund retried after a try Redis ran late is made once. A refund
+// that lands more than one emission interval after its check may give
+// back an event counted since instead of its own, which has decayed: at
+// most one event, in the client's favour.
 //
 // KEYS: the limit's key. ARGV: deadline, rate, period (seconds), cost.
 // Returns 1 when the key existed.
