@@ -229,17 +229,7 @@ func TestJourneyStartsOverWithoutSession(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			j := scenario.Journey{Reads: 1, Refreshes: 1}
-			sc, _ := scenario.New("mixed", scenario.NewEndpoints("http://127.0.0.1"), []*scenario.User{scenario.NewUser("alice", "pw-alice-1")}, j, "")
-			st, _ := sc.Next()
-			sc.Done(st, answer(st, tokenA))
-			for {
-				st, _ = sc.Next()
-				if st.Kind == tc.kind {
-					break
-				}
-				sc.Done(st, answer(st, tokenB))
-			}
+			sc, st := journeyAt(tc.kind)
 			if o := sc.Done(st, tc.resp); o.Verdict != tc.want {
 				t.Fatalf("verdict %v, want %v", o.Verdict, tc.want)
 			}
@@ -292,17 +282,7 @@ func TestKindsOf(t *testing.T) {
 // TestJourneyKeepsTokenAfterServiceUnavailable: the service's own 503 on a
 // refresh changed nothing, so the next step carries the same token.
 func TestJourneyKeepsTokenAfterServiceUnavailable(t *testing.T) {
-	j := scenario.Journey{Reads: 1, Refreshes: 1}
-	sc, _ := scenario.New("mixed", scenario.NewEndpoints("http://127.0.0.1"), []*scenario.User{scenario.NewUser("alice", "pw-alice-1")}, j, "")
-	st, _ := sc.Next()
-	sc.Done(st, answer(st, tokenA))
-	for {
-		st, _ = sc.Next()
-		if st.Kind == scenario.Refresh {
-			break
-		}
-		sc.Done(st, answer(st, tokenB))
-	}
+	sc, st := journeyAt(scenario.Refresh)
 	held := st.Target.Header.Get("X-Session-Id")
 	if o := sc.Done(st, scenario.Response{Status: 503, Body: body(`{"error":"Session store unavailable"}`)}); o.Verdict != scenario.Error {
 		t.Fatalf("verdict %v, want error", o.Verdict)
@@ -310,5 +290,22 @@ func TestJourneyKeepsTokenAfterServiceUnavailable(t *testing.T) {
 	st, _ = sc.Next()
 	if st.Kind == scenario.Login || st.Target.Header.Get("X-Session-Id") != held {
 		t.Errorf("next step is %s with %q, want the plan to go on with %q", st.Kind, st.Target.Header.Get("X-Session-Id"), held)
+	}
+}
+
+// journeyAt starts a one-user mixed journey (one read, one refresh),
+// answers its login with tokenA and every later step with tokenB until the
+// first step of kind, which it returns unanswered.
+func journeyAt(kind scenario.Kind) (scenario.Scenario, *scenario.Step) {
+	j := scenario.Journey{Reads: 1, Refreshes: 1}
+	sc, _ := scenario.New("mixed", scenario.NewEndpoints("http://127.0.0.1"), []*scenario.User{scenario.NewUser("alice", "pw-alice-1")}, j, "")
+	st, _ := sc.Next()
+	sc.Done(st, answer(st, tokenA))
+	for {
+		st, _ = sc.Next()
+		if st.Kind == kind {
+			return sc, st
+		}
+		sc.Done(st, answer(st, tokenB))
 	}
 }
