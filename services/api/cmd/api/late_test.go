@@ -243,13 +243,7 @@ func TestLateLoginSpendsNoToken(t *testing.T) {
 	)
 	admin := rds.Client(t)
 	ctx := context.Background()
-	keys := func() map[string]string {
-		m := map[string]string{}
-		for _, k := range []string{counted, fresh, user} {
-			m[k] = admin.Get(ctx, k).Val() // "" when the key does not exist
-		}
-		return m
-	}
+	keys := func() map[string]string { return rds.Strings(t, []string{counted, fresh, user}) }
 	before := keys()
 	if before[counted] == "" || before[user] == "" || before[fresh] != "" {
 		t.Fatalf("limit keys before the freeze: got %v, want %s and %s counted, %s not", before, counted, user, fresh)

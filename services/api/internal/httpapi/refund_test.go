@@ -28,6 +28,9 @@ import (
 // answer.
 type refusingHook struct{ prefix atomic.Value }
 
+// errRefused is what a node that cannot be reached answers.
+var errRefused = &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+
 func (h *refusingHook) refuses(cmd redis.Cmder) bool {
 	p, _ := h.prefix.Load().(string)
 	if p == "" {
@@ -46,9 +49,8 @@ func (h *refusingHook) DialHook(next redis.DialHook) redis.DialHook { return nex
 func (h *refusingHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		if h.refuses(cmd) {
-			err := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
-			cmd.SetErr(err)
-			return err
+			cmd.SetErr(errRefused)
+			return errRefused
 		}
 		return next(ctx, cmd)
 	}
@@ -58,11 +60,10 @@ func (h *refusingHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		for _, cmd := range cmds {
 			if h.refuses(cmd) {
-				err := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
 				for _, c := range cmds {
-					c.SetErr(err)
+					c.SetErr(errRefused)
 				}
-				return err
+				return errRefused
 			}
 		}
 		return next(ctx, cmds)
@@ -98,18 +99,6 @@ func TestOutageAfterLimitsChangesNothing(t *testing.T) {
 	spendSessions(t, h, alice, 1) // every limit counted once
 	admin := srv.Client(t)
 	ctx := context.Background()
-	tats := func(keys ...string) map[string]string {
-		t.Helper()
-		m := map[string]string{}
-		for _, k := range keys {
-			v, err := admin.Get(ctx, k).Result()
-			if err != nil && !errors.Is(err, redis.Nil) {
-				t.Fatal(err)
-			}
-			m[k] = v
-		}
-		return m
-	}
 	uid := admin.HGet(ctx, "user:alice", "id").Val()
 
 	for _, tc := range []struct {
@@ -132,7 +121,7 @@ func TestOutageAfterLimitsChangesNothing(t *testing.T) {
 		}, []string{"rate:rl:sessions:" + uid}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := tats(tc.keys...)
+			before := srv.Strings(t, tc.keys)
 			for k, v := range before {
 				if v == "" {
 					t.Fatalf("%s: not counted before the request", k)
@@ -144,7 +133,7 @@ func TestOutageAfterLimitsChangesNothing(t *testing.T) {
 			checkResponse(t, rec, http.StatusServiceUnavailable, `{"error":"Session store unavailable"}`)
 			// The refund runs in the background.
 			poll.For(t, 5*time.Second, "the limits to be as before the request", func() bool {
-				after := tats(tc.keys...)
+				after := srv.Strings(t, tc.keys)
 				for _, k := range tc.keys {
 					if !redistest.SameFloat(before[k], after[k]) {
 						return false

@@ -62,7 +62,7 @@ func TestLateChecksChangeNothing(t *testing.T) {
 		"rate:rl:sessions:uid-seen", "rate:rl:sessions:uid-unseen",
 	}
 	warm(t, rdb, l, len(calls))
-	before := rateKeys(t, srv, keys)
+	before := srv.Strings(t, keys)
 	for _, k := range []string{"rate:rl:ip:10.6.0.1", "rate:rl:user:seen", "rate:rl:ip:10.6.0.2", "rate:rl:sessions:uid-seen"} {
 		if before[k] == "" {
 			t.Fatalf("%s was not written before the freeze", k)
@@ -90,7 +90,7 @@ func TestLateChecksChangeNothing(t *testing.T) {
 	if got := srv.LateRefusals(t); got < int64(len(calls)) {
 		t.Errorf("Redis refused %d scripts as too late, want %d: the checks ran without a deadline", got, len(calls))
 	}
-	wantUnchanged(t, before, rateKeys(t, srv, keys))
+	wantUnchanged(t, before, srv.Strings(t, keys))
 
 	// And the limiter works as before once Redis is back.
 	if d := login(t, l, "10.6.0.3", "unseen"); !d.Allowed {
@@ -110,7 +110,7 @@ func TestLateUserCheckChangesNothing(t *testing.T) {
 	login(t, l, "10.6.1.1", "between")
 	warm(t, rdb, l, 2)
 	const userKey = "rate:rl:user:between"
-	before := rateKeys(t, srv, []string{userKey})
+	before := srv.Strings(t, []string{userKey})
 
 	// Freeze Redis as soon as the IP limit's check has been answered.
 	var once sync.Once
@@ -138,13 +138,13 @@ func TestLateUserCheckChangesNothing(t *testing.T) {
 	if got := srv.LateRefusals(t); got < 1 {
 		t.Errorf("Redis refused %d scripts as too late, want at least 1 (the user limit's)", got)
 	}
-	wantUnchanged(t, before, rateKeys(t, srv, []string{userKey}))
+	wantUnchanged(t, before, srv.Strings(t, []string{userKey}))
 	// The IP's check was answered in time and counted; the login is
 	// answered 503 all the same, so the limiter gives its token back,
 	// trying again until Redis answers: the key of an IP seen for the
 	// first time is gone again.
 	poll.For(t, 5*time.Second, "the IP's token to be given back", func() bool {
-		return rateKeys(t, srv, []string{"rate:rl:ip:10.6.1.2"})["rate:rl:ip:10.6.1.2"] == ""
+		return srv.Strings(t, []string{"rate:rl:ip:10.6.1.2"})["rate:rl:ip:10.6.1.2"] == ""
 	})
 }
 
@@ -184,21 +184,6 @@ func warm(t *testing.T, rdb redis.UniversalClient, l *ratelimit.Limiter, n int) 
 	if got := c.PoolStats().IdleConns; got < uint32(n) {
 		t.Fatalf("warming up: %d idle connections, want at least %d", got, n)
 	}
-}
-
-// rateKeys returns the value of each key, "" for one that does not exist.
-func rateKeys(t *testing.T, srv *redistest.Server, keys []string) map[string]string {
-	t.Helper()
-	c := srv.Client(t)
-	got := make(map[string]string, len(keys))
-	for _, k := range keys {
-		v, err := c.Get(context.Background(), k).Result()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			t.Fatalf("GET %s: %v", k, err)
-		}
-		got[k] = v
-	}
-	return got
 }
 
 func wantUnchanged(t *testing.T, before, after map[string]string) {

@@ -362,10 +362,10 @@ func TestRefund(t *testing.T) {
 			// Two refunds, one attempt each: the limits are a whole
 			// hour from recovering, so nothing else gives one back.
 			for range 2 {
-				before := rateKeys(t, srv, tc.keys)
+				before := srv.Strings(t, tc.keys)
 				tc.refund()
 				poll.For(t, 5*time.Second, "the refund to run", func() bool {
-					after := rateKeys(t, srv, tc.keys)
+					after := srv.Strings(t, tc.keys)
 					for _, k := range tc.keys {
 						if after[k] == before[k] {
 							return false
@@ -387,18 +387,18 @@ func TestRefund(t *testing.T) {
 		// because of the store: its attempt stays counted, or hanging
 		// up would make every hashed attempt free.
 		login(t, l, "10.8.0.5", "hungup")
-		before := rateKeys(t, srv, []string{"rate:rl:ip:10.8.0.5", "rate:rl:user:hungup"})
+		before := srv.Strings(t, []string{"rate:rl:ip:10.8.0.5", "rate:rl:user:hungup"})
 		gone, cancel := context.WithCancel(ctx)
 		cancel()
 		l.RefundLogin(gone, "10.8.0.5", "hungup")
 		// A refund that is made, sent after the one that must not be.
 		login(t, l, "10.8.0.6", "")
-		counted := rateKeys(t, srv, []string{"rate:rl:ip:10.8.0.6"})
+		counted := srv.Strings(t, []string{"rate:rl:ip:10.8.0.6"})
 		l.RefundRegister(ctx, "10.8.0.6")
 		poll.For(t, 5*time.Second, "the later refund to run", func() bool {
-			return rateKeys(t, srv, []string{"rate:rl:ip:10.8.0.6"})["rate:rl:ip:10.8.0.6"] != counted["rate:rl:ip:10.8.0.6"]
+			return srv.Strings(t, []string{"rate:rl:ip:10.8.0.6"})["rate:rl:ip:10.8.0.6"] != counted["rate:rl:ip:10.8.0.6"]
 		})
-		wantUnchanged(t, before, rateKeys(t, srv, []string{"rate:rl:ip:10.8.0.5", "rate:rl:user:hungup"}))
+		wantUnchanged(t, before, srv.Strings(t, []string{"rate:rl:ip:10.8.0.5", "rate:rl:user:hungup"}))
 	})
 	t.Run("NothingCounted", func(t *testing.T) {
 		srv.ResetStats(t)

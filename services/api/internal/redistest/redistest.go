@@ -444,6 +444,25 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// Strings returns the value of each of keys, "" for a key that does not
+// exist, read on a connection of its own, as do does.
+func (s *Server) Strings(t testing.TB, keys []string) map[string]string {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1, DisableIdentity: true, Protocol: 2})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	got := make(map[string]string, len(keys))
+	for _, k := range keys {
+		v, err := c.Get(ctx, k).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			t.Fatalf("GET %s: %v", k, err)
+		}
+		got[k] = v
+	}
+	return got
+}
+
 // SameFloat reports whether two values of a key that holds a decimal
 // number are the same to a thousandth, or both "" (no key): a value
 // moved forth and back by floating-point steps, as a rate limit's TAT
