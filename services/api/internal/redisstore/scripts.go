@@ -139,8 +139,8 @@ return {now, exp}
 //
 // KEYS: old session key, new session key, index key.
 // ARGV: deadline, old member, new member, now, idle timeout (ms), maximum
-// lifetime (ms), id map prefix.
-// Returns the new key's fields as HGETALL would, or nil when the old key is
+// lifetime (ms), id map prefix, then the names of the fields to return.
+// Returns the new key's values of those fields, or nil when the old key is
 // gone, unreadable or already over.
 var refreshScript = redis.NewScript(scriptdeadline.Prelude + luaExtend + `
 local f = redis.call('HGETALL', KEYS[1])
@@ -167,7 +167,7 @@ redis.call('ZREM', KEYS[3], ARGV[2])
 redis.call('ZADD', KEYS[3], h['ct'], ARGV[3])
 extend(KEYS[3], h['abs'])
 redis.call('SET', ARGV[7] .. h['id'], ARGV[3], 'PXAT', exp)
-return redis.call('HGETALL', KEYS[2])
+return redis.call('HMGET', KEYS[2], unpack(ARGV, 8))
 `)
 
 // revokeScript deletes a session and its index member and returns 1 if the

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -58,19 +59,28 @@ const (
 	fIDMap = "idm"
 )
 
-// listFields are the fields a listing reads of each session, in the order
-// listedSession takes them: those parseSession needs, and the id map flag.
-var listFields = []string{fID, fCreated, fSeen, fExpires, fAbsolute, fUserAgent, fIP, fUserID, fUsername, fIDMap}
+// sessionFields are the fields the store reads of a session, in the order
+// readSession takes them: the session and the id map flag. They are read
+// with HMGET into strings (an absent field reads as ""), not HGETALL into
+// a map, which costs a lookup half again as many allocations.
+var sessionFields = []string{fID, fCreated, fSeen, fExpires, fAbsolute, fUserID, fUsername, fUserAgent, fIP, fIDMap}
 
-// listArgs is an HMGET of listFields without its key, boxed once: a
-// listing sends one per session.
-var listArgs = func() []any {
-	args := make([]any, len(listFields))
-	for i, f := range listFields {
+// sessionFieldArgs are sessionFields boxed once: boxing them per read
+// would cost an allocation each.
+var sessionFieldArgs = func() []any {
+	args := make([]any, len(sessionFields))
+	for i, f := range sessionFields {
 		args[i] = f
 	}
 	return args
 }()
+
+// readCmd is an HMGET of sessionFields on key.
+func readCmd(ctx context.Context, key string) *redis.StringSliceCmd {
+	args := make([]any, 0, 2+len(sessionFieldArgs))
+	args = append(args, "hmget", key)
+	return redis.NewStringSliceCmd(ctx, append(args, sessionFieldArgs...)...)
+}
 
 // SessionOptions sets the lifetimes of sessions.
 type SessionOptions struct {
@@ -169,7 +179,7 @@ func (s *Sessions) Create(ctx context.Context, ns session.NewSession) (session.I
 	if err != nil {
 		return session.Issued{}, 0, scriptdeadline.Unavailable("creating session", err)
 	}
-	capped, err := createScript.Run(ctx, s.c, []string{k.session, k.index, idMapKey(ns.UserID, id)},
+	capped, err := createScript.Run(ctx, s.c, []string{k.session, k.index(), idMapKey(ns.UserID, id)},
 		dl, k.member, ct, exp, abs, s.maxPerUser, ct-s.maxLife.Milliseconds(), k.prefix,
 		fIDMap, 1,
 		fUserID, sess.UserID,
@@ -189,19 +199,19 @@ func (s *Sessions) Create(ctx context.Context, ns session.NewSession) (session.I
 }
 
 // Lookup returns the session token names. When more than half of the idle
-// window is left it costs one HGETALL and writes nothing; otherwise a
+// window is left it costs one HMGET and writes nothing; otherwise a
 // script slides the expiry.
 func (s *Sessions) Lookup(ctx context.Context, token string) (session.Session, error) {
 	if !session.ValidToken(token) {
 		return session.Session{}, session.ErrNotFound
 	}
 	k := keysOf(token)
-	fields, err := s.c.HGetAll(ctx, k.session).Result()
-	if err != nil {
+	read := readCmd(ctx, k.session)
+	if err := s.c.Process(ctx, read); err != nil {
 		return session.Session{}, scriptdeadline.Unavailable("looking up session", err)
 	}
-	sess, ok := parseSession(fields)
-	if !ok || sess.UserID != k.userID {
+	sess, _, ok := readSession(k.userID, read.Val())
+	if !ok {
 		return session.Session{}, session.ErrNotFound
 	}
 	sess = s.bounded(sess)
@@ -284,21 +294,17 @@ func (s *Sessions) Refresh(ctx context.Context, token string) (session.Issued, e
 	if err != nil {
 		return session.Issued{}, scriptdeadline.Unavailable("refreshing session", err)
 	}
-	res, err := refreshScript.Run(ctx, s.c, []string{old.session, nk.session, old.index},
-		dl, old.member, nk.member, now.UnixMilli(), s.idle.Milliseconds(), s.maxLife.Milliseconds(),
-		idMapPrefix(old.userID)).StringSlice()
+	args := []any{dl, old.member, nk.member, now.UnixMilli(), s.idle.Milliseconds(), s.maxLife.Milliseconds(), idMapPrefix(old.userID)}
+	args = append(args, sessionFieldArgs...)
+	res, err := refreshScript.Run(ctx, s.c, []string{old.session, nk.session, old.index()}, args...).StringSlice()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return session.Issued{}, session.ErrNotFound
 	case err != nil:
 		return session.Issued{}, scriptdeadline.Unavailable("refreshing session", err)
 	}
-	fields := make(map[string]string, len(res)/2)
-	for i := 0; i+1 < len(res); i += 2 {
-		fields[res[i]] = res[i+1]
-	}
-	sess, ok := parseSession(fields)
-	if !ok || sess.UserID != old.userID {
+	sess, _, ok := readSession(old.userID, res)
+	if !ok {
 		return session.Issued{}, session.ErrNotFound
 	}
 	return session.Issued{Token: next, Session: s.bounded(sess)}, nil
@@ -315,7 +321,7 @@ func (s *Sessions) Revoke(ctx context.Context, token string) error {
 	if err != nil {
 		return scriptdeadline.Unavailable("revoking session", err)
 	}
-	n, err := revokeScript.Run(ctx, s.c, []string{k.session, k.index}, dl, k.member).Int()
+	n, err := revokeScript.Run(ctx, s.c, []string{k.session, k.index()}, dl, k.member).Int()
 	if err != nil {
 		return scriptdeadline.Unavailable("revoking session", err)
 	}
@@ -393,13 +399,12 @@ func (s *Sessions) List(ctx context.Context, userID string) ([]session.Session, 
 		return nil, scriptdeadline.Unavailable("listing sessions", err)
 	}
 	prefix := sessionPrefix(userID)
-	reads := make([]*redis.Cmd, len(members))
+	reads := make([]*redis.StringSliceCmd, len(members))
 	if len(members) > 0 {
 		_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, m := range members {
-				args := make([]any, 0, 2+len(listArgs))
-				args = append(args, "hmget", prefix+m)
-				reads[i] = p.Do(ctx, append(args, listArgs...)...)
+				reads[i] = readCmd(ctx, prefix+m)
+				_ = p.Process(ctx, reads[i])
 			}
 			return nil
 		})
@@ -411,20 +416,20 @@ func (s *Sessions) List(ctx context.Context, userID string) ([]session.Session, 
 	list := make([]session.Session, 0, len(members))
 	var gone, repair []any
 	for i, read := range reads {
-		vals, err := read.Slice()
+		vals, err := read.Result()
 		if err != nil {
 			return nil, scriptdeadline.Unavailable("listing sessions", err)
 		}
-		if len(vals) != len(listFields) {
-			return nil, scriptdeadline.Unavailable("listing sessions", fmt.Errorf("HMGET answered %d values, want %d", len(vals), len(listFields)))
+		if len(vals) != len(sessionFields) {
+			return nil, scriptdeadline.Unavailable("listing sessions", fmt.Errorf("HMGET answered %d values, want %d", len(vals), len(sessionFields)))
 		}
 		// HMGET answers all nils only for a key that does not exist
 		// (every session hash holds its id).
-		if vals[0] == nil {
+		if vals[0] == "" {
 			gone = append(gone, members[i])
 			continue
 		}
-		sess, hasIDMap, ok := listedSession(userID, vals)
+		sess, hasIDMap, ok := readSession(userID, vals)
 		if !ok {
 			continue
 		}
@@ -458,19 +463,31 @@ type keys struct {
 	member  string // hex SHA-256 of the token: the index member
 	prefix  string // session key without the member
 	session string
-	index   string
 }
 
 // keysOf derives the keys of a token that passed session.ValidToken. A
 // token not made here still gets keys (from its first characters) that
-// simply hold nothing.
+// simply hold nothing. The session key is built in one allocation, and
+// the member and prefix are parts of it: a lookup needs nothing else.
 func keysOf(token string) keys {
 	uid := token[:userIDLen]
 	sum := sha256.Sum256([]byte(token))
-	member := hex.EncodeToString(sum[:])
-	prefix := sessionPrefix(uid)
-	return keys{userID: uid, member: member, prefix: prefix, session: prefix + member, index: indexKey(uid)}
+	var member [2 * sha256.Size]byte
+	hex.Encode(member[:], sum[:])
+	// sessionPrefix(uid) + member, written out so that it is one string.
+	var b strings.Builder
+	b.Grow(len("sess:{}:") + len(uid) + len(member))
+	b.WriteString("sess:{")
+	b.WriteString(uid)
+	b.WriteString("}:")
+	n := b.Len()
+	b.Write(member[:])
+	key := b.String()
+	return keys{userID: uid, member: key[n:], prefix: key[:n], session: key}
 }
+
+// index is the key of the user's index.
+func (k keys) index() string { return indexKey(k.userID) }
 
 func sessionPrefix(userID string) string { return "sess:{" + userID + "}:" }
 func indexKey(userID string) string      { return "idx:{" + userID + "}" }
@@ -489,33 +506,21 @@ func validUserID(id string) bool {
 	return len(id) == userIDLen && session.InTokenAlphabet(id)
 }
 
-// parseSession reads a session hash. Anything missing or unreadable makes
-// the whole session unknown: a corrupt record must not let anyone in.
-func parseSession(f map[string]string) (session.Session, bool) {
-	times, ok := parseTimes(f[fCreated], f[fSeen], f[fExpires], f[fAbsolute])
-	if !ok {
-		return session.Session{}, false
-	}
-	sess := times.session(f[fID], f[fUserAgent], f[fIP])
-	sess.UserID, sess.Username = f[fUserID], f[fUsername]
-	if sess.ID == "" || sess.UserID == "" || sess.Username == "" {
-		return session.Session{}, false
-	}
-	return sess, true
-}
-
-// listedSession reads the values of an HMGET of listFields on a session
-// of userID, and whether it has its id map entry. It takes a session as
-// parseSession does, so a listing leaves out what Lookup would not find.
-func listedSession(userID string, vals []any) (sess session.Session, hasIDMap, ok bool) {
-	str := func(i int) string { v, _ := vals[i].(string); return v }
-	times, ok := parseTimes(str(1), str(2), str(3), str(4))
-	if !ok || str(0) == "" || str(7) != userID || str(8) == "" {
+// readSession reads the values of an HMGET of sessionFields on a session
+// of userID, and whether it has its id map entry. Anything missing or
+// unreadable, or an owner other than userID, makes the whole session
+// unknown: a corrupt record must not let anyone in.
+func readSession(userID string, vals []string) (sess session.Session, hasIDMap, ok bool) {
+	if len(vals) != len(sessionFields) {
 		return session.Session{}, false, false
 	}
-	sess = times.session(str(0), str(5), str(6))
-	sess.UserID, sess.Username = userID, str(8)
-	return sess, str(9) != "", true
+	times, ok := parseTimes(vals[1], vals[2], vals[3], vals[4])
+	if !ok || vals[0] == "" || vals[5] != userID || vals[6] == "" {
+		return session.Session{}, false, false
+	}
+	sess = times.session(vals[0], vals[7], vals[8])
+	sess.UserID, sess.Username = userID, vals[6]
+	return sess, vals[9] != "", true
 }
 
 // sessionTimes are the four times of a session hash, in Unix milliseconds.

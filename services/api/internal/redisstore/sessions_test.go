@@ -127,8 +127,8 @@ func TestLookupIsOneCommandWhenNoTouchIsDue(t *testing.T) {
 	e.srv.ResetStats(t)
 	lookup(t, e.store, iss.Token)
 	stats := e.srv.CommandStats(t)
-	if got, want := stats["hgetall"], int64(1); got != want {
-		t.Errorf("HGETALL calls: got %v, want %v", got, want)
+	if got, want := stats["hmget"], int64(1); got != want {
+		t.Errorf("HMGET calls: got %v, want %v", got, want)
 	}
 	if got, want := dataCalls(stats), int64(1); got != want {
 		t.Errorf("commands sent: got %v (%v), want %v", got, stats, want)
