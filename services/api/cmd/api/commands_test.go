@@ -54,7 +54,7 @@ func TestRedisCommandsPerRoute(t *testing.T) {
 		}, func() {
 			wantStatus(t, r.do(t, http.MethodDelete, "/auth/sessions/"+id, "", "X-Session-Id", tok), http.StatusNoContent)
 		}},
-		{"logout", 6, nil, func() {
+		{"logout", 9, nil, func() {
 			wantStatus(t, r.do(t, http.MethodPost, "/auth/logout", "", "X-Session-Id", tok), http.StatusOK)
 		}},
 		{"logout-all", 8, func() {

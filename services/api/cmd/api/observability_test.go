@@ -44,6 +44,7 @@ func TestMetrics(t *testing.T) {
 		// (CLIENT SETINFO, CLIENT MAINT_NOTIFICATIONS) and NOSCRIPT are
 		// not errors an alert should see.
 		`api_redis_errors_total 0`,
+		`api_redis_late_scripts_total 0`,
 		`api_redis_pool_hit_total `,
 		`api_redis_pool_conn_total_current `,
 		`go_goroutines `,

@@ -138,6 +138,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}()
 	client.AddHook(redisstore.NewErrorHook(m.RedisErrors.Inc))
+	client.AddHook(redisstore.NewLateHook(m.RedisLateScripts.Inc))
 	if err := reg.Register(redisprometheus.NewCollector("api", "redis", client)); err != nil {
 		return fmt.Errorf("registering redis pool collector: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"redis-session-app/services/api/internal/session"
 )
@@ -99,6 +100,15 @@ type Config struct {
 	LogLevel slog.Level
 }
 
+// Lower bounds of durations below which the service cannot work as
+// configured: a session must outlive the login that made it (times are
+// kept in milliseconds and cookies count seconds), and a Redis call must
+// leave a script's deadline a margin (see package scriptdeadline).
+const (
+	minSessionLifetime = time.Second
+	minRedisTimeout    = 10 * time.Millisecond
+)
+
 // Parse reads the configuration through getenv, taking the hostname as the
 // default INSTANCE_ID. An empty variable means its default. All bad values
 // are reported at once, joined, so that one failed start shows every one of
@@ -108,14 +118,14 @@ func Parse(getenv func(string) string, hostname func() (string, error)) (Config,
 	c := Config{
 		Port:                 p.integer(EnvPort, 3000, 0, 65535),
 		RedisAddrs:           p.addrs(EnvRedisAddr, "localhost:6379"),
-		RedisMasterName:      getenv(EnvRedisMasterName),
+		RedisMasterName:      p.name(EnvRedisMasterName),
 		RedisUsername:        getenv(EnvRedisUsername),
 		RedisPassword:        getenv(EnvRedisPassword),
 		RedisTLS:             p.boolean(EnvRedisTLS, false),
-		RedisTimeout:         p.duration(EnvRedisTimeout, 500*time.Millisecond, false),
+		RedisTimeout:         p.durationAtLeast(EnvRedisTimeout, 500*time.Millisecond, minRedisTimeout),
 		InstanceID:           p.instanceID(hostname),
-		SessionIdleTimeout:   p.duration(EnvSessionIdleTimeout, time.Hour, false),
-		SessionMaxLifetime:   p.duration(EnvSessionMaxLifetime, 24*time.Hour, false),
+		SessionIdleTimeout:   p.durationAtLeast(EnvSessionIdleTimeout, time.Hour, minSessionLifetime),
+		SessionMaxLifetime:   p.durationAtLeast(EnvSessionMaxLifetime, 24*time.Hour, minSessionLifetime),
 		SessionMaxPerUser:    p.integer(EnvSessionMaxPerUser, 100, 1, 1000),
 		LoginLimitPerUser:    p.limit(EnvLoginLimitPerUser, "10/m"),
 		LoginLimitPerIP:      p.limit(EnvLoginLimitPerIP, "30/m"),
@@ -218,6 +228,28 @@ func (p *parser) duration(name string, def time.Duration, zeroOK bool) time.Dura
 		return d
 	}
 	return def
+}
+
+// durationAtLeast reads a Go duration of at least lo.
+func (p *parser) durationAtLeast(name string, def, lo time.Duration) time.Duration {
+	d := p.duration(name, def, false)
+	if d < lo {
+		p.fail(name, p.getenv(name), "is less than "+lo.String())
+		return def
+	}
+	return d
+}
+
+// name reads a name that must hold no white space or control character,
+// so that a stray space cannot switch a mode on (REDIS_MASTER_NAME=" "
+// would ask Sentinels for a master called " ").
+func (p *parser) name(name string) string {
+	v := p.getenv(name)
+	if i := strings.IndexFunc(v, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }); i >= 0 {
+		p.fail(name, v, "holds white space or a control character")
+		return ""
+	}
+	return v
 }
 
 // boolean accepts exactly "true" or "false": a typo such as "flase" must not

@@ -89,6 +89,10 @@ func TestVariables(t *testing.T) {
 		{name: "REDIS_ADDR", value: "redis:port", wantErr: "no port"},
 
 		{name: "REDIS_MASTER_NAME", value: "mymaster", field: func(c config.Config) any { return c.RedisMasterName }, want: "mymaster"},
+		{name: "REDIS_MASTER_NAME", value: " ", wantErr: "white space"},
+		{name: "REDIS_MASTER_NAME", value: "my master", wantErr: "white space"},
+		{name: "REDIS_MASTER_NAME", value: "mymaster\n", wantErr: "white space"},
+		{name: "REDIS_MASTER_NAME", value: "my\x00master", wantErr: "control character"},
 		{name: "REDIS_USERNAME", value: "api", field: func(c config.Config) any { return c.RedisUsername }, want: "api"},
 		{name: "REDIS_PASSWORD", value: " s3cret ", field: func(c config.Config) any { return c.RedisPassword }, want: " s3cret "},
 
@@ -101,6 +105,9 @@ func TestVariables(t *testing.T) {
 		{name: "REDIS_TIMEOUT", value: "0", wantErr: "not positive"},
 		{name: "REDIS_TIMEOUT", value: "-1s", wantErr: "not positive"},
 		{name: "REDIS_TIMEOUT", value: "500", wantErr: "not a duration"},
+		{name: "REDIS_TIMEOUT", value: "10ms", field: func(c config.Config) any { return c.RedisTimeout }, want: 10 * time.Millisecond},
+		{name: "REDIS_TIMEOUT", value: "9ms", wantErr: "less than 10ms"},
+		{name: "REDIS_TIMEOUT", value: "1ns", wantErr: "less than 10ms"},
 
 		{name: "INSTANCE_ID", value: "api-2", field: instanceID, want: "api-2"},
 		{name: "INSTANCE_ID", value: strings.Repeat("x", 64), field: instanceID, want: strings.Repeat("x", 64)},
@@ -114,10 +121,14 @@ func TestVariables(t *testing.T) {
 		{name: "SESSION_IDLE_TIMEOUT", value: "48h", field: idle, want: 24 * time.Hour}, // capped
 		{name: "SESSION_IDLE_TIMEOUT", value: "abc", wantErr: "is not a duration"},
 		{name: "SESSION_IDLE_TIMEOUT", value: "0s", wantErr: "not positive"},
+		{name: "SESSION_IDLE_TIMEOUT", value: "1s", field: idle, want: time.Second},
+		{name: "SESSION_IDLE_TIMEOUT", value: "999ms", wantErr: "less than 1s"},
+		{name: "SESSION_IDLE_TIMEOUT", value: "1ns", wantErr: "less than 1s"},
 
 		{name: "SESSION_MAX_LIFETIME", value: "168h", field: func(c config.Config) any { return c.SessionMaxLifetime }, want: 168 * time.Hour},
 		{name: "SESSION_MAX_LIFETIME", value: "30m", field: idle, want: 30 * time.Minute}, // caps the idle timeout
 		{name: "SESSION_MAX_LIFETIME", value: "1d", wantErr: "not a duration"},
+		{name: "SESSION_MAX_LIFETIME", value: "1ns", wantErr: "less than 1s"},
 		{name: "SESSION_MAX_LIFETIME", value: "-24h", wantErr: "not positive"},
 
 		{name: "SESSION_MAX_PER_USER", value: "5", field: maxPerUser, want: 5},

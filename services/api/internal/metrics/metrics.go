@@ -65,6 +65,11 @@ type Metrics struct {
 	// Redis client increments it from a hook, so that every failure is
 	// counted once, whichever code path made the call.
 	RedisErrors prometheus.Counter
+	// RedisLateScripts counts the scripts that write which Redis ran after
+	// their deadline and so refused (they are in RedisErrors too): a Redis
+	// slower than three quarters of REDIS_TIMEOUT, or a Redis clock ahead
+	// of this replica's.
+	RedisLateScripts prometheus.Counter
 	// RedisUp is 1 when the replica's last background probe of Redis, a
 	// write of a key that expires, succeeded, and 0 when it failed or none
 	// has finished yet. The probe runs about every second whether or not
@@ -110,6 +115,10 @@ func New(reg prometheus.Registerer, version, revision string) *Metrics {
 		RedisErrors: f.NewCounter(prometheus.CounterOpts{
 			Name: "api_redis_errors_total",
 			Help: "Redis commands and pipelines that failed.",
+		}),
+		RedisLateScripts: f.NewCounter(prometheus.CounterOpts{
+			Name: "api_redis_late_scripts_total",
+			Help: "Scripts that write which Redis ran after their deadline and refused (also in api_redis_errors_total): Redis slow, or its clock ahead of this replica's.",
 		}),
 		RedisUp: f.NewGauge(prometheus.GaugeOpts{
 			Name: "api_redis_up",

@@ -76,6 +76,57 @@ func TestRevokeByIDAfterRefresh(t *testing.T) {
 	}
 }
 
+// TestRevocationDropsIDMap: a logout and a revocation for the cap delete
+// the session's id map entry with it, where logout-all leaves the entries
+// to expire (finding them would cost a read per index member); after a
+// refresh, a revocation of the old token (already gone) keeps the entry,
+// which names the new one.
+func TestRevocationDropsIDMap(t *testing.T) {
+	e := newEnv(t, redisstore.SessionOptions{MaxPerUser: 2})
+	ctx := context.Background()
+	uid := newUserID(t)
+	idMap := func(iss session.Issued) int64 {
+		return e.rdb.Exists(ctx, "sid:{"+uid+"}:"+iss.Session.ID).Val()
+	}
+
+	loggedOut := create(t, e.store, uid)
+	if err := e.store.Revoke(ctx, loggedOut.Token); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	if n := idMap(loggedOut); n != 0 {
+		t.Errorf("id map entry after logout: EXISTS %d, want 0", n)
+	}
+
+	e.clock.Advance(time.Second)
+	oldest := create(t, e.store, uid)
+	e.clock.Advance(time.Second)
+	refreshed := create(t, e.store, uid)
+	next, err := e.store.Refresh(ctx, refreshed.Token)
+	if err != nil {
+		t.Fatalf("Refresh: %v", err)
+	}
+	wantNotFound(t, "Revoke of the refreshed session's old token", e.store.Revoke(ctx, refreshed.Token))
+	if n := idMap(refreshed); n != 1 {
+		t.Errorf("id map entry of a refreshed session after a revocation of its old token: EXISTS %d, want 1", n)
+	}
+	e.clock.Advance(time.Second)
+	_, capped, err := e.store.Create(ctx, session.NewSession{UserID: uid, Username: "Alice"})
+	if err != nil || capped != 1 {
+		t.Fatalf("Create over the cap: capped %d, err %v; want 1, nil", capped, err)
+	}
+	if n := idMap(oldest); n != 0 {
+		t.Errorf("id map entry of the session revoked for the cap: EXISTS %d, want 0", n)
+	}
+
+	if _, err := e.store.RevokeAll(ctx, uid); err != nil {
+		t.Fatalf("RevokeAll: %v", err)
+	}
+	if n := idMap(next); n != 1 {
+		t.Errorf("id map entry after logout-all: EXISTS %d, want 1 (left to expire)", n)
+	}
+	wantNotFound(t, "RevokeByID after logout-all", e.store.RevokeByID(ctx, uid, next.Session.ID))
+}
+
 // TestIDMapExpiresWithSession: the id map entry carries the session's
 // expiry, also after a touch slides it.
 func TestIDMapExpiresWithSession(t *testing.T) {

@@ -151,6 +151,15 @@ func NewErrorHook(onError func()) redis.Hook {
 	return failureHook{failed: counted, on: func(context.Context) { onError() }}
 }
 
+// NewLateHook returns a hook that calls onLate once for every script that
+// Redis refused because it ran it after its deadline (see package
+// scriptdeadline): Redis slower than the deadline's share of the timeout,
+// or its clock ahead of this replica's. Such refusals are errors too, and
+// NewErrorHook counts them as well; this count tells them apart.
+func NewLateHook(onLate func()) redis.Hook {
+	return failureHook{failed: scriptdeadline.IsLate, on: func(context.Context) { onLate() }}
+}
+
 // failureHook calls on once for every command, and once for every pipeline
 // or transaction, that failed by the measure of failed.
 type failureHook struct {

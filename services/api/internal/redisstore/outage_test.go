@@ -14,6 +14,7 @@ import (
 	"redis-session-app/services/api/internal/poll"
 	"redis-session-app/services/api/internal/redisstore"
 	"redis-session-app/services/api/internal/redistest"
+	"redis-session-app/services/api/internal/scriptdeadline"
 	"redis-session-app/services/api/internal/session"
 )
 
@@ -168,6 +169,44 @@ func TestErrorHook(t *testing.T) {
 			_ = tc.run()
 			if got := n.Load() - before; got != tc.want {
 				t.Errorf("errors counted: got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestLateHook: the late hook counts exactly the scripts Redis refused as
+// run after their deadline, which the error hook counts as well.
+func TestLateHook(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := redisstore.NewClient(redisstore.ClientOptions{Addrs: []string{srv.Addr()}})
+	t.Cleanup(func() { _ = rdb.Close() })
+	var late, failed atomic.Int64
+	rdb.AddHook(redisstore.NewLateHook(func() { late.Add(1) }))
+	rdb.AddHook(redisstore.NewErrorHook(func() { failed.Add(1) }))
+	ctx := context.Background()
+	script := redis.NewScript(scriptdeadline.Prelude + "return 1")
+
+	tests := []struct {
+		name                 string
+		run                  func() error
+		wantLate, wantErrors int64
+	}{
+		{"InTime", func() error { return script.Run(ctx, rdb, nil, time.Now().Add(time.Minute).UnixMilli()).Err() }, 0, 0},
+		{"PastItsDeadline", func() error { return script.Run(ctx, rdb, nil, time.Now().Add(-time.Second).UnixMilli()).Err() }, 1, 1},
+		{"OtherError", func() error { return rdb.Do(ctx, "NOSUCHCOMMAND").Err() }, 0, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			l0, f0 := late.Load(), failed.Load()
+			err := tc.run()
+			if got := late.Load() - l0; got != tc.wantLate {
+				t.Errorf("late scripts counted: got %d, want %d (err %v)", got, tc.wantLate, err)
+			}
+			if got := failed.Load() - f0; got != tc.wantErrors {
+				t.Errorf("errors counted: got %d, want %d (err %v)", got, tc.wantErrors, err)
+			}
+			if got, want := scriptdeadline.IsLate(err), tc.wantLate == 1; got != want {
+				t.Errorf("IsLate(%v) = %v, want %v", err, got, want)
 			}
 		})
 	}

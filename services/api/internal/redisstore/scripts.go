@@ -38,6 +38,19 @@ local function extend(key, at)
 end
 `
 
+// luaDropIDMap deletes the id map entry of the session at key (index member
+// member), if it has one and it names that session. An entry is only ever
+// believed together with its session, so this only spares Redis the
+// memory of an entry until it would have expired.
+const luaDropIDMap = `
+local function dropIDMap(key, member, idmapPrefix)
+  local id = redis.call('HGET', key, 'id')
+  if id and redis.call('GET', idmapPrefix .. id) == member then
+    redis.call('DEL', idmapPrefix .. id)
+  end
+end
+`
+
 // createScript stores a session, its id map entry and its index member,
 // drops index members past the absolute lifetime by score, and, when the
 // user is over the cap, revokes the oldest sessions beyond it. It returns
@@ -54,10 +67,12 @@ end
 // KEYS: session key, index key, id map key.
 // ARGV: deadline, member, createdAt, expiresAt, absolute end, cap, cutoff
 // (members scored at or below it are past the absolute lifetime), session
-// key prefix, then the session's field/value pairs.
-var createScript = redis.NewScript(scriptdeadline.Prelude + luaExtend + `
+// key prefix, id map prefix, then the session's field/value pairs.
+//
+// A session it revokes for the cap loses its id map entry too.
+var createScript = redis.NewScript(scriptdeadline.Prelude + luaExtend + luaDropIDMap + `
 local member, cap, prefix = ARGV[2], tonumber(ARGV[6]), ARGV[8]
-redis.call('HSET', KEYS[1], unpack(ARGV, 9))
+redis.call('HSET', KEYS[1], unpack(ARGV, 10))
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])
 redis.call('SET', KEYS[3], member, 'PXAT', ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[3], member)
@@ -96,6 +111,9 @@ if live >= cap and n > cap + 1 then
 end
 local capped = 0
 if #revoke > 0 then
+  for _, k in ipairs(revoke) do
+    dropIDMap(k, string.sub(k, #prefix + 1), ARGV[9])
+  end
   capped = redis.call('DEL', unpack(revoke))
 end
 if #drop > 0 then
@@ -170,12 +188,12 @@ redis.call('SET', ARGV[7] .. h['id'], ARGV[3], 'PXAT', exp)
 return redis.call('HMGET', KEYS[2], unpack(ARGV, 8))
 `)
 
-// revokeScript deletes a session and its index member and returns 1 if the
-// session existed. Its id map entry is left to expire with it: an entry is
-// only ever believed together with the session it names.
+// revokeScript deletes a session, its index member and its id map entry,
+// and returns 1 if the session existed.
 //
-// KEYS: session key, index key. ARGV: deadline, member.
-var revokeScript = redis.NewScript(scriptdeadline.Prelude + `
+// KEYS: session key, index key. ARGV: deadline, member, id map prefix.
+var revokeScript = redis.NewScript(scriptdeadline.Prelude + luaDropIDMap + `
+dropIDMap(KEYS[1], ARGV[2], ARGV[3])
 local n = redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[2])
 return n
@@ -184,8 +202,10 @@ return n
 // revokeAllScript deletes the sessions of the oldest batch members of an
 // index and those members. It returns {sessions that existed, members
 // left}: more than zero only for an index that held more than the batch,
-// which the caller then runs it again on. Id map entries are left to
-// expire, as in revokeScript.
+// which the caller then runs it again on. The sessions' id map entries
+// are left to expire with them (at the latest when each session would
+// have): finding them would cost a read per index member, and an entry is
+// only ever believed together with the session it names.
 //
 // KEYS: index key. ARGV: deadline, session key prefix, batch.
 var revokeAllScript = redis.NewScript(scriptdeadline.Prelude + `

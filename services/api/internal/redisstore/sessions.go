@@ -180,7 +180,7 @@ func (s *Sessions) Create(ctx context.Context, ns session.NewSession) (session.I
 		return session.Issued{}, 0, scriptdeadline.Unavailable("creating session", err)
 	}
 	capped, err := createScript.Run(ctx, s.c, []string{k.session, k.index(), idMapKey(ns.UserID, id)},
-		dl, k.member, ct, exp, abs, s.maxPerUser, ct-s.maxLife.Milliseconds(), k.prefix,
+		dl, k.member, ct, exp, abs, s.maxPerUser, ct-s.maxLife.Milliseconds(), k.prefix, idMapPrefix(ns.UserID),
 		fIDMap, 1,
 		fUserID, sess.UserID,
 		fUsername, sess.Username,
@@ -321,7 +321,7 @@ func (s *Sessions) Revoke(ctx context.Context, token string) error {
 	if err != nil {
 		return scriptdeadline.Unavailable("revoking session", err)
 	}
-	n, err := revokeScript.Run(ctx, s.c, []string{k.session, k.index()}, dl, k.member).Int()
+	n, err := revokeScript.Run(ctx, s.c, []string{k.session, k.index()}, dl, k.member, idMapPrefix(k.userID)).Int()
 	if err != nil {
 		return scriptdeadline.Unavailable("revoking session", err)
 	}

@@ -116,10 +116,14 @@ func ClientTimeout(c redis.UniversalClient) time.Duration {
 	return t
 }
 
+// IsLate reports whether err is Redis's refusal of a script it ran after
+// its deadline (the Prelude's error).
+func IsLate(err error) bool { return redis.HasErrorPrefix(err, "LATE") }
+
 // Unavailable wraps the error of a call that failed as
 // session.ErrUnavailable, saying when Redis ran a script too late.
 func Unavailable(op string, err error) error {
-	if redis.HasErrorPrefix(err, "LATE") {
+	if IsLate(err) {
 		return fmt.Errorf("%w: %s: Redis ran it after the replica stopped waiting, so it changed nothing (if this happens while Redis is fast, its clock is ahead of this replica's): %w",
 			session.ErrUnavailable, op, err)
 	}
