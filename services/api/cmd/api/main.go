@@ -6,11 +6,15 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/gin-gonic/gin"
+
+	"redis-session-app/services/api/internal/config"
 )
 
 func main() {
@@ -41,7 +45,20 @@ func main() {
 	err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "api: %v\n", err)
+		logExit(os.Stderr, os.Getenv, os.Hostname, err)
 	}
 	os.Exit(exitCode(err))
+}
+
+// logExit writes why the replica stops as one JSON line, like every other
+// line it writes, so that a log pipeline that parses the container's
+// output sees a failed start (a bad setting, a port in use) too. The
+// configuration may be what failed, so the instance is INSTANCE_ID or
+// else the hostname, as read, unchecked (JSON escapes whatever it holds).
+func logExit(w io.Writer, getenv func(string) string, hostname func() (string, error), err error) {
+	instance := getenv(config.EnvInstanceID)
+	if instance == "" {
+		instance, _ = hostname()
+	}
+	slog.New(slog.NewJSONHandler(w, nil)).Error("exiting", "instance", instance, "code", exitCode(err), "err", err.Error())
 }

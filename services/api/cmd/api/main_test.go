@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"net"
 	"os"
@@ -113,6 +114,10 @@ func TestMainProcess(t *testing.T) {
 		}
 		if !strings.Contains(stderr.String(), "SESSION_IDLE_TIMEOUT") {
 			t.Errorf("stderr got %q, want it to name SESSION_IDLE_TIMEOUT", stderr.String())
+		}
+		var line struct{ Level, Msg, Instance, Err string }
+		if err := json.Unmarshal([]byte(stderr.String()), &line); err != nil || line.Level != "ERROR" || line.Msg != "exiting" || line.Instance != "proc" {
+			t.Errorf("stderr got %q, want one JSON line with level ERROR, msg exiting and instance proc", stderr.String())
 		}
 	})
 
