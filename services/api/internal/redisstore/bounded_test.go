@@ -235,3 +235,55 @@ func TestNoTimeLeft(t *testing.T) {
 	}
 	lookup(t, e.store, iss.Token)
 }
+
+// TestRefreshOfPartialSession: a session hash without its client text
+// (written by hand, or by a version that had none) refreshes as a lookup
+// reads it, with the absent fields empty; one whose absolute end has
+// passed is refused before anything is written.
+func TestRefreshOfPartialSession(t *testing.T) {
+	e := newEnv(t, redisstore.SessionOptions{})
+	ctx := context.Background()
+	uid := newUserID(t)
+
+	partial := create(t, e.store, uid)
+	e.rdb.HDel(ctx, sessionKey(partial.Token), "ua", "ip")
+	next, err := e.store.Refresh(ctx, partial.Token)
+	if err != nil {
+		t.Fatalf("Refresh of a session without ua and ip: %v", err)
+	}
+	if got := lookup(t, e.store, next.Token); got.ID != partial.Session.ID || got.UserAgent != "" || got.IP != "" {
+		t.Errorf("refreshed session: got id %q, user agent %q, ip %q; want id %q and empty client text", got.ID, got.UserAgent, got.IP, partial.Session.ID)
+	}
+
+	over := create(t, e.store, uid)
+	e.rdb.HSet(ctx, sessionKey(over.Token), "abs", strconv.FormatInt(e.clock.Now().Add(-time.Second).UnixMilli(), 10))
+	_, err = e.store.Refresh(ctx, over.Token)
+	wantNotFound(t, "Refresh of a session past its absolute end", err)
+	if n := e.rdb.Exists(ctx, sessionKey(over.Token)).Val(); n != 1 {
+		t.Errorf("session refused for a refresh: EXISTS %d, want 1 (nothing written)", n)
+	}
+}
+
+// TestCapPastAKeyOfAnotherType: an index member whose key holds another
+// type than a hash (written by hand) does not make a login over the cap
+// fail after it has stored the new session.
+func TestCapPastAKeyOfAnotherType(t *testing.T) {
+	e := newEnv(t, redisstore.SessionOptions{MaxPerUser: 2})
+	ctx := context.Background()
+	uid := newUserID(t)
+	odd := create(t, e.store, uid)
+	e.rdb.Del(ctx, sessionKey(odd.Token))
+	e.rdb.RPush(ctx, sessionKey(odd.Token), "x")
+	e.clock.Advance(time.Second)
+	kept := create(t, e.store, uid)
+	e.clock.Advance(time.Second)
+	iss, capped, err := e.store.Create(ctx, session.NewSession{UserID: uid, Username: "Alice"})
+	if err != nil {
+		t.Fatalf("Create over the cap: %v", err)
+	}
+	if capped != 1 {
+		t.Errorf("capped: got %d, want 1 (the key of another type)", capped)
+	}
+	lookup(t, e.store, kept.Token)
+	lookup(t, e.store, iss.Token)
+}

@@ -42,10 +42,17 @@ end
 // member), if it has one and it names that session. An entry is only ever
 // believed together with its session, so this only spares Redis the
 // memory of an entry until it would have expired.
+//
+// It reads with pcall: a key of another type than expected (written by
+// hand, say) answers WRONGTYPE, which must not abort the script it runs
+// in after that script has written.
 const luaDropIDMap = `
 local function dropIDMap(key, member, idmapPrefix)
-  local id = redis.call('HGET', key, 'id')
-  if id and redis.call('GET', idmapPrefix .. id) == member then
+  local id = redis.pcall('HGET', key, 'id')
+  if type(id) ~= 'string' then
+    return
+  end
+  if redis.pcall('GET', idmapPrefix .. id) == member then
     redis.call('DEL', idmapPrefix .. id)
   end
 end
@@ -173,7 +180,7 @@ local abs, ct, cur = tonumber(h['abs']), tonumber(h['ct']), tonumber(h['exp'])
 local now = tonumber(ARGV[4])
 -- Like Lookup, a session over by the caller's clock, or by the maximum
 -- lifetime now in force, is not found even if Redis has not expired it.
-if not abs or not ct or not cur or not h['id'] or cur <= now or ct + tonumber(ARGV[6]) <= now then
+if not abs or not ct or not cur or not h['id'] or cur <= now or abs <= now or ct + tonumber(ARGV[6]) <= now then
   return false
 end
 local exp = math.min(now + tonumber(ARGV[5]), abs)
@@ -185,7 +192,14 @@ redis.call('ZREM', KEYS[3], ARGV[2])
 redis.call('ZADD', KEYS[3], h['ct'], ARGV[3])
 extend(KEYS[3], h['abs'])
 redis.call('SET', ARGV[7] .. h['id'], ARGV[3], 'PXAT', exp)
-return redis.call('HMGET', KEYS[2], unpack(ARGV, 8))
+-- An absent field answers '' rather than nil, as a lookup reads it.
+local v = redis.call('HMGET', KEYS[2], unpack(ARGV, 8))
+for i = 1, #ARGV - 7 do
+  if not v[i] then
+    v[i] = ''
+  end
+end
+return v
 `)
 
 // revokeScript deletes a session, its index member and its id map entry,
