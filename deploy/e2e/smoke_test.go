@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -343,6 +344,12 @@ func TestStack(t *testing.T) {
 		// unavailable". nginx must pass that on, not count it as a failed
 		// replica: with all three marked down it would answer 502 itself,
 		// and keep doing so for fail_timeout after Redis is back.
+		//
+		// Prometheus must have seen Redis up before, so that the 0 below
+		// is the outage's.
+		if err := s.waitQuery(60*time.Second, `redis_up{job="redis"} == 1`); err != nil {
+			t.Fatalf("before pausing Redis: %v", err)
+		}
 		s.mustRun(t, time.Minute, "pause", "redis")
 		paused := true
 		defer func() {
@@ -358,6 +365,18 @@ func TestStack(t *testing.T) {
 					i, r.status, r.body, r.header.Get("Retry-After"), r.instance)
 			}
 		}
+		// The Redis exporter gives up on the frozen Redis within
+		// Prometheus's scrape timeout and says so: redis_up 0 from a
+		// target that is up. An exporter that waits longer fails the
+		// scrape instead, and every redis_* series vanishes.
+		t.Run("ExporterReportsRedisDown", func(t *testing.T) {
+			start := time.Now()
+			err := s.waitQuery(30*time.Second, `redis_up{job="redis"} == 0`, `up{job="redis"} == 1`)
+			if err != nil {
+				t.Fatalf("with Redis paused: %v", err)
+			}
+			t.Logf("redis_up 0 from a scraped exporter after %v", time.Since(start).Round(100*time.Millisecond))
+		})
 		s.mustRun(t, time.Minute, "unpause", "redis")
 		paused = false
 		// Recovery needs nothing but Redis: well within nginx's fail_timeout.
@@ -648,6 +667,24 @@ func (s *stack) query(expr string) ([]map[string]string, error) {
 		out = append(out, r.Metric)
 	}
 	return out, nil
+}
+
+// waitQuery polls Prometheus until every one of the instant queries
+// returns exactly one series, for at most timeout.
+func (s *stack) waitQuery(timeout time.Duration, exprs ...string) error {
+	return poll(timeout, time.Second, func() error {
+		var errs []error
+		for _, expr := range exprs {
+			series, err := s.query(expr)
+			if err == nil && len(series) != 1 {
+				err = fmt.Errorf("%s: got %d series %v, want 1", expr, len(series), series)
+			}
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(errs...)
+	})
 }
 
 // exporterSeries returns the redis_… and nginx_… series that the dashboard
