@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -317,17 +318,23 @@ func trickleBody(t *testing.T, s *stack, path string, stall bool) {
 }
 
 // testAccessLogKeepsTokensOut sends a token where it does not belong, in a
-// query string and as a path segment, and requires nginx's access log to
-// show the path without either.
+// query string and as a path segment, also percent-encoded, and requires
+// nginx's access log to show the path without any of it.
 func testAccessLogKeepsTokensOut(t *testing.T, s *stack, token string) {
 	id := "e2e-log-" + randomHex(t, 4)
-	for i, r := range []struct{ method, path, body string }{
-		{"GET", "/profile?sid=" + token, ""},
-		{"GET", "/auth/sessions/" + token, ""},
+	requests := []struct{ method, path, body, logged string }{
+		{"GET", "/profile?sid=" + token, "", "/profile"},
+		{"GET", "/auth/sessions/" + token, "", "/auth/sessions/<redacted>"},
+		// One character in 20 escaped: no run of 22 plain characters is
+		// left, but the escapes decode to the token.
+		{"GET", "/auth/sessions/" + percentEncode(token, func(i int) bool { return i%20 == 19 }, "%%%02X"), "", "/auth/sessions/<redacted>"},
+		// Every character escaped, in lower case.
+		{"GET", "/auth/sessions/" + percentEncode(token, func(int) bool { return true }, "%%%02x"), "", "/auth/sessions/<redacted>"},
 		// nginx refuses this one itself, a request it used to quote,
 		// query string and all, in its error log.
-		{"POST", "/auth/register?sid=" + token, strings.Repeat("a", 70000)},
-	} {
+		{"POST", "/auth/register?sid=" + token, strings.Repeat("a", 70000), "/auth/register"},
+	}
+	for i, r := range requests {
 		req, err := http.NewRequest(r.method, s.nginx+r.path, strings.NewReader(r.body))
 		if err != nil {
 			t.Fatal(err)
@@ -342,26 +349,51 @@ func testAccessLogKeepsTokensOut(t *testing.T, s *stack, token string) {
 	}
 	err := poll(10*time.Second, 200*time.Millisecond, func() error {
 		out := s.mustRun(t, time.Minute, "logs", "--no-color", "nginx")
-		var lines []string
+		paths := map[string]string{}
 		for _, line := range strings.Split(out, "\n") {
-			if strings.Contains(line, `"request_id":"`+id) {
-				lines = append(lines, line)
+			_, record, ok := strings.Cut(line, "| ")
+			if !ok || !strings.Contains(record, `"request_id":"`+id) {
+				continue
 			}
+			var entry struct {
+				RequestID string `json:"request_id"`
+				Path      string `json:"path"`
+			}
+			if err := json.Unmarshal([]byte(record), &entry); err != nil {
+				return fmt.Errorf("access log line %q: %v, want JSON", record, err)
+			}
+			paths[entry.RequestID] = entry.Path
 		}
-		if len(lines) < 3 {
-			return fmt.Errorf("nginx log: got %d lines with request id %s-*, want 3", len(lines), id)
+		if len(paths) < len(requests) {
+			return fmt.Errorf("nginx log: got %d lines with request id %s-*, want %d", len(paths), id, len(requests))
 		}
 		if strings.Contains(out, token) {
-			return fmt.Errorf("nginx log holds the token: %q", lines)
+			return fmt.Errorf("nginx log holds the token: %q", paths)
 		}
-		if !strings.Contains(lines[0], `"path":"/profile"`) {
-			return fmt.Errorf("nginx log line %q: want path /profile", lines[0])
+		for i, r := range requests {
+			if got := paths[fmt.Sprintf("%s-%d", id, i)]; got != r.logged {
+				return fmt.Errorf("nginx log of %s %.60s…: got path %q, want %q", r.method, r.path, got, r.logged)
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		t.Error(err)
 	}
+}
+
+// percentEncode escapes the bytes of s at the positions escape picks, each
+// with format (%%%02X or %%%02x).
+func percentEncode(s string, escape func(i int) bool, format string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if escape(i) {
+			fmt.Fprintf(&b, format, s[i])
+		} else {
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
 }
 
 // testSameOriginPost sends what a browser sends for a same-origin POST:
