@@ -507,6 +507,7 @@ func TestStack(t *testing.T) {
 				continue
 			}
 			var entry struct {
+				Instance     string `json:"instance"`
 				RequestID    string `json:"request_id"`
 				Status       int    `json:"status"`
 				UpstreamAddr string `json:"upstream_addr"`
@@ -517,6 +518,10 @@ func TestStack(t *testing.T) {
 			if entry.UpstreamAddr == "" || entry.RequestID == "" || entry.Status == 0 {
 				t.Errorf("access log entry %q: got upstream %q, request id %q, status %d, want all set",
 					record, entry.UpstreamAddr, entry.RequestID, entry.Status)
+			}
+			// The host name, as the replicas' lines carry theirs.
+			if entry.Instance != "nginx" {
+				t.Errorf("access log entry %q: got instance %q, want nginx", record, entry.Instance)
 			}
 			return
 		}
@@ -622,6 +627,33 @@ func monitoringChecks(t *testing.T, s *stack) {
 		// has a limit to compare with.
 		if series, err := s.query(`redis_memory_max_bytes > 0`); err != nil || len(series) != 1 {
 			t.Errorf("redis_memory_max_bytes > 0: got %v, %v, want one series", series, err)
+		}
+	})
+
+	t.Run("MonitoringLogsJSON", func(t *testing.T) {
+		// Like the replicas and nginx's access log: one JSON object per
+		// line, on stdout or stderr. Redis and the nginx exporter have no
+		// such format.
+		for _, svc := range []string{"prometheus", "alertmanager", "redis-exporter"} {
+			out, err := docker("logs", s.container(t, svc))
+			if err != nil {
+				t.Fatalf("logs of %s: %v %s", svc, err, out)
+			}
+			lines := 0
+			for _, line := range strings.Split(out, "\n") {
+				if strings.TrimSpace(line) == "" {
+					continue
+				}
+				lines++
+				var record map[string]any
+				if err := json.Unmarshal([]byte(line), &record); err != nil {
+					t.Errorf("log line of %s: got %q, want a JSON object", svc, line)
+					break
+				}
+			}
+			if lines == 0 {
+				t.Errorf("logs of %s: got no line, want its start-up lines", svc)
+			}
 		}
 	})
 
