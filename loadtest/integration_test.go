@@ -90,11 +90,14 @@ func startService(t *testing.T) string {
 
 // jsonReport is the part of the JSON report the tests read.
 type jsonReport struct {
-	Requests  uint64                      `json:"requests"`
-	Errors    uint64                      `json:"errors"`
-	Wrong     uint64                      `json:"wrong"`
-	Kinds     []struct{ Kind string }     `json:"kinds"`
-	Instances []struct{ Instance string } `json:"instances"`
+	Requests     uint64                      `json:"requests"`
+	Errors       uint64                      `json:"errors"`
+	Wrong        uint64                      `json:"wrong"`
+	AchievedRate float64                     `json:"achievedRate"`
+	Shortfall    bool                        `json:"shortfall"`
+	LateSends    uint64                      `json:"lateSends"`
+	Kinds        []struct{ Kind string }     `json:"kinds"`
+	Instances    []struct{ Instance string } `json:"instances"`
 }
 
 func runTool(t *testing.T, args ...string) (jsonReport, string, error) {

@@ -202,30 +202,42 @@ func newTransport(o options) *http.Transport {
 // takes the step back by that number.
 type steps struct {
 	next    atomic.Uint64
-	pending sync.Map // step id → *scenario.Step
-	bySeq   sync.Map // vegeta sequence number → *scenario.Step
+	pending sync.Map // step id → *flight
+	bySeq   sync.Map // vegeta sequence number → *flight
+}
+
+// flight is one request on its way: its step and when it really left.
+type flight struct {
+	step *scenario.Step
+	// sent is when the transport got the request. vegeta stamps a result
+	// before it asks the targeter for the step, and a journey's step may
+	// wait there for an idle user: only this says when it left.
+	sent time.Time
 }
 
 func (s *steps) add(st *scenario.Step) string {
 	id := strconv.FormatUint(s.next.Add(1), 10)
-	s.pending.Store(id, st)
+	s.pending.Store(id, &flight{step: st})
 	return id
 }
 
+// bind ties the step of id to vegeta's sequence number seq, stamped as
+// sent now.
 func (s *steps) bind(id, seq string) {
-	st, ok := s.pending.LoadAndDelete(id)
+	f, ok := s.pending.LoadAndDelete(id)
 	n, err := strconv.ParseUint(seq, 10, 64)
 	if ok && err == nil {
-		s.bySeq.Store(n, st)
+		f.(*flight).sent = time.Now()
+		s.bySeq.Store(n, f)
 	}
 }
 
-func (s *steps) take(seq uint64) *scenario.Step {
-	st, ok := s.bySeq.LoadAndDelete(seq)
+func (s *steps) take(seq uint64) *flight {
+	f, ok := s.bySeq.LoadAndDelete(seq)
 	if !ok {
 		return nil
 	}
-	return st.(*scenario.Step)
+	return f.(*flight)
 }
 
 // tagging is the transport of the timed phase: it ties each request to its
@@ -291,6 +303,11 @@ func attack(ctx context.Context, o options, transport http.RoundTripper, sc scen
 	start := time.Now()
 	coll := report.NewCollector(start)
 	results := attacker.Attack(targeter, pacer, o.duration, o.scenario)
+	// When the sending is over, a step waiting for an idle user gives up:
+	// sent later, it would stretch the run past -duration and count as
+	// sent on time (vegeta handed out its tick then).
+	endOfSending := time.AfterFunc(o.duration+endGrace, sc.Stop)
+	defer endOfSending.Stop()
 	var tick <-chan time.Time
 	if o.progress > 0 {
 		t := time.NewTicker(o.progress)
@@ -325,18 +342,20 @@ loop:
 			if !ok {
 				break loop
 			}
-			st := tracked.take(r.Seq)
-			if st == nil {
-				// The targeter ended the attack: nothing was sent.
+			f := tracked.take(r.Seq)
+			if f == nil {
+				// The targeter ended the attack or the scenario
+				// stopped: nothing was sent.
 				continue
 			}
+			st := f.step
 			resp := scenario.Response{Status: int(r.Code), Body: r.Body}
 			if r.Code == 0 {
 				resp.Err = r.Error
 			}
 			rec := report.Record{
 				Kind:     st.Kind,
-				At:       r.Timestamp,
+				At:       f.sent,
 				Latency:  r.Latency,
 				Status:   resp.Status,
 				Outcome:  sc.Done(st, resp),
@@ -346,7 +365,7 @@ loop:
 				// Sequence numbers follow the order of the schedule's
 				// ticks: request Seq is its arrival Seq+1.
 				if due, ok := o.schedule.Due(r.Seq + 1); ok {
-					rec.At, rec.Latency, rec.SendDelay = fromDue(r, start.Add(due))
+					rec.Latency, rec.SendDelay = fromDue(r, start.Add(due), f.sent)
 				}
 			}
 			coll.Add(rec)
@@ -401,19 +420,26 @@ func sendWindow(planned, interruptedAt time.Duration, requestsRanOut bool) time.
 	return planned
 }
 
-// fromDue returns when an open-model request counts as sent, its latency
-// and how late it left. vegeta stamps a request when a worker picks it up,
-// which is late when every worker is busy (-max-in-flight) or the
-// generator is short of CPU; measuring from then would leave the wait out
-// of the latency, the coordinated omission the open model is there to
-// avoid. So the request counts from when the schedule made it due.
-func fromDue(r *vegeta.Result, due time.Time) (at time.Time, latency, late time.Duration) {
-	late = r.Timestamp.Sub(due)
-	if late <= 0 {
-		// On time, to the precision of the pacer's sleep.
-		return due, r.Latency, 0
+// endGrace is how long after -duration the sending is stopped: an arrival
+// due at the schedule's very end leaves a moment after it, and one that
+// leaves within this bound is not late by the report's measure.
+const endGrace = report.LateBound
+
+// fromDue returns an open-model request's latency and how late it left.
+// vegeta stamps a request when a worker picks it up, which is late when
+// every worker is busy (-max-in-flight) or the generator is short of CPU;
+// measuring from then would leave the wait out of the latency, the
+// coordinated omission the open model is there to avoid. So the latency
+// counts from when the schedule made the request due. It left at sent,
+// which is later than vegeta's stamp when the step waited for an idle
+// user.
+func fromDue(r *vegeta.Result, due, sent time.Time) (latency, late time.Duration) {
+	late = max(0, sent.Sub(due))
+	if r.Timestamp.Before(due) {
+		// Picked up on time, to the precision of the pacer's sleep.
+		return r.Latency, late
 	}
-	return due, late + r.Latency, late
+	return r.Timestamp.Add(r.Latency).Sub(due), late
 }
 
 // writeFile writes one report file when a path was given. The report is

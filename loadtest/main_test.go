@@ -121,21 +121,25 @@ func TestFromDue(t *testing.T) {
 	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
 	tests := []struct {
 		name        string
-		sent        time.Time
+		picked      time.Time // vegeta's stamp
+		sent        time.Time // when the transport got it
 		latency     time.Duration
 		wantLatency time.Duration
 		wantLate    time.Duration
 	}{
-		{"OnTime", due, ms(3), ms(3), 0},
-		{"ANanosecondEarly", due.Add(-1), ms(3), ms(3), 0},
+		{"OnTime", due, due, ms(3), ms(3), 0},
+		{"ANanosecondEarly", due.Add(-1), due.Add(-1), ms(3), ms(3), 0},
 		// Waited a second for a worker: that second is the user's too.
-		{"Late", due.Add(time.Second), ms(3), time.Second + ms(3), time.Second},
+		{"Late", due.Add(time.Second), due.Add(time.Second), ms(3), time.Second + ms(3), time.Second},
+		// Picked up on time, then waited 500ms for an idle user, which
+		// vegeta's latency holds: the request left late all the same.
+		{"WaitedForAUser", due, due.Add(ms(500)), ms(503), ms(503), ms(500)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			at, latency, late := fromDue(&vegeta.Result{Timestamp: tc.sent, Latency: tc.latency}, due)
-			if !at.Equal(due) || latency != tc.wantLatency || late != tc.wantLate {
-				t.Errorf("fromDue = %s, %s, %s; want %s, %s, %s", at, latency, late, due, tc.wantLatency, tc.wantLate)
+			latency, late := fromDue(&vegeta.Result{Timestamp: tc.picked, Latency: tc.latency}, due, tc.sent)
+			if latency != tc.wantLatency || late != tc.wantLate {
+				t.Errorf("fromDue = %s, %s; want %s, %s", latency, late, tc.wantLatency, tc.wantLate)
 			}
 		})
 	}

@@ -19,9 +19,11 @@ import (
 // Record is one answered (or failed) request.
 type Record struct {
 	Kind scenario.Kind
-	// At is when the request counts as sent: in the open model when the
-	// schedule made it due, so that Latency includes any wait to leave.
-	At      time.Time
+	// At is when the request left, which rates and the time series count.
+	At time.Time
+	// Latency runs to the answer from when the request was due in the open
+	// model, so that it includes any wait to leave (for a worker, the CPU
+	// or an idle user), and from when vegeta picked it up in the closed one.
 	Latency time.Duration
 	// SendDelay is how long after it was due the request left (open model).
 	SendDelay time.Duration

@@ -372,6 +372,11 @@ func (s *journeys) Stop() {
 }
 
 func (s *journeys) Next() (*Step, error) {
+	// Once stopped, no step is handed out even to an idle user: the
+	// sending is over.
+	if s.stopped.Load() {
+		return nil, ErrStopped
+	}
 	var u *User
 	select {
 	case u = <-s.idle:

@@ -1,11 +1,15 @@
 package scenario_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"testing"
+	"time"
 
+	"redis-session-app/loadtest/internal/poll"
 	"redis-session-app/loadtest/internal/scenario"
 )
 
@@ -250,12 +254,29 @@ func TestJourneyWaitsForIdleUserAndStops(t *testing.T) {
 		_, err := sc.Next() // alice is busy: waits
 		done <- err
 	}()
+	// Stop only once the step waits, which it counts before it blocks.
+	err := poll.Until(context.Background(), 5*time.Second, time.Millisecond, func() error {
+		if sc.Waits() != 1 {
+			return errors.New("Next is not waiting")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Waits() = %d, want 1", sc.Waits())
+	}
 	sc.Stop()
 	if err := <-done; err != scenario.ErrStopped {
 		t.Errorf("Next after Stop returned %v, want ErrStopped", err)
 	}
-	if got := sc.Waits(); got != 1 {
-		t.Errorf("Waits() = %d, want 1", got)
+}
+
+// TestJourneyStoppedHandsOutNothing: after Stop, Next refuses even when a
+// user is idle, so that no request leaves once the sending is over.
+func TestJourneyStoppedHandsOutNothing(t *testing.T) {
+	sc, _ := scenario.New("churn", scenario.NewEndpoints("http://127.0.0.1"), []*scenario.User{scenario.NewUser("alice", "pw-alice-1")}, scenario.DefaultJourney("churn"), "")
+	sc.Stop()
+	if st, err := sc.Next(); err != scenario.ErrStopped {
+		t.Errorf("Next after Stop with alice idle = %v, %v; want ErrStopped", st, err)
 	}
 }
 

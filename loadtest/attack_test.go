@@ -1,0 +1,37 @@
+package main
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestJourneysShortOfUsersFallShort: one churn user whose reads take 100ms
+// cannot keep up with 50 arrivals a second. The steps that waited for it
+// leave late and the run falls short, which -strict fails; and the sending
+// ends with -duration, not when the last waiting step gets the user.
+func TestJourneysShortOfUsersFallShort(t *testing.T) {
+	srv := fakeAPI(t, func(r *http.Request) {
+		if r.URL.Path == "/profile" {
+			time.Sleep(100 * time.Millisecond) // the target's service time
+		}
+	})
+	began := time.Now()
+	rep, out, err := runTool(t, "-target", srv.URL, "-scenario", "churn", "-users", "1",
+		"-rate", "50", "-duration", "1s", "-timeout", "1s", "-strict")
+	took := time.Since(began)
+	if err == nil || !strings.Contains(err.Error(), "achieved / asked rate") {
+		t.Errorf("got %v, want -strict to fail the run for its shortfall\n%s", err, out)
+	}
+	if !rep.Shortfall || rep.LateSends == 0 || rep.AchievedRate > 25 {
+		t.Errorf("got shortfall %v, %d late sends, achieved %.1f/s; want a shortfall, late sends and at most half of 50/s\n%s",
+			rep.Shortfall, rep.LateSends, rep.AchievedRate, out)
+	}
+	if !strings.Contains(out, "WARNING: achieved") || !strings.Contains(out, "after they were due") {
+		t.Errorf("the report does not warn of the shortfall and the late sends:\n%s", out)
+	}
+	if took > 2*time.Second {
+		t.Errorf("the run took %s, want it over by -duration + -timeout (2s)", took)
+	}
+}
