@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -33,5 +35,24 @@ func TestJourneysShortOfUsersFallShort(t *testing.T) {
 	}
 	if took > 2*time.Second {
 		t.Errorf("the run took %s, want it over by -duration + -timeout (2s)", took)
+	}
+}
+
+// TestClosedModelRateRunsToTheLastAnswer: 4 workers against a target that
+// takes 50ms can do at most 80 requests a second. Ended by -max-requests
+// after two rounds, the rate is over both rounds' answers, not only until
+// the second round was sent.
+func TestClosedModelRateRunsToTheLastAnswer(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(50 * time.Millisecond) // the target's service time
+		fmt.Fprint(w, "ok")
+	}))
+	defer srv.Close()
+	rep, out, err := runTool(t, "-target", srv.URL, "-scenario", "get", "-workers", "4", "-max-requests", "8")
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	if rep.Requests != 8 || rep.AchievedRate > 80 {
+		t.Errorf("got %d requests at %.1f/s, want 8 at no more than 80/s\n%s", rep.Requests, rep.AchievedRate, out)
 	}
 }

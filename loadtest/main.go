@@ -316,6 +316,7 @@ func attack(ctx context.Context, o options, transport http.RoundTripper, sc scen
 	}
 	interrupted := ctx.Done()
 	var interruptedAt time.Duration // 0: not interrupted
+	var lastAnswer time.Duration    // from start
 	stop := func() {
 		attacker.Stop()
 		sc.Stop()
@@ -369,11 +370,16 @@ loop:
 				}
 			}
 			coll.Add(rec)
+			lastAnswer = max(lastAnswer, r.Timestamp.Add(r.Latency).Sub(start))
 		}
 	}
 	stop()
 
-	window := sendWindow(o.duration, interruptedAt, sent.Load() > o.maxRequests)
+	closedLastAnswer := lastAnswer
+	if o.schedule != nil {
+		closedLastAnswer = 0
+	}
+	window := sendWindow(o.duration, interruptedAt, sent.Load() > o.maxRequests, closedLastAnswer)
 	sum := coll.Summarize(run, window, sc.Waits())
 	passed := o.limits.Check(sum)
 	if err := sum.WriteText(stdout); err != nil {
@@ -408,12 +414,15 @@ loop:
 
 // sendWindow is how long the sending phase ran, which rates are over: the
 // planned duration (the schedule's, or -duration in the closed model),
-// until the interrupt if there was one during it, or zero when
-// -max-requests ended it, which the report takes as the last send.
-func sendWindow(planned, interruptedAt time.Duration, requestsRanOut bool) time.Duration {
+// until the interrupt if there was one during it, or, when -max-requests
+// ended it, until closedLastAnswer. That is the last answer in the closed
+// model, whose workers each send only once their last request is
+// answered, so that its last batch of requests took a whole latency too;
+// and 0 in the open model, which the report takes as the last send.
+func sendWindow(planned, interruptedAt time.Duration, requestsRanOut bool, closedLastAnswer time.Duration) time.Duration {
 	switch {
 	case requestsRanOut:
-		return 0
+		return closedLastAnswer
 	case interruptedAt > 0:
 		return min(interruptedAt, planned)
 	}

@@ -147,18 +147,21 @@ func TestFromDue(t *testing.T) {
 
 func TestSendWindow(t *testing.T) {
 	tests := []struct {
-		name           string
-		interruptedAt  time.Duration
-		requestsRanOut bool
-		want           time.Duration
+		name             string
+		interruptedAt    time.Duration
+		requestsRanOut   bool
+		closedLastAnswer time.Duration
+		want             time.Duration
 	}{
-		{"Completed", 0, false, 10 * time.Second},
-		{"Interrupted", 3 * time.Second, false, 3 * time.Second},
-		{"InterruptedAfterTheLastSend", 11 * time.Second, false, 10 * time.Second},
-		{"MaxRequestsEndedIt", 0, true, 0},
+		{"Completed", 0, false, 0, 10 * time.Second},
+		{"Interrupted", 3 * time.Second, false, 0, 3 * time.Second},
+		{"InterruptedAfterTheLastSend", 11 * time.Second, false, 0, 10 * time.Second},
+		{"MaxRequestsEndedTheOpenModel", 0, true, 0, 0},
+		{"MaxRequestsEndedTheClosedModel", 0, true, 2 * time.Second, 2 * time.Second},
+		{"ClosedModelCompleted", 0, false, 10*time.Second + 5*time.Millisecond, 10 * time.Second},
 	}
 	for _, tc := range tests {
-		if got := sendWindow(10*time.Second, tc.interruptedAt, tc.requestsRanOut); got != tc.want {
+		if got := sendWindow(10*time.Second, tc.interruptedAt, tc.requestsRanOut, tc.closedLastAnswer); got != tc.want {
 			t.Errorf("%s: sendWindow = %s, want %s", tc.name, got, tc.want)
 		}
 	}

@@ -272,8 +272,9 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 
 // Summarize computes the report of everything collected for run. window
 // is how long the sending phase ran (the whole schedule or -duration, less
-// when interrupted, the last send when -max-requests ended it); rates are
-// over it, and it is never taken shorter than the last send. userWaits is
+// when interrupted; when -max-requests ended it, the last answer in the
+// closed model, 0 in the open one); rates are over it, and it is never
+// taken shorter than the last send. userWaits is
 // the scenario's count of requests that waited for a user.
 func (c *Collector) Summarize(run Run, window time.Duration, userWaits uint64) *Summary {
 	// Lists are empty rather than nil, so that a run without requests
