@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -54,5 +55,37 @@ func TestClosedModelRateRunsToTheLastAnswer(t *testing.T) {
 	}
 	if rep.Requests != 8 || rep.AchievedRate > 80 {
 		t.Errorf("got %d requests at %.1f/s, want 8 at no more than 80/s\n%s", rep.Requests, rep.AchievedRate, out)
+	}
+}
+
+// TestStalledTargetEndsTheSendingOnTime: a target that never answers holds
+// every worker (or every request in flight) until -timeout. No request
+// leaves after -duration, and the run is over by -duration + -timeout.
+func TestStalledTargetEndsTheSendingOnTime(t *testing.T) {
+	tests := []struct {
+		name string
+		load []string
+		want int64 // requests the target gets: one per worker or slot
+	}{
+		{"ClosedModel", []string{"-workers", "4"}, 4},
+		{"OpenModelAtMaxInFlight", []string{"-rate", "10", "-max-in-flight", "2"}, 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var got atomic.Int64
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				got.Add(1)
+				<-r.Context().Done() // answers nothing; the client gives up
+			}))
+			defer srv.Close()
+			began := time.Now()
+			_, out, _ := runTool(t, append([]string{"-target", srv.URL, "-scenario", "get", "-duration", "500ms", "-timeout", "1s"}, tc.load...)...)
+			if took := time.Since(began); took > 1800*time.Millisecond {
+				t.Errorf("the run took %s, want it over by -duration + -timeout (1.5s)\n%s", took, out)
+			}
+			if n := got.Load(); n != tc.want {
+				t.Errorf("the target got %d requests, want %d: none after -duration\n%s", n, tc.want, out)
+			}
+		})
 	}
 }

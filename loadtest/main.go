@@ -303,10 +303,17 @@ func attack(ctx context.Context, o options, transport http.RoundTripper, sc scen
 	start := time.Now()
 	coll := report.NewCollector(start)
 	results := attacker.Attack(targeter, pacer, o.duration, o.scenario)
-	// When the sending is over, a step waiting for an idle user gives up:
-	// sent later, it would stretch the run past -duration and count as
-	// sent on time (vegeta handed out its tick then).
-	endOfSending := time.AfterFunc(o.duration+endGrace, sc.Stop)
+	stop := func() {
+		attacker.Stop()
+		sc.Stop()
+	}
+	// The sending ends with -duration whatever the target does. vegeta
+	// looks at the clock only between ticks, and while every worker waits
+	// on a stalled target it waits to hand out the next tick: the first
+	// worker freed (at -timeout) would send one more request, which could
+	// stall as long again. And a step waiting for an idle user gives up:
+	// sent later, it would stretch the run and count as sent on time.
+	endOfSending := time.AfterFunc(o.duration+endGrace, stop)
 	defer endOfSending.Stop()
 	var tick <-chan time.Time
 	if o.progress > 0 {
@@ -317,10 +324,6 @@ func attack(ctx context.Context, o options, transport http.RoundTripper, sc scen
 	interrupted := ctx.Done()
 	var interruptedAt time.Duration // 0: not interrupted
 	var lastAnswer time.Duration    // from start
-	stop := func() {
-		attacker.Stop()
-		sc.Stop()
-	}
 loop:
 	for {
 		select {
