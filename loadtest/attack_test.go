@@ -89,3 +89,37 @@ func TestStalledTargetEndsTheSendingOnTime(t *testing.T) {
 		})
 	}
 }
+
+// TestDroppedConnectionsAreErrors: a target that closes the connection of
+// every fifth request without answering it. Go's transport sends such a
+// GET again on a new connection, and its answer is right; each one the
+// target dropped counts as an error all the same.
+func TestDroppedConnectionsAreErrors(t *testing.T) {
+	var served, dropped atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if served.Add(1)%5 != 0 {
+			fmt.Fprint(w, "ok")
+			return
+		}
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		dropped.Add(1)
+		conn.Close()
+	}))
+	defer srv.Close()
+	// One worker: one connection at a time, reused until the target
+	// closes it.
+	rep, out, err := runTool(t, "-target", srv.URL, "-scenario", "get", "-workers", "1", "-max-requests", "40")
+	if err == nil || !strings.Contains(err.Error(), "error rate") {
+		t.Errorf("got %v, want the error rate breached\n%s", err, out)
+	}
+	if n := dropped.Load(); n == 0 || rep.Errors != uint64(n) {
+		t.Errorf("got %d errors, want one for each of the %d requests the target dropped\n%s", rep.Errors, n, out)
+	}
+	if !strings.Contains(out, "connection closed without an answer") {
+		t.Errorf("the report does not say what the errors were:\n%s", out)
+	}
+}

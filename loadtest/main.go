@@ -27,6 +27,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"os/signal"
 	"strconv"
@@ -213,7 +214,15 @@ type flight struct {
 	// before it asks the targeter for the step, and a journey's step may
 	// wait there for an idle user: only this says when it left.
 	sent time.Time
+	// written counts the times the request was written out whole.
+	written atomic.Int32
 }
+
+// resent tells whether the transport wrote the request more than once.
+// Go's transport sends an idempotent request again, without a word, when
+// a reused connection closed after it was written and before any answer
+// came: the target dropped it, which the answer to the second one hides.
+func (f *flight) resent() bool { return f.written.Load() > 1 }
 
 func (s *steps) add(st *scenario.Step) string {
 	id := strconv.FormatUint(s.next.Add(1), 10)
@@ -222,14 +231,17 @@ func (s *steps) add(st *scenario.Step) string {
 }
 
 // bind ties the step of id to vegeta's sequence number seq, stamped as
-// sent now.
-func (s *steps) bind(id, seq string) {
-	f, ok := s.pending.LoadAndDelete(id)
+// sent now, and returns its flight (nil when id is not a step's).
+func (s *steps) bind(id, seq string) *flight {
+	v, ok := s.pending.LoadAndDelete(id)
 	n, err := strconv.ParseUint(seq, 10, 64)
-	if ok && err == nil {
-		f.(*flight).sent = time.Now()
-		s.bySeq.Store(n, f)
+	if !ok || err != nil {
+		return nil
 	}
+	f := v.(*flight)
+	f.sent = time.Now()
+	s.bySeq.Store(n, f)
+	return f
 }
 
 func (s *steps) take(seq uint64) *flight {
@@ -250,10 +262,20 @@ type tagging struct {
 func (t *tagging) RoundTrip(req *http.Request) (*http.Response, error) {
 	// The request was made by vegeta for this one call and is read by no
 	// one else, so its headers may be trimmed in place.
-	t.steps.bind(req.Header.Get(stepHeader), req.Header.Get("X-Vegeta-Seq"))
+	f := t.steps.bind(req.Header.Get(stepHeader), req.Header.Get("X-Vegeta-Seq"))
 	req.Header.Del(stepHeader)
 	req.Header.Del("X-Vegeta-Seq")
 	req.Header.Del("X-Vegeta-Attack")
+	if f != nil {
+		trace := &httptrace.ClientTrace{WroteRequest: func(w httptrace.WroteRequestInfo) {
+			// A write that failed reached no server; only whole ones
+			// count.
+			if w.Err == nil {
+				f.written.Add(1)
+			}
+		}}
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
+	}
 	return t.next.RoundTrip(req)
 }
 
@@ -362,7 +384,7 @@ loop:
 				At:       f.sent,
 				Latency:  r.Latency,
 				Status:   resp.Status,
-				Outcome:  sc.Done(st, resp),
+				Outcome:  outcome(sc.Done(st, resp), f),
 				Instance: r.Headers.Get("X-Instance"),
 			}
 			if o.schedule != nil {
@@ -430,6 +452,16 @@ func sendWindow(planned, interruptedAt time.Duration, requestsRanOut bool, close
 		return min(interruptedAt, planned)
 	}
 	return planned
+}
+
+// outcome is the verdict on a request: the scenario's on its answer, but a
+// right answer to a request that was resent is an error, since the target
+// closed a connection without answering it first.
+func outcome(o scenario.Outcome, f *flight) scenario.Outcome {
+	if o.Verdict == scenario.OK && f.resent() {
+		return scenario.Outcome{Verdict: scenario.Error, Detail: "connection closed without an answer (the client resent the request)"}
+	}
+	return o
 }
 
 // endGrace is how long after -duration the sending is stopped: an arrival
