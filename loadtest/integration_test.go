@@ -243,10 +243,22 @@ func TestInterruptedRunReportsAndFails(t *testing.T) {
 	var rep struct {
 		Requests       uint64  `json:"requests"`
 		ElapsedSeconds float64 `json:"elapsedSeconds"`
+		Interrupted    bool    `json:"interrupted"`
+		Thresholds     []struct {
+			Name string `json:"name"`
+			OK   bool   `json:"ok"`
+		} `json:"thresholds"`
 	}
 	b, rerr := os.ReadFile(path)
 	if rerr != nil || json.Unmarshal(b, &rep) != nil || rep.Requests == 0 || rep.ElapsedSeconds > 1 {
 		t.Errorf("report %s (%v), want the requests of about half a second", b, rerr)
+	}
+	// The report itself, which a CI job may keep, says the run failed.
+	if !rep.Interrupted || len(rep.Thresholds) == 0 || rep.Thresholds[0].Name != "run" || rep.Thresholds[0].OK {
+		t.Errorf("report %s, want it marked interrupted with a failed run check", b)
+	}
+	if !strings.Contains(out.String(), "BREACHED run: interrupted after") {
+		t.Errorf("the terminal report does not say the run was interrupted:\n%s", out.String())
 	}
 }
 

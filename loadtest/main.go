@@ -406,6 +406,7 @@ loop:
 	}
 	window := sendWindow(o.duration, interruptedAt, sent.Load() > o.maxRequests, closedLastAnswer)
 	sum := coll.Summarize(run, window, sc.Waits())
+	sum.Interrupted = interruptedAt > 0
 	passed := o.limits.Check(sum)
 	if err := sum.WriteText(stdout); err != nil {
 		return err
@@ -419,22 +420,19 @@ loop:
 	if err := writeFile(o.htmlPath, sum.WriteHTML); err != nil {
 		return err
 	}
-	var breached string
-	if !passed {
-		breached = "thresholds breached: " + strings.Join(sum.Breaches(), "; ")
+	if passed {
+		return nil
 	}
 	if interruptedAt > 0 {
-		// A partial run passes nothing, whatever its figures say.
+		// A partial run passes nothing, whatever its figures say; the
+		// report's run check says so, and the message leads with it.
 		msg := fmt.Sprintf("interrupted after %.1fs of %s: the report covers only the part that ran", interruptedAt.Seconds(), o.duration)
-		if breached != "" {
-			msg += "; " + breached
+		if others := sum.Breaches(report.RunCheck); len(others) > 0 {
+			msg += "; thresholds breached: " + strings.Join(others, "; ")
 		}
 		return errors.New(msg)
 	}
-	if breached != "" {
-		return errors.New(breached)
-	}
-	return nil
+	return errors.New("thresholds breached: " + strings.Join(sum.Breaches(), "; "))
 }
 
 // sendWindow is how long the sending phase ran, which rates are over: the

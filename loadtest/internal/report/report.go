@@ -165,9 +165,12 @@ type Summary struct {
 	ErrorDetails []Detail `json:"errorDetails"`
 	WrongDetails []Detail `json:"wrongDetails"`
 	// UserWaits counts requests that waited for an idle user.
-	UserWaits  uint64  `json:"userWaits"`
-	Thresholds []Check `json:"thresholds"`
-	Series     Series  `json:"series"`
+	UserWaits uint64 `json:"userWaits"`
+	// Interrupted is set when a signal stopped the sending before its
+	// end: the figures cover only the part that ran, and the run fails.
+	Interrupted bool    `json:"interrupted"`
+	Thresholds  []Check `json:"thresholds"`
+	Series      Series  `json:"series"`
 }
 
 // ShortfallRatio is the share of the asked rate below which a run is said

@@ -3,6 +3,7 @@ package report_test
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os/exec"
@@ -218,6 +219,41 @@ func TestLateSendsAreReported(t *testing.T) {
 		if !strings.Contains(out, "latencies count from when requests were due") || !strings.Contains(out, "up to 1200ms late") {
 			t.Errorf("%s report lacks the late-send warning", name)
 		}
+	}
+}
+
+// TestInterruptedRunIsReported: every form of the report of an interrupted
+// run says so, and its run check fails, however good its figures.
+func TestInterruptedRunIsReported(t *testing.T) {
+	c, _ := collect(10)
+	s := c.Summarize(report.Run{Scenario: "read", Model: "closed", Workers: 1}, 1500*time.Millisecond, 0)
+	s.Interrupted = true
+	if (report.Limits{MaxErrorRate: 1}).Check(s) {
+		t.Error("Check passed an interrupted run")
+	}
+	if got := s.Breaches(report.RunCheck); len(got) != 1 || !strings.Contains(got[0], "wrong answers") {
+		t.Errorf("Breaches but the run check = %q, want the wrong answer alone", got)
+	}
+	var text, js, html bytes.Buffer
+	for _, w := range []struct {
+		out   *bytes.Buffer
+		write func(io.Writer) error
+	}{{&text, s.WriteText}, {&js, s.WriteJSON}, {&html, s.WriteHTML}} {
+		if err := w.write(w.out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, out := range map[string]string{"text": text.String(), "HTML": html.String()} {
+		if !strings.Contains(out, "interrupted after 1.5s") {
+			t.Errorf("%s report does not say the run was interrupted:\n%s", name, out)
+		}
+	}
+	var back struct {
+		Interrupted bool
+		Thresholds  []report.Check
+	}
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil || !back.Interrupted || back.Thresholds[0].Name != report.RunCheck || back.Thresholds[0].OK {
+		t.Errorf("JSON report = %s (%v), want interrupted and a failed run check first", js.String(), err)
 	}
 }
 

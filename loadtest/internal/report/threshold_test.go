@@ -37,6 +37,7 @@ func TestCheck(t *testing.T) {
 		{"ErrMinRate", report.Limits{MaxErrorRate: 1, MinRate: 991}, nil, false},
 		{"ShortfallWithoutStrictPasses", report.Limits{MaxErrorRate: 1}, func(s *report.Summary) { s.Shortfall = true }, true},
 		{"ErrShortfallStrict", report.Limits{MaxErrorRate: 1, Strict: true}, func(s *report.Summary) { s.Shortfall = true }, false},
+		{"ErrInterrupted", report.Limits{MaxErrorRate: 1}, func(s *report.Summary) { s.Interrupted = true }, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

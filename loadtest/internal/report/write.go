@@ -64,10 +64,19 @@ func (s *Summary) LateWarning() string {
 		s.LateSends, LateBound, FormatMs(s.MaxSendDelayMs))
 }
 
+// InterruptedWarning is the loud warning of a run that a signal stopped,
+// or "" for one that ran whole.
+func (s *Summary) InterruptedWarning() string {
+	if !s.Interrupted {
+		return ""
+	}
+	return fmt.Sprintf("WARNING: interrupted after %.1fs: the report covers only the part that ran, and the run fails", s.ElapsedSeconds)
+}
+
 // Warnings lists the loud warnings of the run, for the terminal and the page.
 func (s *Summary) Warnings() []string {
 	var ws []string
-	for _, w := range []string{s.ShortfallWarning(), s.LateWarning()} {
+	for _, w := range []string{s.InterruptedWarning(), s.ShortfallWarning(), s.LateWarning()} {
 		if w != "" {
 			ws = append(ws, w)
 		}
