@@ -25,6 +25,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -97,6 +98,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if err != nil {
 		return &usageError{err}
+	}
+	// A report path that cannot be written fails as a bad flag does,
+	// before any load, not after the run it was to keep.
+	for _, f := range []struct{ flag, path string }{{"-json", o.jsonPath}, {"-html", o.htmlPath}} {
+		if err := checkWritable(f.path); err != nil {
+			return &usageError{fmt.Errorf("%s: %w", f.flag, err)}
+		}
 	}
 	transport := newTransport(o)
 	defer transport.CloseIdleConnections()
@@ -414,19 +422,18 @@ loop:
 	for _, warn := range sum.Warnings() {
 		fmt.Fprintln(stderr, warn)
 	}
-	if err := writeFile(o.jsonPath, sum.WriteJSON); err != nil {
-		return err
-	}
-	if err := writeFile(o.htmlPath, sum.WriteHTML); err != nil {
-		return err
-	}
+	return errors.Join(writeReports(sum, o.jsonPath, o.htmlPath), verdict(sum, passed, interruptedAt, o.duration))
+}
+
+// verdict is the run's error: nil when it passed, else what failed it.
+func verdict(sum *report.Summary, passed bool, interruptedAt, planned time.Duration) error {
 	if passed {
 		return nil
 	}
 	if interruptedAt > 0 {
 		// A partial run passes nothing, whatever its figures say; the
 		// report's run check says so, and the message leads with it.
-		msg := fmt.Sprintf("interrupted after %.1fs of %s: the report covers only the part that ran", interruptedAt.Seconds(), o.duration)
+		msg := fmt.Sprintf("interrupted after %.1fs of %s: the report covers only the part that ran", interruptedAt.Seconds(), planned)
 		if others := sum.Breaches(report.RunCheck); len(others) > 0 {
 			msg += "; thresholds breached: " + strings.Join(others, "; ")
 		}
@@ -482,6 +489,33 @@ func fromDue(r *vegeta.Result, due, sent time.Time) (latency, late time.Duration
 		return r.Latency, late
 	}
 	return r.Timestamp.Add(r.Latency).Sub(due), late
+}
+
+// writeReports writes the -json and -html files that were asked for. One
+// that cannot be written does not keep the other from being written.
+func writeReports(sum *report.Summary, jsonPath, htmlPath string) error {
+	return errors.Join(writeFile(jsonPath, sum.WriteJSON), writeFile(htmlPath, sum.WriteHTML))
+}
+
+// checkWritable tells whether a file can be written at path (when one is
+// given), leaving behind no file that was not there and changing none that
+// was.
+func checkWritable(path string) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err == nil {
+		f.Close()
+		return os.Remove(path)
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	if f, err = os.OpenFile(path, os.O_WRONLY, 0); err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // writeFile writes one report file when a path was given. The report is
