@@ -123,3 +123,29 @@ func TestDroppedConnectionsAreErrors(t *testing.T) {
 		t.Errorf("the report does not say what the errors were:\n%s", out)
 	}
 }
+
+// TestUserIsBackBeforeTheNextStep: in the closed model with as many churn
+// users as workers, a worker's user is idle again before that worker asks
+// for its next step, so no step waits for one; with fewer users than
+// workers some do.
+func TestUserIsBackBeforeTheNextStep(t *testing.T) {
+	tests := []struct {
+		users    string
+		wantWait bool
+	}{
+		{"3", false},
+		{"2", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.users+"Users", func(t *testing.T) {
+			srv := fakeAPI(t, nil)
+			rep, out, err := runTool(t, "-target", srv.URL, "-scenario", "churn", "-users", tc.users, "-workers", "3", "-max-requests", "120")
+			if err != nil {
+				t.Fatalf("run: %v\n%s", err, out)
+			}
+			if got := rep.UserWaits > 0; got != tc.wantWait {
+				t.Errorf("%d of %d requests waited for an idle user; want some: %v\n%s", rep.UserWaits, rep.Requests, tc.wantWait, out)
+			}
+		})
+	}
+}

@@ -96,6 +96,8 @@ type jsonReport struct {
 	AchievedRate float64                     `json:"achievedRate"`
 	Shortfall    bool                        `json:"shortfall"`
 	LateSends    uint64                      `json:"lateSends"`
+	UserWaits    uint64                      `json:"userWaits"`
+	ErrorDetails []struct{ Detail string }   `json:"errorDetails"`
 	Kinds        []struct{ Kind string }     `json:"kinds"`
 	Instances    []struct{ Instance string } `json:"instances"`
 }

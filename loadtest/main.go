@@ -224,6 +224,11 @@ type flight struct {
 	sent time.Time
 	// written counts the times the request was written out whole.
 	written atomic.Int32
+
+	// The answer's status (0: none) and what the scenario made of it, set
+	// by the transport before vegeta hands over the result.
+	status  int
+	outcome scenario.Outcome
 }
 
 // resent tells whether the transport wrote the request more than once.
@@ -260,11 +265,23 @@ func (s *steps) take(seq uint64) *flight {
 	return f.(*flight)
 }
 
+// maxBody is how much of an answer is read into memory and judged.
+const maxBody = 64 << 10
+
 // tagging is the transport of the timed phase: it ties each request to its
-// step and strips the headers that are not the user's.
+// step, strips the headers that are not the user's, and has the scenario
+// judge the answer as soon as it is in.
+//
+// The judging is done in the worker that sent the request, before the
+// worker asks for its next step: a journey's user is idle again by then.
+// Judged later, by the goroutine that reads vegeta's results, the user
+// was still busy when the worker, freed as soon as that goroutine took
+// its result, asked for the next step; so with as many users as workers
+// nearly every step waited for one.
 type tagging struct {
 	next  http.RoundTripper
 	steps *steps
+	sc    scenario.Scenario
 }
 
 func (t *tagging) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -284,14 +301,63 @@ func (t *tagging) RoundTrip(req *http.Request) (*http.Response, error) {
 		}}
 		req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
 	}
-	return t.next.RoundTrip(req)
+	resp, err := t.next.RoundTrip(req)
+	switch {
+	case f == nil:
+	case err != nil:
+		t.judge(f, scenario.Response{Err: err.Error()})
+	default:
+		resp.Body = &answerBody{ReadCloser: resp.Body, t: t, f: f, status: resp.StatusCode}
+	}
+	return resp, err
+}
+
+// judge has the scenario judge the answer to f's request.
+func (t *tagging) judge(f *flight, r scenario.Response) {
+	f.status = r.Status
+	f.outcome = outcome(t.sc.Done(f.step, r), f)
+}
+
+// answerBody keeps the first maxBody bytes of an answer as vegeta reads
+// it, and has it judged when vegeta closes it, which vegeta does before
+// it hands over the result (and the worker takes its next step).
+type answerBody struct {
+	io.ReadCloser
+	t      *tagging
+	f      *flight
+	status int
+	body   []byte
+	err    error // the first read error but the end
+	closed bool
+}
+
+func (b *answerBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.body = append(b.body, p[:min(n, maxBody-len(b.body))]...)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
+}
+
+func (b *answerBody) Close() error {
+	if !b.closed {
+		b.closed = true
+		r := scenario.Response{Status: b.status, Body: b.body}
+		if b.err != nil {
+			// Cut off: no whole answer, as vegeta counts it too.
+			r = scenario.Response{Err: b.err.Error()}
+		}
+		b.t.judge(b.f, r)
+	}
+	return b.ReadCloser.Close()
 }
 
 // attack runs the timed phase of users users and reports.
 func attack(ctx context.Context, o options, transport http.RoundTripper, sc scenario.Scenario, users int, stdout, stderr io.Writer) error {
 	tracked := &steps{}
 	client := &http.Client{
-		Transport:     &tagging{next: transport, steps: tracked},
+		Transport:     &tagging{next: transport, steps: tracked, sc: sc},
 		Timeout:       o.timeout,
 		CheckRedirect: noRedirects,
 	}
@@ -306,7 +372,7 @@ func attack(ctx context.Context, o options, transport http.RoundTripper, sc scen
 		pacer = vegeta.ConstantPacer{}
 		run.Model, run.Workers = "closed", o.workers
 	}
-	opts := []func(*vegeta.Attacker){vegeta.Client(client), vegeta.MaxBody(64 << 10)}
+	opts := []func(*vegeta.Attacker){vegeta.Client(client), vegeta.MaxBody(maxBody)}
 	if o.schedule != nil {
 		// Workers are started as arrivals need them, up to the bound on
 		// requests in flight; reaching it shows as a shortfall.
@@ -382,17 +448,12 @@ loop:
 				// stopped: nothing was sent.
 				continue
 			}
-			st := f.step
-			resp := scenario.Response{Status: int(r.Code), Body: r.Body}
-			if r.Code == 0 {
-				resp.Err = r.Error
-			}
 			rec := report.Record{
-				Kind:     st.Kind,
+				Kind:     f.step.Kind,
 				At:       f.sent,
 				Latency:  r.Latency,
-				Status:   resp.Status,
-				Outcome:  outcome(sc.Done(st, resp), f),
+				Status:   f.status,
+				Outcome:  f.outcome,
 				Instance: r.Headers.Get("X-Instance"),
 			}
 			if o.schedule != nil {

@@ -2,8 +2,8 @@
 // each of them sends next, and whether the answer it got is the one the
 // contract promises for that user at that moment.
 //
-// A scenario hands out steps (Next, called by many workers at once) and
-// learns from their answers (Done, called by one goroutine). Done is where
+// A scenario hands out steps (Next) and learns from their answers (Done),
+// both called by many workers at once. Done is where
 // correctness is judged: an answer is OK, an error (a status the contract
 // allows under load, such as 429 or 503, or no answer at all), or wrong (an
 // answer the contract rules out, such as another user's profile or a 401
@@ -112,7 +112,8 @@ type Scenario interface {
 	// once. It returns ErrStopped once Stop was called.
 	Next() (*Step, error)
 	// Done judges the answer to a step that Next returned and moves its
-	// user on. It is called from one goroutine.
+	// user on. It may be called from many goroutines at once, for
+	// different steps.
 	Done(*Step, Response) Outcome
 	// Stop makes a waiting Next return.
 	Stop()
@@ -398,7 +399,9 @@ func (s *journeys) Next() (*Step, error) {
 // Done moves the user on and hands it back to the idle pool. A step that
 // failed is not repeated: the user goes on with its plan, except that
 // without a session it starts a new one, and after a refresh or logout
-// whose fate is unknown it drops the token it can no longer trust.
+// whose fate is unknown it drops the token it can no longer trust. It
+// changes only the step's user, which no other step holds until it is back
+// in the pool, so that calls for different steps may run at once.
 func (s *journeys) Done(st *Step, r Response) Outcome {
 	u := st.user
 	o := judge(st, r)
