@@ -257,6 +257,32 @@ func TestInterruptedRunIsReported(t *testing.T) {
 	}
 }
 
+// TestLowRatesKeepTheirDigits: the headline and the shortfall warning give
+// a low rate the digits that tell it apart, as the table does.
+func TestLowRatesKeepTheirDigits(t *testing.T) {
+	tests := []struct {
+		achieved, asked float64
+		headline        string
+		warning         string // "" when there is no shortfall
+	}{
+		{1.5, 10, "achieved 1.5/s of 10/s asked", "achieved 1.5 req/s, only 15.0% of the 10 req/s asked"},
+		{3.5, 3.5, "achieved 3.5/s of 3.5/s asked", ""},
+		{0.5, 0.5, "achieved 0.5/s of 0.5/s asked", ""},
+		{0.025, 0.05, "achieved 0.025/s of 0.05/s asked", "achieved 0.025 req/s, only 50.0% of the 0.05 req/s asked"},
+		{4321.4, 5000, "achieved 4321/s of 5000/s asked", "achieved 4321 req/s, only 86.4% of the 5000 req/s asked"},
+	}
+	for _, tc := range tests {
+		asked := tc.asked
+		s := &report.Summary{Run: report.Run{Model: "open"}, AchievedRate: tc.achieved, AskedRate: &asked, Shortfall: tc.warning != ""}
+		if got := s.Headline(); !strings.HasSuffix(got, tc.headline) {
+			t.Errorf("Headline() = %q, want it to end %q", got, tc.headline)
+		}
+		if got := s.ShortfallWarning(); !strings.Contains(got, tc.warning) || (tc.warning == "") != (got == "") {
+			t.Errorf("ShortfallWarning() = %q, want %q", got, tc.warning)
+		}
+	}
+}
+
 // TestRatesAreOverTheWindow: rates are over the time the sending phase
 // ran, whenever the last request left, and never over less than that.
 func TestRatesAreOverTheWindow(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -33,12 +34,24 @@ func (s *Summary) Headline() string {
 	if s.Model == "open" {
 		load = fmt.Sprintf("open model, %s", s.Schedule)
 	}
-	line := fmt.Sprintf("scenario %s against %s (%s, %d users): %d requests in %.1fs, achieved %.0f/s",
-		s.Scenario, s.Target, load, s.Users, s.Requests, s.ElapsedSeconds, s.AchievedRate)
+	line := fmt.Sprintf("scenario %s against %s (%s, %d users): %d requests in %.1fs, achieved %s/s",
+		s.Scenario, s.Target, load, s.Users, s.Requests, s.ElapsedSeconds, formatRate(s.AchievedRate))
 	if s.AskedRate != nil {
-		line += fmt.Sprintf(" of %.0f/s asked", *s.AskedRate)
+		line += fmt.Sprintf(" of %s/s asked", formatRate(*s.AskedRate))
 	}
 	return line
+}
+
+// formatRate writes a rate in requests per second with the digits a low
+// one needs: 1.5/s and 0.5/s are not 2/s and 0/s.
+func formatRate(v float64) string {
+	switch {
+	case v >= 10 || v == 0:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case v >= 0.1:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	}
+	return strconv.FormatFloat(v, 'g', 2, 64)
 }
 
 // ShortfallWarning is the loud warning of an open-model run that delivered
@@ -47,9 +60,9 @@ func (s *Summary) ShortfallWarning() string {
 	if !s.Shortfall {
 		return ""
 	}
-	return fmt.Sprintf("WARNING: achieved %.0f req/s, only %.1f%% of the %.0f req/s asked: the generator could not keep the schedule "+
+	return fmt.Sprintf("WARNING: achieved %s req/s, only %.1f%% of the %s req/s asked: the generator could not keep the schedule "+
 		"(CPU, connections or -max-in-flight), so these figures describe a lighter load than the one asked for (-strict makes this fail the run)",
-		s.AchievedRate, 100*s.AchievedRate/max(*s.AskedRate, 1e-9), *s.AskedRate)
+		formatRate(s.AchievedRate), 100*s.AchievedRate/max(*s.AskedRate, 1e-9), formatRate(*s.AskedRate))
 }
 
 // LateWarning is the loud warning of an open-model run in which the
