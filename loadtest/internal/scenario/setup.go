@@ -109,9 +109,14 @@ func (s *Setup) prepare(ctx context.Context, u *User, login bool) (created bool,
 	if !login {
 		return status == http.StatusCreated, nil
 	}
-	_, body, err := s.post(ctx, "/auth/login", u.creds, http.StatusOK)
-	if err != nil {
+	loginStatus, body, err := s.post(ctx, "/auth/login", u.creds, http.StatusOK)
+	if loginStatus == http.StatusUnauthorized {
+		// The account exists (registering it found it) but refused the
+		// password the load test gives it.
 		return false, fmt.Errorf("logging in %s (an account of that name with another password? choose another -user-prefix): %w", u.Name, err)
+	}
+	if err != nil {
+		return false, fmt.Errorf("logging in %s: %w", u.Name, err)
 	}
 	tok := loginToken(body)
 	if !validToken(tok) {
@@ -122,7 +127,8 @@ func (s *Setup) prepare(ctx context.Context, u *User, login bool) (created bool,
 }
 
 // post sends body to path until it gets one of the wanted statuses, waiting
-// out 429 and 503 answers that carry a Retry-After.
+// out 429 and 503 answers that carry a Retry-After. When it gives up on an
+// answer it returns that answer's status with the error, else 0.
 func (s *Setup) post(ctx context.Context, path string, body []byte, want ...int) (int, []byte, error) {
 	url := s.Endpoints.URL(path)
 	for {
@@ -146,11 +152,11 @@ func (s *Setup) post(ctx context.Context, path string, body []byte, want ...int)
 		wait, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
 		retriable := resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable
 		if !retriable || wait < 1 {
-			return 0, nil, fmt.Errorf("POST %s: got status %d %s, want %v", path, resp.StatusCode, errorMessage(b), want)
+			return resp.StatusCode, nil, fmt.Errorf("POST %s: got status %d %s, want %v", path, resp.StatusCode, errorMessage(b), want)
 		}
 		d := time.Duration(wait) * time.Second
 		if time.Now().Add(d).After(s.Deadline) {
-			return 0, nil, fmt.Errorf("POST %s: got status %d with Retry-After %ds, past the set-up deadline", path, resp.StatusCode, wait)
+			return resp.StatusCode, nil, fmt.Errorf("POST %s: got status %d with Retry-After %ds, past the set-up deadline", path, resp.StatusCode, wait)
 		}
 		s.say(fmt.Sprintf("set-up: POST %s answered %d %s; waiting %ds as Retry-After says (raise LOGIN_LIMIT_PER_IP on the target to go faster)",
 			path, resp.StatusCode, errorMessage(b), wait))

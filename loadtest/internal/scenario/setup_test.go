@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -110,6 +111,58 @@ func TestSetupGivesUpPastTheDeadline(t *testing.T) {
 	_, err := s.Run(context.Background(), []*scenario.User{scenario.NewUser("a", "pw-a-12345")}, false)
 	if err == nil || !strings.Contains(err.Error(), "past the set-up deadline") {
 		t.Errorf("got %v, want an error naming the deadline", err)
+	}
+}
+
+// TestSetupLoginFailureHint: only a login the target refused (401) hints
+// at an account of that name with another password; a failing target or a
+// set-up cancelled while logging in gets no such hint.
+func TestSetupLoginFailureHint(t *testing.T) {
+	const hint = "another password"
+	tests := []struct {
+		name     string
+		status   int  // of the login answer
+		cancel   bool // cancel set-up while the login waits instead
+		wantHint bool
+	}{
+		{"Refused", http.StatusUnauthorized, false, true},
+		{"ServerError", http.StatusInternalServerError, false, false},
+		{"Cancelled", 0, true, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			release := make(chan struct{})
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch {
+				case r.URL.Path == "/auth/register":
+					w.WriteHeader(http.StatusConflict)
+				case tc.cancel:
+					// Read whole, the request lets the server see
+					// the client go away.
+					_, _ = io.Copy(io.Discard, r.Body)
+					cancel() // the login is in flight
+					select {
+					case <-r.Context().Done():
+					case <-release:
+					}
+				default:
+					w.WriteHeader(tc.status)
+					fmt.Fprint(w, `{"error":"no"}`)
+				}
+			}))
+			defer srv.Close()
+			defer close(release) // before Close, which waits for the handlers
+			s := &scenario.Setup{Client: srv.Client(), Endpoints: scenario.NewEndpoints(srv.URL), Parallel: 1, Deadline: time.Now().Add(time.Minute)}
+			_, err := s.Run(ctx, []*scenario.User{scenario.NewUser("a", "pw-a-12345")}, true)
+			if err == nil {
+				t.Fatal("set-up succeeded, want it to fail")
+			}
+			if got := strings.Contains(err.Error(), hint); got != tc.wantHint {
+				t.Errorf("error %q: hint %v, want %v", err, got, tc.wantHint)
+			}
+		})
 	}
 }
 
