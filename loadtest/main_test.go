@@ -82,6 +82,22 @@ func TestParseOptions(t *testing.T) {
 			}
 		}},
 		{"ErrP99KindNotSent", []string{"-max-p99", "login=5ms"}, "sends no", nil},
+		{"ErrReadsWithRead", []string{"-scenario", "read", "-reads", "3"}, "-reads is for -scenario mixed and churn", nil},
+		{"ErrListsWithLogin", []string{"-scenario", "login", "-lists", "1"}, "-lists is for", nil},
+		{"ErrRefreshesWithGet", []string{"-scenario", "get", "-refreshes", "0"}, "-refreshes is for", nil},
+		{"ErrStagesAllAtZero", []string{"-stages", "1s@0"}, "makes no request", nil},
+		{"ErrStagesAllAtZeroMany", []string{"-stages", "0s@0,2s@0"}, "makes no request", nil},
+		{"ErrRateMakesNoRequestInTheDuration", []string{"-rate", "0.5", "-duration", "1s"}, "makes no request", nil},
+		{"LowRateLongEnough", []string{"-rate", "0.5", "-duration", "2s"}, "", func(t *testing.T, o options) {
+			if o.schedule == nil || o.schedule.Expected(o.duration) != 1 {
+				t.Errorf("got schedule %v, want one request in 2s", o.schedule)
+			}
+		}},
+		{"RampToZeroMakesRequests", []string{"-stages", "1s@4,1s@0"}, "", func(t *testing.T, o options) {
+			if o.schedule == nil || o.schedule.Expected(o.duration) != 4 {
+				t.Errorf("got schedule %v, want 4 requests", o.schedule)
+			}
+		}},
 		{"ErrRateAndWorkers", []string{"-rate", "100", "-workers", "2"}, "use one", nil},
 		{"ErrRateAndStages", []string{"-rate", "100", "-stages", "1s@5"}, "use one", nil},
 		{"ErrStagesAndDuration", []string{"-stages", "1s@5", "-duration", "3s"}, "drop -duration", nil},

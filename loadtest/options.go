@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/url"
 	"slices"
@@ -141,6 +142,10 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		if f.v > 1000 || (set[f.name] && f.v < 0) {
 			return o, fmt.Errorf("-%s must be in [0, 1000]", f.name)
 		}
+		if set[f.name] && !scenario.HasJourneys(o.scenario) {
+			// Accepted, it would be ignored without a word.
+			return o, fmt.Errorf("-%s is for -scenario mixed and churn, not %s", f.name, o.scenario)
+		}
 		if set[f.name] {
 			*f.dst = f.v
 		}
@@ -174,6 +179,11 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		}
 		s := pace.Constant(r, o.duration)
 		o.schedule = &s
+	}
+	// Arrivals are whole: a schedule that makes less than one makes none,
+	// and the run would fail for want of requests after the set-up.
+	if o.schedule != nil && math.Floor(o.schedule.Expected(o.duration)+1e-9) < 1 {
+		return o, fmt.Errorf("the schedule %s makes no request", o.schedule)
 	}
 
 	switch {

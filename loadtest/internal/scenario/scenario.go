@@ -250,6 +250,10 @@ var Names = []string{"read", "login", "mixed", "churn", "get"}
 // the timed phase starts.
 func NeedsLogin(name string) bool { return name == "read" }
 
+// HasJourneys tells whether the scenario's users go through a Journey,
+// which -reads, -lists and -refreshes shape.
+func HasJourneys(name string) bool { return name == "mixed" || name == "churn" }
+
 // NeedsUsers tells whether the scenario has users at all.
 func NeedsUsers(name string) bool { return name != "get" }
 
