@@ -149,3 +149,29 @@ func TestUserIsBackBeforeTheNextStep(t *testing.T) {
 		})
 	}
 }
+
+// TestTimeoutIsOneError: requests that time out awaiting the headers and
+// while reading the body have one cause, -timeout, and one error row.
+func TestTimeoutIsOneError(t *testing.T) {
+	var n atomic.Int64
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1)%2 == 0 {
+			// Half an answer: headers and the start of the body.
+			w.Header().Set("Content-Length", "100")
+			w.WriteHeader(http.StatusOK)
+			fmt.Fprint(w, "partial")
+			http.NewResponseController(w).Flush()
+		}
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer srv.Close()
+	defer close(release) // before Close, which waits for the handlers
+	rep, out, _ := runTool(t, "-target", srv.URL, "-scenario", "get", "-workers", "2", "-max-requests", "6", "-timeout", "200ms")
+	if rep.Errors != 6 || len(rep.ErrorDetails) != 1 || !strings.Contains(rep.ErrorDetails[0].Detail, "-timeout (200ms) exceeded") {
+		t.Errorf("got %d errors in %+v, want 6 in one row for -timeout\n%s", rep.Errors, rep.ErrorDetails, out)
+	}
+}

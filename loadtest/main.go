@@ -279,9 +279,10 @@ const maxBody = 64 << 10
 // its result, asked for the next step; so with as many users as workers
 // nearly every step waited for one.
 type tagging struct {
-	next  http.RoundTripper
-	steps *steps
-	sc    scenario.Scenario
+	next    http.RoundTripper
+	steps   *steps
+	sc      scenario.Scenario
+	timeout time.Duration // the client's
 }
 
 func (t *tagging) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -305,11 +306,25 @@ func (t *tagging) RoundTrip(req *http.Request) (*http.Response, error) {
 	switch {
 	case f == nil:
 	case err != nil:
-		t.judge(f, scenario.Response{Err: err.Error()})
+		t.judge(f, scenario.Response{Err: t.failure(req.Context(), err)})
 	default:
-		resp.Body = &answerBody{ReadCloser: resp.Body, t: t, f: f, status: resp.StatusCode}
+		resp.Body = &answerBody{ReadCloser: resp.Body, t: t, f: f, ctx: req.Context(), status: resp.StatusCode}
 	}
 	return resp, err
+}
+
+// failure describes why a request got no whole answer. Go words the
+// client's timeout after where it struck (dialling, awaiting the headers,
+// reading the body) and how the request was cancelled: one cause, which
+// is to be one row of the report.
+func (t *tagging) failure(ctx context.Context, err error) string {
+	// The client's timeout is the deadline of the request's context. The
+	// client may cancel the request a moment before the context itself
+	// ends, so the clock decides, not ctx.Err.
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return fmt.Sprintf("-timeout (%s) exceeded", t.timeout)
+	}
+	return err.Error()
 }
 
 // judge has the scenario judge the answer to f's request.
@@ -325,6 +340,7 @@ type answerBody struct {
 	io.ReadCloser
 	t      *tagging
 	f      *flight
+	ctx    context.Context // the request's
 	status int
 	body   []byte
 	err    error // the first read error but the end
@@ -346,7 +362,7 @@ func (b *answerBody) Close() error {
 		r := scenario.Response{Status: b.status, Body: b.body}
 		if b.err != nil {
 			// Cut off: no whole answer, as vegeta counts it too.
-			r = scenario.Response{Err: b.err.Error()}
+			r = scenario.Response{Err: b.t.failure(b.ctx, b.err)}
 		}
 		b.t.judge(b.f, r)
 	}
@@ -357,7 +373,7 @@ func (b *answerBody) Close() error {
 func attack(ctx context.Context, o options, transport http.RoundTripper, sc scenario.Scenario, users int, stdout, stderr io.Writer) error {
 	tracked := &steps{}
 	client := &http.Client{
-		Transport:     &tagging{next: transport, steps: tracked, sc: sc},
+		Transport:     &tagging{next: transport, steps: tracked, sc: sc, timeout: o.timeout},
 		Timeout:       o.timeout,
 		CheckRedirect: noRedirects,
 	}
