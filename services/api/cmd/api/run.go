@@ -151,11 +151,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	})
 	users := redisstore.NewUsers(client)
 
-	// One hash per CPU the replica may use at once: argon2id is CPU-bound,
-	// so more would only queue inside the scheduler and starve
-	// authenticated reads. GOMAXPROCS, not NumCPU: it follows the
-	// container's CPU quota, which NumCPU ignores.
-	slots := runtime.GOMAXPROCS(0)
+	// Hashes run on threads of the lowest priority (see package password),
+	// so that under a login storm the kernel runs the request handlers,
+	// nginx and Redis first. A hash still holds one of Go's processors
+	// while its thread waits for the kernel, so one processor is kept
+	// for the request handlers: one hash at a time fewer than the CPUs
+	// the replica may use (GOMAXPROCS, not NumCPU: it follows the
+	// container's CPU quota), and a replica of one CPU gets a second
+	// processor for its single hash. More hashes at once than CPUs would
+	// only queue inside the scheduler.
+	procs := runtime.GOMAXPROCS(0)
+	slots := max(1, procs-1)
+	if procs == 1 {
+		runtime.GOMAXPROCS(2)
+	}
 	hasher, err := password.NewHasher(password.DefaultParams(), slots, 5*time.Second)
 	if err != nil {
 		return fmt.Errorf("creating password hasher: %w", err)

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/alexedwards/argon2id"
@@ -111,7 +112,12 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 	}
 	defer h.release()
 
-	encoded, err := argon2id.CreateHash(password, h.params)
+	var encoded string
+	err := atLowPriority(func() error {
+		var err error
+		encoded, err = argon2id.CreateHash(password, h.params)
+		return err
+	})
 	if err != nil {
 		return "", fmt.Errorf("password: hashing: %w", err)
 	}
@@ -143,11 +149,34 @@ func (h *Hasher) Verify(ctx context.Context, password, encoded string) (bool, er
 	}
 	defer h.release()
 
-	match, err := argon2id.ComparePasswordAndHash(password, encoded)
+	var match bool
+	err = atLowPriority(func() error {
+		var err error
+		match, err = argon2id.ComparePasswordAndHash(password, encoded)
+		return err
+	})
 	if err != nil {
 		return false, fmt.Errorf("password: comparing: %w", err)
 	}
 	return match && !unknown, nil
+}
+
+// atLowPriority runs f on an OS thread of its own at the lowest priority
+// and waits for it. A hash then takes only the CPU that nothing else on the
+// machine wants: under a login storm the kernel runs the request handlers,
+// nginx and Redis first, and logins slow down instead of reads. The thread
+// is never used again (the goroutine ends while locked to it, so the
+// runtime discards it): once lowered, its priority cannot be raised back
+// without privilege. A new thread per hash costs microseconds against a
+// hash's tens of milliseconds.
+func atLowPriority(f func() error) error {
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // and never unlocked: see above
+		lowerThreadPriority()
+		done <- f()
+	}()
+	return <-done
 }
 
 // acquire takes a hashing slot, waiting at most h.wait from now.
