@@ -174,6 +174,13 @@ func atLowPriority(f func() error) error {
 	go func() {
 		runtime.LockOSThread() // and never unlocked: see above
 		lowerThreadPriority()
+		// A panic here would not reach the request's recovery, which
+		// runs on the caller's goroutine, and would end the process.
+		defer func() {
+			if r := recover(); r != nil {
+				done <- fmt.Errorf("password: panic while hashing: %v", r)
+			}
+		}()
 		done <- f()
 	}()
 	return <-done
