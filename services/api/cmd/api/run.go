@@ -152,8 +152,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	users := redisstore.NewUsers(client)
 
 	// Hashes run on threads of the lowest priority (see package password),
-	// so that under a login storm the kernel runs the request handlers,
-	// nginx and Redis first. A hash still holds one of Go's processors
+	// so that under a login storm the kernel runs the request handlers
+	// first. A hash still holds one of Go's processors
 	// while its thread waits for the kernel, so one processor is kept
 	// for the request handlers: one hash at a time fewer than the CPUs
 	// the replica may use (GOMAXPROCS, not NumCPU: it follows the

@@ -162,9 +162,12 @@ func (h *Hasher) Verify(ctx context.Context, password, encoded string) (bool, er
 }
 
 // atLowPriority runs f on an OS thread of its own at the lowest priority
-// and waits for it. A hash then takes only the CPU that nothing else on the
-// machine wants: under a login storm the kernel runs the request handlers,
-// nginx and Redis first, and logins slow down instead of reads. The thread
+// and waits for it. Under a login storm the kernel then runs the request
+// handlers first, and logins slow down instead of reads. A nice value
+// ranks threads within one scheduling group: the process's own threads,
+// and other processes only where they share its group (the cgroup of a
+// container, or the autogroup of processes started from one session);
+// between groups, their CPU shares decide. The thread
 // is never used again (the goroutine ends while locked to it, so the
 // runtime discards it): once lowered, its priority cannot be raised back
 // without privilege. A new thread per hash costs microseconds against a
