@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -474,15 +473,10 @@ func keysOf(token string) keys {
 	sum := sha256.Sum256([]byte(token))
 	var member [2 * sha256.Size]byte
 	hex.Encode(member[:], sum[:])
-	// sessionPrefix(uid) + member, written out so that it is one string.
-	var b strings.Builder
-	b.Grow(len("sess:{}:") + len(uid) + len(member))
-	b.WriteString("sess:{")
-	b.WriteString(uid)
-	b.WriteString("}:")
-	n := b.Len()
-	b.Write(member[:])
-	key := b.String()
+	// sessionPrefix(uid) + member as one concatenation, so one
+	// allocation: calling sessionPrefix would cost a second one.
+	key := "sess:{" + uid + "}:" + string(member[:])
+	n := len(key) - len(member)
 	return keys{userID: uid, member: key[n:], prefix: key[:n], session: key}
 }
 
