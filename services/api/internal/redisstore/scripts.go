@@ -96,6 +96,13 @@ if n <= cap then
   return 0
 end
 local live, drop, revoke = 1, {}, {}
+-- Revoking a member drops its id map entry while its session still holds
+-- the id to find it by.
+local function revokeMember(m)
+  dropIDMap(prefix .. m, m, ARGV[9])
+  drop[#drop + 1] = m
+  revoke[#revoke + 1] = prefix .. m
+end
 for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, cap, 'REV')) do
   if m ~= member then
     if redis.call('EXISTS', prefix .. m) == 0 then
@@ -103,24 +110,19 @@ for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, cap, 'REV')) do
     elseif live < cap then
       live = live + 1
     else
-      drop[#drop + 1] = m
-      revoke[#revoke + 1] = prefix .. m
+      revokeMember(m)
     end
   end
 end
 if live >= cap and n > cap + 1 then
   for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, math.min(n - cap - 1, cap) - 1)) do
     if m ~= member then
-      drop[#drop + 1] = m
-      revoke[#revoke + 1] = prefix .. m
+      revokeMember(m)
     end
   end
 end
 local capped = 0
 if #revoke > 0 then
-  for _, k in ipairs(revoke) do
-    dropIDMap(k, string.sub(k, #prefix + 1), ARGV[9])
-  end
   capped = redis.call('DEL', unpack(revoke))
 end
 if #drop > 0 then
