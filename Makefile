@@ -22,7 +22,7 @@ STATICCHECK    := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME       ?= 10000x
 GO_MODULES     := $(API_DIR) loadtest deploy/e2e deploy/k8s deploy/systemtest
 
-.PHONY: build test lint test-api fuzz run deps loadtest bench bench-deps \
+.PHONY: build test lint test-api fuzz run deps loadtest bench bench-deps bench-images \
         images up down down-volumes logs ps redis-cli test-deploy test-k8s e2e
 
 ## build: compile the API binary into bin/api
@@ -81,11 +81,18 @@ loadtest:
 	cd loadtest && go run . -target http://127.0.0.1:$(NGINX_PORT) -scenario $(LOAD_SCENARIO) -duration $(LOAD_DURATION) \
 		$$(if [ "$(LOAD_RATE)" = 0 ]; then echo -workers $(LOAD_WORKERS); else echo -rate $(LOAD_RATE); fi) $(LOAD_ARGS)
 
-## bench: measure the system as host processes on loopback (redis-server, the replicas, nginx with nginx.conf) against the machine's ceilings; writes loadtest/results/DATE.{json,md} and the README's table. BENCH_DURATION per load; BENCH_ARGS for more (cd loadtest && go run ./bench -h), e.g. -docker http://127.0.0.1:8080 after make up
+## bench: measure the system as host processes on loopback (redis-server, the replicas, nginx with nginx.conf) against the machine's ceilings, and, where Docker runs, the compose stack (built with make images, started under a project of its own, taken down after); writes loadtest/results/DATE.{json,md} and the README's table. BENCH_DURATION per load; BENCH_ARGS for more (cd loadtest && go run ./bench -h)
 BENCH_DURATION ?= 10s
 BENCH_ARGS     ?=
-bench: bench-deps
-	cd loadtest && go run ./bench -repo .. -out results -readme -duration $(BENCH_DURATION) $(BENCH_ARGS)
+bench: bench-deps bench-images
+	cd loadtest && $(DEPLOY_ENV) go run ./bench -repo .. -out results -readme -duration $(BENCH_DURATION) \
+		-compose "$$(docker info >/dev/null 2>&1 && echo '$(COMPOSE)')" $(BENCH_ARGS)
+
+# The compose stack's images, where Docker runs; without it make bench
+# measures the host processes only.
+bench-images:
+	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory images; \
+	else echo "bench: Docker does not run here: no figure for the compose stack" >&2; fi
 
 ## bench-deps: install the Debian packages make bench runs when they are missing
 bench-deps:
