@@ -57,7 +57,7 @@ func TestRedisCommandsPerRoute(t *testing.T) {
 		{"logout", 9, nil, func() {
 			wantStatus(t, r.do(t, http.MethodPost, "/auth/logout", "", "X-Session-Id", tok), http.StatusOK)
 		}},
-		{"logout-all", 8, func() {
+		{"logout-all", 9, func() {
 			tok = r.login(t, "counter", pw)
 			r.login(t, "counter", pw)
 		}, func() {

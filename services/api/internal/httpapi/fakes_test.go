@@ -128,11 +128,16 @@ func (s *fakeStore) Revoke(_ context.Context, token string) error {
 	return nil
 }
 
-func (s *fakeStore) RevokeAll(_ context.Context, userID string) (int, error) {
+func (s *fakeStore) RevokeAll(_ context.Context, token string) (int, error) {
 	defer s.mu.Unlock()
 	if err := s.begin(); err != nil {
 		return 0, err
 	}
+	caller, ok := s.byToken[token]
+	if !ok {
+		return 0, session.ErrNotFound
+	}
+	userID := s.sessions[caller].UserID
 	n := 0
 	for tok, id := range s.byToken {
 		if s.sessions[id].UserID == userID {

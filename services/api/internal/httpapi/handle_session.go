@@ -69,9 +69,9 @@ func handleLogoutAll(d Deps) gin.HandlerFunc {
 	}
 	return func(c *gin.Context) {
 		st := state(c)
-		n, err := d.Sessions.RevokeAll(c.Request.Context(), st.session.UserID)
+		n, err := d.Sessions.RevokeAll(c.Request.Context(), st.token)
 		if err != nil {
-			fail(c, d, err)
+			fail(c, d, asInvalidSession(err))
 			return
 		}
 		d.Metrics.SessionsRevoked.WithLabelValues(metrics.RevokeLogoutAll).Add(float64(n))

@@ -118,7 +118,7 @@ func TestRevocationDropsIDMap(t *testing.T) {
 		t.Errorf("id map entry of the session revoked for the cap: EXISTS %d, want 0", n)
 	}
 
-	if _, err := e.store.RevokeAll(ctx, uid); err != nil {
+	if _, err := e.store.RevokeAll(ctx, next.Token); err != nil {
 		t.Fatalf("RevokeAll: %v", err)
 	}
 	if n := idMap(next); n != 1 {

@@ -45,8 +45,8 @@ func TestCluster(t *testing.T) {
 	if err := store.Revoke(ctx, tokens[1]); err != nil {
 		t.Fatalf("Revoke: %v", err)
 	}
-	create(t, store, u.ID)
-	if n, err := store.RevokeAll(ctx, u.ID); err != nil || n != 1 {
+	last := create(t, store, u.ID)
+	if n, err := store.RevokeAll(ctx, last.Token); err != nil || n != 1 {
 		t.Errorf("RevokeAll: got %v, %v, want 1", n, err)
 	}
 }

@@ -223,8 +223,16 @@ return n
 // have): finding them would cost a read per index member, and an entry is
 // only ever believed together with the session it names.
 //
-// KEYS: index key. ARGV: deadline, session key prefix, batch.
+// On the first call of a logout-all (ARGV[4] true) it returns {-1, 0} and
+// deletes nothing when the caller's session is gone: revoked by a request
+// that raced this one, or expired.
+//
+// KEYS: index key, the caller's session key. ARGV: deadline, session key
+// prefix, batch, whether to check the caller's session.
 var revokeAllScript = redis.NewScript(scriptdeadline.Prelude + `
+if ARGV[4] == '1' and redis.call('EXISTS', KEYS[2]) == 0 then
+  return {-1, 0}
+end
 local ms = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1)
 if #ms == 0 then
   return {0, 0}

@@ -192,7 +192,11 @@ func (s *Sessions) Create(ctx context.Context, ns session.NewSession) (session.I
 		fIP, sess.IP,
 	).Int()
 	if err != nil {
-		return session.Issued{}, 0, scriptdeadline.Unavailable("creating session", err)
+		// How many it revoked for the cap is lost with the answer.
+		if !scriptdeadline.Settle(ctx, err, dl, s.timeout, s.exists(k.session)) {
+			return session.Issued{}, 0, scriptdeadline.Unavailable("creating session", err)
+		}
+		capped = 0
 	}
 	return session.Issued{Token: token, Session: sess}, capped, nil
 }
@@ -300,7 +304,20 @@ func (s *Sessions) Refresh(ctx context.Context, token string) (session.Issued, e
 	case errors.Is(err, redis.Nil):
 		return session.Issued{}, session.ErrNotFound
 	case err != nil:
-		return session.Issued{}, scriptdeadline.Unavailable("refreshing session", err)
+		// The session under its new key is what the answer would have
+		// held.
+		ran := func(ctx context.Context) (bool, error) {
+			read := readCmd(ctx, nk.session)
+			if err := s.c.Process(ctx, read); err != nil {
+				return false, err
+			}
+			res = read.Val()
+			_, _, ok := readSession(old.userID, res)
+			return ok, nil
+		}
+		if !scriptdeadline.Settle(ctx, err, dl, s.timeout, ran) {
+			return session.Issued{}, scriptdeadline.Unavailable("refreshing session", err)
+		}
 	}
 	sess, _, ok := readSession(old.userID, res)
 	if !ok {
@@ -322,7 +339,10 @@ func (s *Sessions) Revoke(ctx context.Context, token string) error {
 	}
 	n, err := revokeScript.Run(ctx, s.c, []string{k.session, k.index()}, dl, k.member, idMapPrefix(k.userID)).Int()
 	if err != nil {
-		return scriptdeadline.Unavailable("revoking session", err)
+		if !scriptdeadline.Settle(ctx, err, dl, s.timeout, s.gone(k.session)) {
+			return scriptdeadline.Unavailable("revoking session", err)
+		}
+		n = 1
 	}
 	if n == 0 {
 		return session.ErrNotFound
@@ -330,32 +350,47 @@ func (s *Sessions) Revoke(ctx context.Context, token string) error {
 	return nil
 }
 
-// RevokeAll ends every session of userID and returns how many were live.
-// It takes one script call per maxPerUserLimit index members, so one call
-// for any index this version built; only an index left over the cap by a
-// version without one needs more, and a 503 on one of those leaves the
-// calls before it done.
-func (s *Sessions) RevokeAll(ctx context.Context, userID string) (int, error) {
-	if !validUserID(userID) {
-		return 0, nil
+// RevokeAll ends every session of the user whose session token names,
+// that one included, and returns how many were live; session.ErrNotFound
+// when token names no live session, even when the caller found it live a
+// moment before: a logout-all racing another revocation of the caller's
+// own session must not also succeed. It takes one script call per
+// maxPerUserLimit index members, so one call for any index this version
+// built; only an index left over the cap by a version without one needs
+// more, and a 503 on one of those leaves the calls before it done.
+func (s *Sessions) RevokeAll(ctx context.Context, token string) (int, error) {
+	if !session.ValidToken(token) {
+		return 0, session.ErrNotFound
 	}
+	k := keysOf(token)
 	total := 0
+	// Only the first call checks the caller's session: a later one may
+	// find it among the members an earlier one deleted.
+	first := true
 	for {
 		dl, err := scriptdeadline.At(ctx, s.timeout)
 		if err != nil {
 			return 0, scriptdeadline.Unavailable("revoking all sessions", err)
 		}
-		res, err := revokeAllScript.Run(ctx, s.c, []string{indexKey(userID)}, dl, sessionPrefix(userID), maxPerUserLimit).Int64Slice()
+		res, err := revokeAllScript.Run(ctx, s.c, []string{k.index(), k.session}, dl, k.prefix, maxPerUserLimit, first).Int64Slice()
 		switch {
 		case err != nil:
-			return 0, scriptdeadline.Unavailable("revoking all sessions", err)
+			// The caller's session is among the members the script
+			// deletes; how many there were is lost with the answer.
+			if !first || !scriptdeadline.Settle(ctx, err, dl, s.timeout, s.gone(k.session)) {
+				return 0, scriptdeadline.Unavailable("revoking all sessions", err)
+			}
+			return total, nil
 		case len(res) != 2:
 			return 0, scriptdeadline.Unavailable("revoking all sessions", fmt.Errorf("got %d values, want 2", len(res)))
+		case res[0] < 0:
+			return 0, session.ErrNotFound
 		}
 		total += int(res[0])
 		if res[1] == 0 {
 			return total, nil
 		}
+		first = false
 	}
 }
 
@@ -370,7 +405,11 @@ func (s *Sessions) RevokeByID(ctx context.Context, userID, id string) error {
 	}
 	n, err := revokeByIDScript.Run(ctx, s.c, []string{idMapKey(userID, id), indexKey(userID)}, dl, sessionPrefix(userID)).Int()
 	if err != nil {
-		return scriptdeadline.Unavailable("revoking session by id", err)
+		// The script deletes the id map entry whenever it finds one.
+		if !scriptdeadline.Settle(ctx, err, dl, s.timeout, s.gone(idMapKey(userID, id))) {
+			return scriptdeadline.Unavailable("revoking session by id", err)
+		}
+		n = 1
 	}
 	if n == 0 {
 		return session.ErrNotFound
@@ -454,6 +493,23 @@ func (s *Sessions) List(ctx context.Context, userID string) ([]session.Session, 
 		return cmp.Compare(a.ID, b.ID)
 	})
 	return list, nil
+}
+
+// exists and gone are reads that settle a write whose answer was lost
+// (see scriptdeadline.Settle): whether the key the write creates is
+// there, or the key it deletes is not.
+func (s *Sessions) exists(key string) func(context.Context) (bool, error) {
+	return func(ctx context.Context) (bool, error) {
+		n, err := s.c.Exists(ctx, key).Result()
+		return n == 1, err
+	}
+}
+
+func (s *Sessions) gone(key string) func(context.Context) (bool, error) {
+	return func(ctx context.Context) (bool, error) {
+		n, err := s.c.Exists(ctx, key).Result()
+		return n == 0, err
+	}
 }
 
 // keys are the Redis names that belong to one token.

@@ -338,20 +338,28 @@ func TestRevokeAll(t *testing.T) {
 		t.Fatalf("Revoke: %v", err)
 	}
 
+	// Only a live session of the user ends them all; a revoked one, even
+	// the very one that just did, is refused like an unknown token.
 	tests := []struct {
-		name   string
-		userID string
-		want   int
+		name    string
+		token   string
+		want    int
+		refused bool
 	}{
-		{"OK", alice, 2},
-		{"Again", alice, 0},
-		{"Unknown", newUserID(t), 0},
-		{"Malformed", "{x}", 0},
+		{"RevokedCaller", tokens[0], 0, true},
+		{"OK", tokens[1], 2, false},
+		{"Again", tokens[1], 0, true},
+		{"OtherOfThem", tokens[2], 0, true},
+		{"Unknown", newUserID(t) + strings.Repeat("A", 43), 0, true},
+		{"Malformed", "{x}", 0, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := e.store.RevokeAll(ctx, tc.userID)
-			if err != nil {
+			got, err := e.store.RevokeAll(ctx, tc.token)
+			switch {
+			case tc.refused:
+				wantNotFound(t, "RevokeAll", err)
+			case err != nil:
 				t.Fatalf("RevokeAll: %v", err)
 			}
 			if got != tc.want {

@@ -61,7 +61,19 @@ func (s *Users) CreateUser(ctx context.Context, u session.User) error {
 	}
 	stored, err := createUserScript.Run(ctx, s.c, []string{userKey(u.Username)}, dl, u.ID, u.Username, u.PasswordHash).Int()
 	if err != nil {
-		return scriptdeadline.Unavailable("creating user", err)
+		// The hash's random salt tells this registration's record from
+		// anyone else's.
+		ours := func(ctx context.Context) (bool, error) {
+			pw, err := s.c.HGet(ctx, userKey(u.Username), "pw").Result()
+			if errors.Is(err, redis.Nil) {
+				return false, nil
+			}
+			return pw == u.PasswordHash, err
+		}
+		if !scriptdeadline.Settle(ctx, err, dl, s.timeout, ours) {
+			return scriptdeadline.Unavailable("creating user", err)
+		}
+		stored = 1
 	}
 	if stored == 0 {
 		return session.ErrUsernameTaken

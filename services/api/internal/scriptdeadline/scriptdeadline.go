@@ -20,10 +20,12 @@
 // by NTP, as on any maintained host, and takes a quarter of the timeout
 // (125 ms at the default 500 ms): far more than that skew and than any
 // script here runs, and more than a container's CPU throttling usually
-// stalls a process (its quota period is 100 ms). A replica that stalls
-// longer than the margin between Redis's reply and reading it still
-// answers 503 for a script that ran: the margin makes that window small,
-// it cannot close it.
+// stalls a process (its quota period is 100 ms). An answer that arrives
+// later than the margin allows (a slow path back, a connection cut
+// mid-reply, a replica stalled between Redis's reply and reading it) is
+// settled by a read once Redis can no longer run the script (Settle), so
+// the request is answered by what happened; only when that read fails
+// too does a 503 stand for a script that ran.
 //
 // A Redis clock ahead of the replica's by more than the margin makes
 // scripts give up early, and one ahead by more than the timeout makes
@@ -42,6 +44,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -128,4 +131,54 @@ func Unavailable(op string, err error) error {
 			session.ErrUnavailable, op, err)
 	}
 	return fmt.Errorf("%w: %s: %w", session.ErrUnavailable, op, err)
+}
+
+// Settle reports whether a script that failed with err ran after all, by
+// asking ran once Redis can no longer run it. An answer of Redis's own
+// that was lost or came late (a slow network path, a connection cut
+// mid-reply) looks like an outage, yet Redis may have run the script in
+// time: answering 503 then would tell the client that nothing changed
+// when a token rotated or a session ended. After the deadline plus the
+// margin, where a call that timed out already is, Redis no longer runs
+// it, so one read then tells the outcome for good.
+//
+// Settle returns false without a round trip when err is an answer of
+// Redis's (a refusal, LATE included: nothing ran), when the script never
+// left (no connection could be had) or when the caller left; and false
+// when ran fails too, since the outcome is then unknown. ran gets half a
+// timeout, so a write that Redis never answers still gets its 503 within
+// one and a half timeouts (750 ms at the default).
+func Settle(ctx context.Context, err error, deadline int64, timeout time.Duration, ran func(context.Context) (bool, error)) bool {
+	if !mayHaveRun(err) || ctx.Err() != nil {
+		return false
+	}
+	if wait := time.Until(time.UnixMilli(deadline).Add(timeout / marginDivisor)); wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout/2)
+	defer cancel()
+	ok, err := ran(ctx)
+	return err == nil && ok
+}
+
+// mayHaveRun tells a failure after which Redis may have run the script
+// (its answer did not arrive) from one after which it cannot have: an
+// answer of Redis's, no connection to send it on, the caller gone.
+func mayHaveRun(err error) bool {
+	var reply redis.Error
+	var op *net.OpError
+	switch {
+	case err == nil, errors.As(err, &reply), errors.Is(err, context.Canceled),
+		errors.Is(err, errTooLate), errors.Is(err, redis.ErrPoolTimeout), errors.Is(err, redis.ErrClosed):
+		return false
+	case errors.As(err, &op) && op.Op == "dial":
+		return false
+	}
+	return true
 }

@@ -3,6 +3,9 @@ package scriptdeadline_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -91,3 +94,49 @@ type replyError string
 
 func (e replyError) Error() string { return string(e) }
 func (replyError) RedisError()     {}
+
+// TestSettle: only a failure after which Redis may have run the script
+// (its answer did not come) is settled by the read; an answer of Redis's,
+// a connection never had and a caller gone are not, and a failed read
+// settles nothing.
+func TestSettle(t *testing.T) {
+	timeout := 40 * time.Millisecond
+	readErr := errors.New("read failed too")
+	tests := []struct {
+		name     string
+		err      error
+		read     error
+		wantRead bool
+		want     bool
+	}{
+		{"ReadTimeout", &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}, nil, true, true},
+		{"CutMidReply", io.ErrUnexpectedEOF, nil, true, true},
+		{"ReadFailsToo", &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}, readErr, true, false},
+		{"RedisRefused", replyError("OOM command not allowed"), nil, false, false},
+		{"Late", replyError("LATE Redis time 2 ms is past the deadline 1"), nil, false, false},
+		{"NeverDialled", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}, nil, false, false},
+		{"NoFreeConnection", redis.ErrPoolTimeout, nil, false, false},
+		{"CallerGone", context.Canceled, nil, false, false},
+		{"NoError", nil, nil, false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dl, err := scriptdeadline.At(context.Background(), timeout)
+			if err != nil {
+				t.Fatal(err)
+			}
+			read := false
+			got := scriptdeadline.Settle(context.Background(), tc.err, dl, timeout, func(ctx context.Context) (bool, error) {
+				read = true
+				// Redis no longer runs the script once the read starts.
+				if now := time.Now().UnixMilli(); now < dl {
+					t.Errorf("read at %d ms, before the deadline %d ms", now, dl)
+				}
+				return true, tc.read
+			})
+			if read != tc.wantRead || got != tc.want {
+				t.Errorf("Settle(%v): read %v, settled %v; want read %v, settled %v", tc.err, read, got, tc.wantRead, tc.want)
+			}
+		})
+	}
+}

@@ -85,8 +85,10 @@ type Store interface {
 	Refresh(ctx context.Context, token string) (Issued, error)
 	// Revoke ends the session a token names.
 	Revoke(ctx context.Context, token string) error
-	// RevokeAll ends every live session of a user and returns how many.
-	RevokeAll(ctx context.Context, userID string) (int, error)
+	// RevokeAll ends every live session of the user whose session the
+	// token names, that one included, and returns how many; ErrNotFound
+	// when the token names no live session.
+	RevokeAll(ctx context.Context, token string) (int, error)
 	// RevokeByID ends the user's session with the given public handle, or
 	// returns ErrNotFound when the user has no live session with it.
 	RevokeByID(ctx context.Context, userID, id string) error

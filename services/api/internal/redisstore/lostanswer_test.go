@@ -1,0 +1,248 @@
+package redisstore_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"redis-session-app/services/api/internal/redisstore"
+	"redis-session-app/services/api/internal/redistest"
+	"redis-session-app/services/api/internal/session"
+)
+
+// slowScripts is a TCP proxy in front of Redis that, while armed, holds
+// back the answer to every script call (EVALSHA) for delay: Redis runs the
+// script at once, and its answer arrives after the client gave up, as on
+// a slow or cut path back. Every other answer passes at once.
+type slowScripts struct {
+	l     net.Listener
+	delay time.Duration
+	armed atomic.Bool
+	wg    sync.WaitGroup
+}
+
+func startSlowScripts(t *testing.T, redisAddr string, delay time.Duration) *slowScripts {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &slowScripts{l: l, delay: delay}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			r, err := net.Dial("tcp", redisAddr)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.wg.Add(1)
+			go func() {
+				defer p.wg.Done()
+				p.relay(c, r)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *slowScripts) addr() string { return p.l.Addr().String() }
+
+// relay copies the client's commands to Redis and Redis's answers back,
+// holding an answer back when the command before it was a script's and
+// the proxy is armed.
+func (p *slowScripts) relay(client, redis net.Conn) {
+	defer client.Close()
+	defer redis.Close()
+	holdNext := make(chan bool, 64)
+	go func() {
+		defer redis.Close()
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := client.Read(buf)
+			if n > 0 {
+				hold := p.armed.Load() && bytes.Contains(bytes.ToLower(buf[:n]), []byte("evalsha"))
+				select {
+				case holdNext <- hold:
+				default:
+				}
+				if _, err := redis.Write(buf[:n]); err != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := redis.Read(buf)
+		if n > 0 {
+			select {
+			case hold := <-holdNext:
+				if hold {
+					time.Sleep(p.delay)
+				}
+			default:
+			}
+			if _, err := client.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// TestLostAnswerSettles: a write that Redis ran in time but whose answer
+// was lost on the way back is answered by what happened, not with a 503
+// that would claim nothing changed: the refreshed token is handed out,
+// the logged-out session is gone, the new session or user is there.
+func TestLostAnswerSettles(t *testing.T) {
+	const timeout = 400 * time.Millisecond
+	srv := redistest.Start(t)
+	proxy := startSlowScripts(t, srv.Addr(), 3*timeout)
+	rdb := redisstore.NewClient(redisstore.ClientOptions{Addrs: []string{proxy.addr()}, Timeout: timeout})
+	t.Cleanup(func() { _ = rdb.Close() })
+	store := redisstore.NewSessions(rdb, redisstore.SessionOptions{})
+	users := redisstore.NewUsers(rdb)
+	ctx := context.Background()
+	direct := srv.Client(t)
+
+	alice := register(t, users, "alice")
+	newSession := func() session.Issued { return create(t, store, alice.ID) }
+	// Every script once while the proxy passes all, so that Redis holds
+	// them all and none of the armed calls meets NOSCRIPT first.
+	warm := newSession()
+	if _, err := store.Refresh(ctx, warm.Token); err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range []error{
+		store.Revoke(ctx, newSession().Token),
+		store.RevokeByID(ctx, alice.ID, newSession().Session.ID),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := store.RevokeAll(ctx, newSession().Token); err != nil {
+		t.Fatal(err)
+	}
+	register(t, users, "warm")
+
+	exists := func(key string) bool { return direct.Exists(ctx, key).Val() == 1 }
+	tests := []struct {
+		name string
+		// write prepares, calls arm right before the write, and checks
+		// that the write took effect.
+		write func(t *testing.T, arm func()) error
+	}{
+		{"Login", func(t *testing.T, arm func()) error {
+			arm()
+			iss, _, err := store.Create(ctx, session.NewSession{UserID: alice.ID, Username: "alice"})
+			if err == nil {
+				lookup(t, store, iss.Token)
+			}
+			return err
+		}},
+		{"Refresh", func(t *testing.T, arm func()) error {
+			old := newSession()
+			arm()
+			next, err := store.Refresh(ctx, old.Token)
+			if err == nil {
+				if got := lookup(t, store, next.Token); got.ID != old.Session.ID {
+					t.Errorf("refreshed session: id %q, want %q", got.ID, old.Session.ID)
+				}
+				if !next.Session.ExpiresAt.After(time.Now()) {
+					t.Errorf("refreshed session: expires at %v, want a time ahead", next.Session.ExpiresAt)
+				}
+			}
+			return err
+		}},
+		{"Logout", func(t *testing.T, arm func()) error {
+			iss := newSession()
+			arm()
+			err := store.Revoke(ctx, iss.Token)
+			if err == nil && exists("sess:{"+alice.ID+"}:"+sha256Hex(iss.Token)) {
+				t.Error("the session is still there")
+			}
+			return err
+		}},
+		{"RevokeByID", func(t *testing.T, arm func()) error {
+			iss := newSession()
+			arm()
+			err := store.RevokeByID(ctx, alice.ID, iss.Session.ID)
+			if err == nil {
+				_, lerr := store.Lookup(ctx, iss.Token)
+				wantNotFound(t, "Lookup of the revoked session", lerr)
+			}
+			return err
+		}},
+		{"LogoutAll", func(t *testing.T, arm func()) error {
+			first, last := newSession(), newSession()
+			arm()
+			_, err := store.RevokeAll(ctx, last.Token)
+			if err == nil {
+				_, lerr := store.Lookup(ctx, first.Token)
+				wantNotFound(t, "Lookup of a session logout-all ended", lerr)
+			}
+			return err
+		}},
+		{"Register", func(t *testing.T, arm func()) error {
+			arm()
+			err := users.CreateUser(ctx, session.User{Username: "bob", PasswordHash: "hash-of-bob"})
+			if err == nil && !exists("user:bob") {
+				t.Error("the user is not there")
+			}
+			return err
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var start time.Time
+			arm := func() {
+				proxy.armed.Store(true)
+				start = time.Now()
+			}
+			err := tc.write(t, arm)
+			took := time.Since(start)
+			proxy.armed.Store(false)
+			if err != nil {
+				t.Fatalf("a write whose answer was lost after Redis ran it: %v, want the outcome", err)
+			}
+			// The contract's bound on a 503 holds for settling too.
+			if took > 2*timeout {
+				t.Errorf("took %v, want at most %v", took, 2*timeout)
+			}
+		})
+	}
+
+	// A write that Redis never ran still fails, and changed nothing: a
+	// frozen Redis answers neither the script nor the read after it.
+	t.Run("NotRunStaysUnavailable", func(t *testing.T) {
+		old := newSession()
+		srv.Pause()
+		_, err := store.Refresh(ctx, old.Token)
+		srv.Resume()
+		if !errors.Is(err, session.ErrUnavailable) {
+			t.Fatalf("Refresh while Redis is paused: %v, want %v", err, session.ErrUnavailable)
+		}
+		lookup(t, store, old.Token)
+	})
+}
