@@ -163,7 +163,9 @@ func prepareUsers(ctx context.Context, o options, transport http.RoundTripper, e
 	}
 	fmt.Fprintf(stderr, "set-up (not timed): %s %d users %s0..%d on %s\n", what, o.users, o.userPrefix, o.users-1, o.target)
 	setup := &scenario.Setup{
-		Client:    &http.Client{Transport: transport, Timeout: 30 * time.Second, CheckRedirect: noRedirects},
+		// Each request is bounded by -timeout, as in the timed phase, and
+		// the whole set-up by -setup-timeout (the Deadline).
+		Client:    &http.Client{Transport: transport, Timeout: o.timeout, CheckRedirect: noRedirects},
 		Endpoints: endpoints,
 		Parallel:  o.setupParallel,
 		Deadline:  time.Now().Add(o.setupTimeout),

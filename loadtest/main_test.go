@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"syscall"
@@ -208,6 +211,44 @@ func TestOnSignals(t *testing.T) {
 			sigs <- tc.second
 			if got := <-exited; got != tc.want {
 				t.Errorf("exit code %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestSetupRequestsAreBounded: against a target that never answers, a
+// set-up request gives up at -timeout, and the set-up at -setup-timeout,
+// whichever comes first.
+func TestSetupRequestsAreBounded(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		errPart string
+	}{
+		{"Timeout", []string{"-timeout", "500ms"}, "Client.Timeout exceeded"},
+		{"SetupTimeout", []string{"-setup-timeout", "500ms"}, "set-up deadline (-setup-timeout) passed"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			release := make(chan struct{})
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				select { // answers nothing
+				case <-r.Context().Done():
+				case <-release:
+				}
+			}))
+			defer srv.Close()
+			defer close(release) // before Close, which waits for the handlers
+			// Bounds the test itself, should the flags bound nothing.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			began := time.Now()
+			err := run(ctx, append([]string{"loadtest", "-target", srv.URL, "-users", "4", "-progress", "0"}, tc.args...), io.Discard, io.Discard)
+			if took := time.Since(began); took > 1500*time.Millisecond {
+				t.Errorf("set-up gave up after %s, want about 500ms", took)
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.errPart) {
+				t.Errorf("got %v, want an error containing %q", err, tc.errPart)
 			}
 		})
 	}

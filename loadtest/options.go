@@ -95,7 +95,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.maxInFlight, "max-in-flight", 10000, "open model: most requests in flight at once")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to send (at most 10m; -stages sets its own)")
 	fs.Uint64Var(&o.maxRequests, "max-requests", 1_000_000, "send at most this many requests")
-	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "per-request timeout")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "per-request timeout, in the set-up too")
 	fs.IntVar(&o.connections, "connections", 10000, "idle keep-alive connections kept to the target")
 	fs.IntVar(&o.setupParallel, "setup-parallel", 4, "registrations and logins in flight at once during set-up")
 	fs.DurationVar(&o.setupTimeout, "setup-timeout", 10*time.Minute, "give up on set-up (which waits out 429s) after this long")

@@ -18,12 +18,13 @@ import (
 // them (an existing account of the same name is reused) and, when login is
 // set, logs each in once. It waits out 429s as their Retry-After says and
 // tells log each time, since a deployment with the default login limits
-// makes this slow. It gives up at deadline.
+// makes this slow. It gives up at Deadline.
 type Setup struct {
 	Client    *http.Client
 	Endpoints Endpoints
 	// Parallel is how many requests are in flight at once.
 	Parallel int
+	// Deadline bounds the whole set-up: its requests as well as its waits.
 	Deadline time.Time
 	Log      io.Writer
 
@@ -47,6 +48,9 @@ type SetupReport struct {
 	Took   time.Duration
 }
 
+// errDeadline is why a request or a wait was cut short at the deadline.
+var errDeadline = errors.New("the set-up deadline (-setup-timeout) passed")
+
 // Run registers (and maybe logs in) every user.
 func (s *Setup) Run(ctx context.Context, users []*User, login bool) (SetupReport, error) {
 	start := time.Now()
@@ -57,7 +61,9 @@ func (s *Setup) Run(ctx context.Context, users []*User, login bool) (SetupReport
 		wg       sync.WaitGroup
 		work     = make(chan *User)
 	)
-	ctx, cancel := context.WithCancel(ctx)
+	// The deadline is the context's, so that it also cuts short a request
+	// to a target that never answers, not only a wait for a Retry-After.
+	ctx, cancel := context.WithDeadlineCause(ctx, s.Deadline, errDeadline)
 	defer cancel()
 	for range max(1, s.Parallel) {
 		wg.Add(1)
@@ -95,7 +101,7 @@ feed:
 	rep.Waited = s.waitedWall
 	rep.Took = time.Since(start)
 	if firstErr == nil && ctx.Err() != nil {
-		firstErr = ctx.Err()
+		firstErr = context.Cause(ctx)
 	}
 	return rep, firstErr
 }
@@ -140,7 +146,7 @@ func (s *Setup) post(ctx context.Context, path string, body []byte, want ...int)
 		s.Endpoints.setHeaders(req.Header)
 		resp, err := s.Client.Do(req)
 		if err != nil {
-			return 0, nil, err
+			return 0, nil, pastDeadline(ctx, path, err)
 		}
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		resp.Body.Close()
@@ -161,9 +167,18 @@ func (s *Setup) post(ctx context.Context, path string, body []byte, want ...int)
 		s.say(fmt.Sprintf("set-up: POST %s answered %d %s; waiting %ds as Retry-After says (raise LOGIN_LIMIT_PER_IP on the target to go faster)",
 			path, resp.StatusCode, errorMessage(b), wait))
 		if err := s.wait(ctx, d); err != nil {
-			return 0, nil, err
+			return 0, nil, pastDeadline(ctx, path, err)
 		}
 	}
+}
+
+// pastDeadline says so when err is the set-up deadline's doing: Go's
+// "context deadline exceeded" names neither the deadline nor its flag.
+func pastDeadline(ctx context.Context, path string, err error) error {
+	if context.Cause(ctx) == errDeadline {
+		return fmt.Errorf("POST %s: %w", path, errDeadline)
+	}
+	return err
 }
 
 // wait sleeps d, or until ctx is done, counting the wall time waited.

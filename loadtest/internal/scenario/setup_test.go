@@ -114,6 +114,40 @@ func TestSetupGivesUpPastTheDeadline(t *testing.T) {
 	}
 }
 
+// TestSetupGivesUpAtTheDeadlineOnAStalledTarget: a target that never
+// answers holds a registration until the deadline, not past it, whatever
+// the client's own timeout (here none), and the error names the deadline.
+func TestSetupGivesUpAtTheDeadlineOnAStalledTarget(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select { // answers nothing
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer srv.Close()
+	defer close(release) // before Close, which waits for the handlers
+	s := &scenario.Setup{Client: srv.Client(), Endpoints: scenario.NewEndpoints(srv.URL), Parallel: 2,
+		Deadline: time.Now().Add(300 * time.Millisecond)}
+	done := make(chan error, 1)
+	began := time.Now()
+	go func() {
+		_, err := s.Run(context.Background(), []*scenario.User{scenario.NewUser("a", "pw-a-12345"), scenario.NewUser("b", "pw-b-12345")}, false)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if took := time.Since(began); took > time.Second {
+			t.Errorf("set-up gave up after %s, want about 300ms", took)
+		}
+		if err == nil || !strings.Contains(err.Error(), "set-up deadline") {
+			t.Errorf("got %v, want an error naming the set-up deadline", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("set-up still waiting 5s after a deadline of 300ms")
+	}
+}
+
 // TestSetupLoginFailureHint: only a login the target refused (401) hints
 // at an account of that name with another password; a failing target or a
 // set-up cancelled while logging in gets no such hint.
