@@ -481,7 +481,7 @@ func judge(st *Step, r Response) Outcome {
 		if err := json.Unmarshal(r.Body, &p); err != nil {
 			return Outcome{Wrong, "profile body is not JSON"}
 		}
-		if p.Username != st.User() {
+		if !sameUser(p.Username, st.User()) {
 			// Never print the other user's name next to a token: the
 			// report names only who asked.
 			return Outcome{Wrong, "profile of another user returned"}
@@ -524,6 +524,20 @@ func judge(st *Step, r Response) Outcome {
 		}
 	}
 	return Outcome{Verdict: OK}
+}
+
+// sameUser tells whether two usernames are one user to the API: its
+// usernames are unique regardless of case, and /profile returns the name
+// as registered, which may differ in case from the one logged in with.
+func sameUser(a, b string) bool {
+	return canonicalUsername(a) == canonicalUsername(b)
+}
+
+// canonicalUsername is the API's fold of a username (its
+// session.CanonicalUsername). Not strings.EqualFold, which also folds
+// names the API keeps apart, such as "ſam" and "sam".
+func canonicalUsername(name string) string {
+	return strings.ToLower(name)
 }
 
 func liveRefused(r Response) Outcome {

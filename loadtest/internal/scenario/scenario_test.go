@@ -1,6 +1,7 @@
 package scenario_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -84,24 +85,32 @@ func TestReadNeedsLoggedInUsers(t *testing.T) {
 func TestJudgeProfile(t *testing.T) {
 	tests := []struct {
 		name string
+		user string // who asks; alice when empty
 		resp scenario.Response
 		want scenario.Verdict
 	}{
-		{"OK", scenario.Response{Status: 200, Body: body(`{"username":"alice","secretData":"x"}`)}, scenario.OK},
-		{"WrongOtherUser", scenario.Response{Status: 200, Body: body(`{"username":"bob"}`)}, scenario.Wrong},
-		{"WrongOtherCase", scenario.Response{Status: 200, Body: body(`{"username":"Alice"}`)}, scenario.Wrong},
-		{"WrongNotJSON", scenario.Response{Status: 200, Body: body(`<html>`)}, scenario.Wrong},
-		{"WrongLiveSessionRefused", scenario.Response{Status: 401, Body: body(`{"error":"Invalid session"}`)}, scenario.Wrong},
-		{"WrongRedirect", scenario.Response{Status: 302}, scenario.Wrong},
-		{"WrongNotFound", scenario.Response{Status: 404, Body: body(`{"error":"Not found"}`)}, scenario.Wrong},
-		{"ErrorUnavailable", scenario.Response{Status: 503, Body: body(`{"error":"Session store unavailable"}`)}, scenario.Error},
-		{"ErrorBadGateway", scenario.Response{Status: 502}, scenario.Error},
-		{"ErrorRateLimited", scenario.Response{Status: 429}, scenario.Error},
-		{"ErrorNoAnswer", scenario.Response{Err: "connection refused"}, scenario.Error},
+		{"OK", "", scenario.Response{Status: 200, Body: body(`{"username":"alice","secretData":"x"}`)}, scenario.OK},
+		{"WrongOtherUser", "", scenario.Response{Status: 200, Body: body(`{"username":"bob"}`)}, scenario.Wrong},
+		// Usernames are one user regardless of case, and /profile shows
+		// the name as registered.
+		{"OKRegisteredInOtherCase", "", scenario.Response{Status: 200, Body: body(`{"username":"Alice"}`)}, scenario.OK},
+		{"OKLoggedInInOtherCase", "Case-Read-0", scenario.Response{Status: 200, Body: body(`{"username":"case-read-0"}`)}, scenario.OK},
+		// The API folds case with strings.ToLower, which keeps the long s
+		// apart from s; strings.EqualFold would not.
+		{"WrongFoldedOnlyByEqualFold", "sam", scenario.Response{Status: 200, Body: body(`{"username":"\u017fam"}`)}, scenario.Wrong},
+		{"WrongNotJSON", "", scenario.Response{Status: 200, Body: body(`<html>`)}, scenario.Wrong},
+		{"WrongLiveSessionRefused", "", scenario.Response{Status: 401, Body: body(`{"error":"Invalid session"}`)}, scenario.Wrong},
+		{"WrongRedirect", "", scenario.Response{Status: 302}, scenario.Wrong},
+		{"WrongNotFound", "", scenario.Response{Status: 404, Body: body(`{"error":"Not found"}`)}, scenario.Wrong},
+		{"ErrorUnavailable", "", scenario.Response{Status: 503, Body: body(`{"error":"Session store unavailable"}`)}, scenario.Error},
+		{"ErrorBadGateway", "", scenario.Response{Status: 502}, scenario.Error},
+		{"ErrorRateLimited", "", scenario.Response{Status: 429}, scenario.Error},
+		{"ErrorNoAnswer", "", scenario.Response{Err: "connection refused"}, scenario.Error},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			sc, _ := scenario.New("read", scenario.NewEndpoints("http://127.0.0.1"), loggedIn("alice"), scenario.Journey{}, "")
+			user := cmp.Or(tc.user, "alice")
+			sc, _ := scenario.New("read", scenario.NewEndpoints("http://127.0.0.1"), loggedIn(user), scenario.Journey{}, "")
 			st, _ := sc.Next()
 			if got := sc.Done(st, tc.resp); got.Verdict != tc.want {
 				t.Errorf("Done(%d %s) = %v (%s), want %v", tc.resp.Status, tc.resp.Body, got.Verdict, got.Detail, tc.want)
