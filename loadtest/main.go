@@ -453,7 +453,7 @@ loop:
 			stop()
 			interrupted = nil
 		case now := <-tick:
-			p := coll.Progress(now, o.progress)
+			p := coll.Progress(now)
 			p.InFlight = int64(min(sent.Load(), o.maxRequests)) - int64(p.Requests)
 			fmt.Fprintln(stderr, p)
 		case r, ok := <-results:

@@ -48,12 +48,17 @@ type Collector struct {
 	last      time.Duration // latest send time, from start
 	maxDelay  time.Duration // longest SendDelay
 	late      uint64        // requests with a SendDelay above LateBound
+	// progressAt is when the last progress line was made, from start.
+	progressAt time.Duration
 }
 
 type kindData struct {
+	// samples are in the order the answers came in (that of Add).
 	samples []sample
 	errors  uint64
 	wrong   uint64
+	// progressed counts the samples the progress lines have covered.
+	progressed int
 }
 
 // sample is a request's send time (from the start), its latency and

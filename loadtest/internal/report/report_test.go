@@ -425,3 +425,49 @@ func TestPageScriptRuns(t *testing.T) {
 		})
 	}
 }
+
+// TestProgressCountsTheAnswersOfTheInterval: each progress line is over
+// the answers that came in since the previous one, in the order they came
+// (Add's), whenever they were sent. A stall shows first as no answers,
+// then as slow ones, not as an idle and fast target.
+func TestProgressCountsTheAnswersOfTheInterval(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	type answer struct {
+		kind        scenario.Kind
+		at, latency time.Duration // sent at, from start
+	}
+	fast := func(kind scenario.Kind, from time.Duration, n int) []answer {
+		var as []answer
+		for i := range n {
+			as = append(as, answer{kind, from + time.Duration(i)*ms(100), ms(5)})
+		}
+		return as
+	}
+	lines := []struct {
+		name     string
+		answers  []answer // that came in before the line, in that order
+		at       time.Duration
+		requests uint64
+		rate     float64
+		p99      string
+	}{
+		{"Steady", fast(scenario.Profile, 0, 10), time.Second, 10, 10, "5.00ms"},
+		{"Stalled", nil, 2 * time.Second, 10, 0, "-"},
+		// The stalled requests, sent at 1.0s, are answered at last, then
+		// one sent after them: all six came in in this interval.
+		{"AnsweredLate", append(slices.Repeat([]answer{{scenario.Profile, time.Second, ms(1900)}}, 5),
+			answer{scenario.Login, ms(2900), ms(5)}), 3 * time.Second, 16, 6, "1900ms"},
+		// A line two seconds after the previous one: the rate is over both.
+		{"AfterASkippedTick", fast(scenario.Login, 3*time.Second, 10), 5 * time.Second, 26, 5, "5.00ms"},
+	}
+	c := report.NewCollector(start)
+	for _, l := range lines {
+		for _, a := range l.answers {
+			c.Add(report.Record{Kind: a.kind, At: start.Add(a.at), Latency: a.latency, Status: 200})
+		}
+		p := c.Progress(start.Add(l.at))
+		if p.Requests != l.requests || p.Rate != l.rate || !strings.Contains(p.String(), "p99 "+l.p99+" ") {
+			t.Errorf("%s: got %d requests, %g/s, line %q; want %d, %g/s, p99 %s", l.name, p.Requests, p.Rate, p, l.requests, l.rate, l.p99)
+		}
+	}
+}

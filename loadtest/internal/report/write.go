@@ -163,7 +163,9 @@ func (s *Summary) WriteJSON(w io.Writer) error {
 type Progress struct {
 	Elapsed  time.Duration
 	Requests uint64
-	// Rate and P99 are over the last interval.
+	// Answers, Rate and P99 are over the answers that came in since the
+	// previous progress line.
+	Answers  int
 	Rate     float64
 	P99      time.Duration
 	Errors   uint64
@@ -171,32 +173,42 @@ type Progress struct {
 	InFlight int64
 }
 
-// Progress measures the run so far, and its rate and p99 over the requests
-// sent in the last interval.
-func (c *Collector) Progress(now time.Time, interval time.Duration) Progress {
+// Progress measures the run so far, and its rate and p99 over the answers
+// that came in since the previous call (or the start).
+//
+// The interval's answers are those added since then, however long ago they
+// were sent: counting by send time instead left out the slow answers a
+// stalled target gives and showed it as idle and fast. Each call reads only
+// the samples added since the previous one.
+func (c *Collector) Progress(now time.Time) Progress {
 	p := Progress{Elapsed: now.Sub(c.start)}
 	var recent []time.Duration
 	for _, k := range c.kinds {
 		p.Requests += uint64(len(k.samples))
 		p.Errors += k.errors
 		p.Wrong += k.wrong
-	}
-	// Samples arrive roughly in the order they were sent; scanning back
-	// to the first older one is close enough for a progress line.
-	from := p.Elapsed - interval
-	for _, k := range c.kinds {
-		for i := len(k.samples) - 1; i >= 0 && k.samples[i].at >= from; i-- {
-			recent = append(recent, k.samples[i].latency)
+		for _, s := range k.samples[k.progressed:] {
+			recent = append(recent, s.latency)
 		}
+		k.progressed = len(k.samples)
 	}
 	slices.Sort(recent)
+	p.Answers = len(recent)
 	p.P99 = Percentile(recent, 99)
-	p.Rate = float64(len(recent)) / interval.Seconds()
+	if d := p.Elapsed - c.progressAt; d > 0 {
+		p.Rate = float64(len(recent)) / d.Seconds()
+	}
+	c.progressAt = p.Elapsed
 	return p
 }
 
 // String writes p as one line.
 func (p Progress) String() string {
+	// No answer in the interval has no p99; 0µs would read as fast.
+	p99 := "-"
+	if p.Answers > 0 {
+		p99 = FormatMs(ms(p.P99))
+	}
 	return fmt.Sprintf("%6.1fs  %9d requests  %8.0f req/s  p99 %-8s  errors %d  wrong %d  in flight %d",
-		p.Elapsed.Seconds(), p.Requests, p.Rate, FormatMs(ms(p.P99)), p.Errors, p.Wrong, p.InFlight)
+		p.Elapsed.Seconds(), p.Requests, p.Rate, p99, p.Errors, p.Wrong, p.InFlight)
 }
