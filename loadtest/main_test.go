@@ -85,6 +85,8 @@ func TestParseOptions(t *testing.T) {
 			}
 		}},
 		{"ErrP99KindNotSent", []string{"-max-p99", "login=5ms"}, "sends no", nil},
+		{"ErrP99KindTwice", []string{"-max-p99", "get=1ms", "-scenario", "get", "-max-p99", "get=1h"}, "a limit for get was already given (1ms)", nil},
+		{"ErrP99AllTwice", []string{"-max-p99", "all=1ms", "-max-p99", "all=1ms"}, "a limit for all was already given", nil},
 		{"ErrReadsWithRead", []string{"-scenario", "read", "-reads", "3"}, "-reads is for -scenario mixed and churn", nil},
 		{"ErrListsWithLogin", []string{"-scenario", "login", "-lists", "1"}, "-lists is for", nil},
 		{"ErrRefreshesWithGet", []string{"-scenario", "get", "-refreshes", "0"}, "-refreshes is for", nil},

@@ -100,7 +100,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.setupParallel, "setup-parallel", 4, "registrations and logins in flight at once during set-up")
 	fs.DurationVar(&o.setupTimeout, "setup-timeout", 10*time.Minute, "give up on set-up (which waits out 429s) after this long")
 	fs.Float64Var(&o.limits.MaxErrorRate, "max-error-rate", 0.001, "fail when more than this share of requests fail (wrong answers always fail)")
-	fs.Var(&p99s, "max-p99", "fail when the p99 of a kind of request exceeds a duration: KIND=DURATION, e.g. profile=5ms (repeatable; KIND all is every request)")
+	fs.Var(&p99s, "max-p99", "fail when the p99 of a kind of request exceeds a duration: KIND=DURATION, e.g. profile=5ms (repeatable, once per kind; KIND all is every request)")
 	fs.Float64Var(&o.limits.MinRate, "min-rate", 0, "fail when fewer requests per second than this were achieved")
 	fs.BoolVar(&o.limits.Strict, "strict", false, "fail an open-model run that achieved less than 95% of the asked rate")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the report as JSON to this file")
@@ -219,6 +219,10 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		}
 		if o.limits.MaxP99 == nil {
 			o.limits.MaxP99 = map[scenario.Kind]time.Duration{}
+		}
+		// Kept, the last would silently drop a stricter one before it.
+		if prev, dup := o.limits.MaxP99[k]; dup {
+			return o, fmt.Errorf("-max-p99 %q: a limit for %s was already given (%s); give each kind one", v, k, prev)
 		}
 		o.limits.MaxP99[k] = d
 	}
