@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -53,6 +54,10 @@ func TestCheckTarget(t *testing.T) {
 }
 
 func TestParseOptions(t *testing.T) {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name    string
 		args    []string
@@ -119,6 +124,13 @@ func TestParseOptions(t *testing.T) {
 		{"ErrRemoteTarget", []string{"-target", "http://192.168.1.1"}, "-allow-remote", nil},
 		{"ErrUsersWithSessionsFile", []string{"-sessions-file", "s.txt", "-users", "3"}, "drop -users", nil},
 		{"ErrExtraArgument", []string{"extra"}, "unexpected", nil},
+		{"ErrJSONAndHTMLOneFile", []string{"-json", "r.out", "-html", "./r.out"}, "-json and -html both name", nil},
+		{"ErrJSONAndHTMLOneFileAbsolute", []string{"-json", "r.out", "-html", filepath.Join(wd, "sub") + "/../r.out"}, "-json and -html both name", nil},
+		{"JSONAndHTMLTwoFiles", []string{"-json", "r.json", "-html", "r.html"}, "", func(t *testing.T, o options) {
+			if o.jsonPath != "r.json" || o.htmlPath != "r.html" {
+				t.Errorf("got -json %q, -html %q; want r.json and r.html", o.jsonPath, o.htmlPath)
+			}
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -211,6 +212,11 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-progress must not be negative")
 	}
 
+	// One file for both reports would keep only the HTML, written last.
+	if o.jsonPath != "" && o.htmlPath != "" && absPath(o.jsonPath) == absPath(o.htmlPath) {
+		return o, fmt.Errorf("-json and -html both name %s: give each report a file of its own", o.jsonPath)
+	}
+
 	kinds := scenario.KindsOf(o.scenario, o.journey)
 	for _, v := range p99s {
 		k, d, err := report.ParseP99(v, kinds)
@@ -233,6 +239,15 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	}
 	o.target = base
 	return o, nil
+}
+
+// absPath is path made absolute and clean, so that two spellings of one
+// file compare equal; only clean when the working directory is unknown.
+func absPath(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return filepath.Clean(path)
 }
 
 // checkTarget checks that target is an http(s) URL without query or
