@@ -124,6 +124,19 @@ func TestParseOptions(t *testing.T) {
 		{"ErrRemoteTarget", []string{"-target", "http://192.168.1.1"}, "-allow-remote", nil},
 		{"ErrUsersWithSessionsFile", []string{"-sessions-file", "s.txt", "-users", "3"}, "drop -users", nil},
 		{"ErrExtraArgument", []string{"extra"}, "unexpected", nil},
+		{"ErrProgressTooOften", []string{"-progress", "1ns"}, "-progress must be 0", nil},
+		{"ErrProgressJustUnderTheFloor", []string{"-progress", "99ms"}, "at least 100ms", nil},
+		{"ErrProgressNegative", []string{"-progress", "-1s"}, "-progress must be 0", nil},
+		{"ProgressAtTheFloor", []string{"-progress", "100ms"}, "", func(t *testing.T, o options) {
+			if o.progress != 100*time.Millisecond {
+				t.Errorf("got -progress %s, want 100ms", o.progress)
+			}
+		}},
+		{"ProgressOff", []string{"-progress", "0"}, "", func(t *testing.T, o options) {
+			if o.progress != 0 {
+				t.Errorf("got -progress %s, want 0", o.progress)
+			}
+		}},
 		{"ErrJSONAndHTMLOneFile", []string{"-json", "r.out", "-html", "./r.out"}, "-json and -html both name", nil},
 		{"ErrJSONAndHTMLOneFileAbsolute", []string{"-json", "r.out", "-html", filepath.Join(wd, "sub") + "/../r.out"}, "-json and -html both name", nil},
 		{"JSONAndHTMLTwoFiles", []string{"-json", "r.json", "-html", "r.html"}, "", func(t *testing.T, o options) {

@@ -23,6 +23,9 @@ const (
 	maxDuration = 10 * time.Minute
 	maxRequests = 10_000_000
 	maxUsers    = 100_000
+	// minProgress bounds how often a progress line is written: at 1ns (or
+	// 1us, a typo for 1s) the lines would take a core from the generator.
+	minProgress = 100 * time.Millisecond
 )
 
 type options struct {
@@ -106,7 +109,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.limits.Strict, "strict", false, "fail an open-model run that achieved less than 95% of the asked rate")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the report as JSON to this file")
 	fs.StringVar(&o.htmlPath, "html", "", "also write the report as one self-contained HTML page with plots to this file")
-	fs.DurationVar(&o.progress, "progress", 5*time.Second, "print a progress line on stderr this often (0: never)")
+	fs.DurationVar(&o.progress, "progress", 5*time.Second, "print a progress line on stderr this often (0: never; else at least 100ms)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return o, err
 	}
@@ -208,8 +211,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-max-error-rate must be in [0, 1]")
 	case !(o.limits.MinRate >= 0 && o.limits.MinRate <= pace.MaxRate):
 		return o, fmt.Errorf("-min-rate must be in [0, %d]", pace.MaxRate)
-	case o.progress < 0:
-		return o, errors.New("-progress must not be negative")
+	case o.progress != 0 && o.progress < minProgress:
+		return o, fmt.Errorf("-progress must be 0 (no progress lines) or at least %s", minProgress)
 	}
 
 	// One file for both reports would keep only the HTML, written last.
