@@ -36,6 +36,14 @@ func TestCheckTarget(t *testing.T) {
 		{"http://127.0.0.1/?a=b", false, ""},
 		{"http://user:pw@127.0.0.1/", false, ""},
 		{"", false, ""},
+		{"http://127.0.0.1:65535", false, "http://127.0.0.1:65535"},
+		{"http://127.0.0.1:", false, "http://127.0.0.1:"},
+		{"http://127.0.0.1:99999", false, ""},
+		{"http://127.0.0.1:65536", false, ""},
+		{"http://127.0.0.1:0", false, ""},
+		{"http://[::1]:123456/", false, ""},
+		{"http://localhost:99999999999999999999", false, ""},
+		{"http://example.com:99999", true, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.target, func(t *testing.T) {
@@ -124,6 +132,16 @@ func TestParseOptions(t *testing.T) {
 		{"ErrRemoteTarget", []string{"-target", "http://192.168.1.1"}, "-allow-remote", nil},
 		{"ErrUsersWithSessionsFile", []string{"-sessions-file", "s.txt", "-users", "3"}, "drop -users", nil},
 		{"ErrExtraArgument", []string{"extra"}, "unexpected", nil},
+		{"ErrTargetPortOutOfRange", []string{"-target", "http://127.0.0.1:99999"}, "not in [1, 65535]", nil},
+		{"ErrUserAgentCRLF", []string{"-user-agent", "a\r\nX-Evil: 1"}, `control character ('\r' at byte 1)`, nil},
+		{"ErrUserAgentNUL", []string{"-user-agent", "a\x00b"}, "control character", nil},
+		{"ErrUserAgentTab", []string{"-user-agent", "a\tb"}, "control character", nil},
+		{"ErrUserAgentDEL", []string{"-user-agent", "a\x7fb"}, "control character", nil},
+		{"UserAgentNotASCII", []string{"-user-agent", "navigateur/1.0 (Français)"}, "", func(t *testing.T, o options) {
+			if o.userAgent != "navigateur/1.0 (Français)" {
+				t.Errorf("got -user-agent %q", o.userAgent)
+			}
+		}},
 		{"ErrProgressTooOften", []string{"-progress", "1ns"}, "-progress must be 0", nil},
 		{"ErrProgressJustUnderTheFloor", []string{"-progress", "99ms"}, "at least 100ms", nil},
 		{"ErrProgressNegative", []string{"-progress", "-1s"}, "-progress must be 0", nil},

@@ -10,8 +10,11 @@ import (
 	"net/url"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"redis-session-app/loadtest/internal/pace"
 	"redis-session-app/loadtest/internal/report"
@@ -130,6 +133,13 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	}
 	if !strings.HasPrefix(o.getPath, "/") {
 		return o, errors.New("-path must start with /")
+	}
+	// Go's client refuses CR, LF and most other control characters in a
+	// header only as it sends it: every request would fail as unanswered.
+	// A tab, which HTTP allows, goes too: no browser's User-Agent has one.
+	if i := strings.IndexFunc(o.userAgent, unicode.IsControl); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(o.userAgent[i:])
+		return o, fmt.Errorf("-user-agent has a control character (%q at byte %d): want printable text", r, i)
 	}
 	if o.startAfter < 0 || o.startAfter > time.Minute {
 		return o, errors.New("-start-after must be in [0, 1m]")
@@ -264,6 +274,13 @@ func checkTarget(target string, allowRemote bool) (string, error) {
 	}
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return "", fmt.Errorf("-target %q: want a base URL without query, fragment or credentials", target)
+	}
+	// url.Parse checks only that a port is digits; a dial would refuse
+	// the rest, after the run began.
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return "", fmt.Errorf("-target %q: port %s is not in [1, 65535]", target, p)
+		}
 	}
 	if !allowRemote {
 		host := u.Hostname()
