@@ -149,7 +149,7 @@ func Unavailable(op string, err error) error {
 // timeout, so a write that Redis never answers still gets its 503 within
 // one and a half timeouts (750 ms at the default).
 func Settle(ctx context.Context, err error, deadline int64, timeout time.Duration, ran func(context.Context) (bool, error)) bool {
-	if !mayHaveRun(err) || ctx.Err() != nil {
+	if !MayHaveRun(err) || ctx.Err() != nil {
 		return false
 	}
 	if wait := time.Until(time.UnixMilli(deadline).Add(timeout / marginDivisor)); wait > 0 {
@@ -167,10 +167,12 @@ func Settle(ctx context.Context, err error, deadline int64, timeout time.Duratio
 	return err == nil && ok
 }
 
-// mayHaveRun tells a failure after which Redis may have run the script
+// MayHaveRun tells a failure after which Redis may have run the script
 // (its answer did not arrive) from one after which it cannot have: an
-// answer of Redis's, no connection to send it on, the caller gone.
-func mayHaveRun(err error) bool {
+// answer of Redis's, no connection to send it on, the caller gone. Only
+// after the latter may a write be sent again without the risk of making
+// it twice.
+func MayHaveRun(err error) bool {
 	var reply redis.Error
 	var op *net.OpError
 	switch {
