@@ -7,15 +7,12 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
-
-	"redis-session-app/loadtest/internal/poll"
 )
 
 // composeImages are the image variables docker-compose.yml reads, with the
@@ -91,17 +88,7 @@ func startCompose(ctx context.Context, tool, repo string, log io.Writer) (*compo
 	}
 	fmt.Fprintf(log, "compose project %s: nginx %s\n", s.project, s.nginx)
 	// Through nginx, /readyz answers 200 only from a replica that reaches Redis.
-	err = poll.Until(ctx, 2*time.Minute, 500*time.Millisecond, func() error {
-		resp, err := http.Get(s.nginx + "/readyz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET /readyz: %s", resp.Status)
-		}
-		return nil
-	})
+	err = waitOK(ctx, 2*time.Minute, s.nginx+"/readyz", func() error { return nil })
 	if err != nil {
 		s.down()
 		return nil, fmt.Errorf("the compose stack did not get ready: %w", err)

@@ -112,11 +112,18 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// waitHTTP waits until url answers 200.
+// waitHTTP waits until url answers 200, as long as none of ps's
+// processes has exited.
 func waitHTTP(ctx context.Context, ps *procs, url string) error {
+	return waitOK(ctx, 20*time.Second, url, ps.exited)
+}
+
+// waitOK waits up to within until url answers 200, giving up at once when
+// alive reports an error.
+func waitOK(ctx context.Context, within time.Duration, url string, alive func() error) error {
 	client := &http.Client{Timeout: time.Second}
-	return poll.Until(ctx, 20*time.Second, 100*time.Millisecond, func() error {
-		if err := ps.exited(); err != nil {
+	return poll.Until(ctx, within, 100*time.Millisecond, func() error {
+		if err := alive(); err != nil {
 			return err
 		}
 		resp, err := client.Get(url)
