@@ -78,12 +78,14 @@ func requireSession(d Deps) gin.HandlerFunc {
 	}
 }
 
-// limitSessions spends the first unit of the user's budget for listing
-// its sessions (the handler charges the rest, which grows with the
-// sessions listed): GET /auth/sessions reads up to SESSION_MAX_PER_USER
+// limitSessions admits a listing of the user's sessions when the user's
+// budget has a unit left, reserving the cost of the largest listing
+// (SESSION_MAX_PER_USER sessions); the handler settles it at the
+// listing's size. GET /auth/sessions reads up to SESSION_MAX_PER_USER
 // sessions and answers with as many, so an account looping on it would
-// otherwise take the replica's CPU from everyone else. It runs after
-// requireSession:
+// otherwise take the replica's CPU from everyone else, and charging less
+// up front would let listings sent at once all pass before any paid. It
+// runs after requireSession:
 // only a live session spends its user's budget, and a missing or invalid
 // token is a 401 that touches no limit. Over the limit the answer is
 // login's 429; when the limiter cannot reach Redis, the store's 503.

@@ -34,12 +34,13 @@ type RateLimiter interface {
 	AllowLogin(ctx context.Context, ip, username string) (session.RateDecision, error)
 	// AllowRegister counts one attempt against the IP's limit.
 	AllowRegister(ctx context.Context, ip string) (session.RateDecision, error)
-	// AllowSessions counts one listing of the user userID's sessions
-	// against that user's limit.
+	// AllowSessions admits a listing of the user userID's sessions
+	// against that user's limit, reserving the cost of the largest
+	// listing, so that listings sent at once cannot all pass before any
+	// has paid.
 	AllowSessions(ctx context.Context, userID string) (session.RateDecision, error)
-	// ChargeListing spends the rest of the cost of a listing that returned
-	// listed sessions, which grows with their number, whatever the
-	// user's limit has left.
+	// ChargeListing settles that reservation at the cost of a listing
+	// that returned listed sessions, which grows with their number.
 	ChargeListing(ctx context.Context, userID string, listed int) error
 
 	// RefundLogin, RefundRegister and RefundSessions give back, in the

@@ -6,11 +6,16 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"redis-session-app/services/api/internal/httpapi"
+	"redis-session-app/services/api/internal/ratelimit"
+	"redis-session-app/services/api/internal/redisstore"
+	"redis-session-app/services/api/internal/redistest"
 	"redis-session-app/services/api/internal/session"
 )
 
@@ -141,6 +146,73 @@ func TestSessionsLimitWeighsSessions(t *testing.T) {
 	// One session costs one unit: the whole burst.
 	spendSessions(t, h, few, redisSessionsLimit.Burst)
 	checkResponse(t, h.do(authed(newRequest(http.MethodGet, "/auth/sessions", ""), few)), http.StatusTooManyRequests, `{"error":"Too many requests"}`)
+}
+
+// TestSessionsLimitBurstAtOnce: listings sent all at once by an account
+// at the cap, through two replicas, get no more than the burst pays for
+// when they come one by one. The burst of 100 units, as
+// SESSIONS_LIMIT_PER_USER's default has, pays for 10 listings of 100
+// sessions. Nothing recovers while the test runs (one unit an hour), and
+// a listing admitted holds its whole cost from its admission, so exactly
+// 10 are answered whatever the interleaving: no slack is needed.
+func TestSessionsLimitBurstAtOnce(t *testing.T) {
+	const (
+		// The default cap of the store and of the limiter
+		// (ratelimit.DefaultMaxListed).
+		atCap  = 100
+		atOnce = 100
+		want   = 100 / (atCap / ratelimit.SessionsPerListingUnit)
+	)
+	srv := redistest.Start(t)
+	// A timeout that a hundred requests at once under the race detector
+	// cannot run out of: a 503 would leave the burst unmeasured.
+	client := redisstore.NewClient(redisstore.ClientOptions{Addrs: []string{srv.Addr()}, Timeout: 10 * time.Second})
+	t.Cleanup(func() { _ = client.Close() })
+	limits := func(d *httpapi.Deps) {
+		d.Sessions = redisstore.NewSessions(client, redisstore.SessionOptions{})
+		d.Users = redisstore.NewUsers(client)
+		d.Limiter = ratelimit.New(client, ratelimit.Limits{
+			// The set-up's logins must not be refused.
+			LoginPerUser:    session.Limit{Rate: 1000, Period: time.Hour},
+			LoginPerIP:      session.Limit{Rate: 1000, Period: time.Hour},
+			SessionsPerUser: session.Limit{Rate: 1, Period: time.Hour, Burst: 100},
+		})
+	}
+	replicas := []*harness{newRedisHarnessOn(t, srv, limits), newRedisHarnessOn(t, srv, limits)}
+	var tok string
+	for range atCap {
+		tok = loginAs(t, replicas[0], "hoarder")
+	}
+
+	codes := make([]int, atOnce)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range codes {
+		wg.Go(func() {
+			req := authed(newRequest(http.MethodGet, "/auth/sessions", ""), tok)
+			<-start
+			rec := replicas[i%len(replicas)].do(req)
+			codes[i] = rec.Code
+			if rec.Code == http.StatusOK && strings.Count(rec.Body.String(), `"id"`) != atCap {
+				t.Errorf("listing %d: got %d sessions, want %d", i, strings.Count(rec.Body.String(), `"id"`), atCap)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	answered := 0
+	for i, code := range codes {
+		switch code {
+		case http.StatusOK:
+			answered++
+		case http.StatusTooManyRequests:
+		default:
+			t.Errorf("listing %d: got %v, want 200 or 429", i, code)
+		}
+	}
+	if answered != want {
+		t.Errorf("%d listings at once at the cap: %d answered, want %d (the burst)", atOnce, answered, want)
+	}
 }
 
 // TestSessionsLimitAfterAuthentication: a request without a live session

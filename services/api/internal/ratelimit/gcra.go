@@ -32,10 +32,12 @@ type result struct {
 // its ARGV moved up by one to make room for the deadline; the rest, its
 // maths and the key it keeps (the TAT as seconds since 2017) included, is
 // unchanged, so that counts written by a version that used redis_rate
-// carry over. One addition: with ARGV[6] "1" the cost is spent even when
-// the limit has less left (the TAT then runs ahead of the burst, and the
-// next events wait until it has been paid off), for a charge made after
-// the work it pays for (Limiter.ChargeListing).
+// carry over. One addition: ARGV[6] is how many events the limit must
+// have left for the cost to be spent. redis_rate needs the cost itself;
+// fewer lets the cost run the TAT ahead of the burst (the next events
+// wait until it has been paid off): 1 for the reservation of a listing's
+// largest cost (Limiter.AllowSessions), 0 for a charge made after the
+// work it pays for (Limiter.ChargeListing), spent whatever is left.
 //
 // redis_rate is Copyright (c) 2013 The github.com/go-redis/redis_rate
 // Authors, under the BSD 2-Clause licence:
@@ -67,8 +69,8 @@ type result struct {
 // 2017: https://github.com/rwz/redis-gcra/blob/master/vendor/perform_gcra_ratelimit.lua
 //
 // KEYS: the limit's key. ARGV: deadline, burst, rate, period (seconds),
-// cost, "1" to spend the cost whatever is left. Returns {allowed, remaining, retry_after, reset_after}, the last
-// two as strings of seconds.
+// cost, the events that must be left. Returns {allowed, remaining,
+// retry_after, reset_after}, the last two as strings of seconds.
 var allowScript = redis.NewScript(scriptdeadline.Prelude + `
 -- this script has side-effects, so it requires replicate commands mode
 redis.replicate_commands()
@@ -78,7 +80,7 @@ local burst = ARGV[2]
 local rate = ARGV[3]
 local period = ARGV[4]
 local cost = tonumber(ARGV[5])
-local force = ARGV[6] == "1"
+local need = tonumber(ARGV[6])
 
 local emission_interval = period / rate
 local increment = emission_interval * cost
@@ -111,9 +113,12 @@ local allow_at = new_tat - burst_offset
 local diff = now - allow_at
 local remaining = diff / emission_interval
 
-if remaining < 0 and not force then
+-- how long until need events are left: diff * -1 when need is the cost
+local short = tat + emission_interval * need - burst_offset - now
+
+if need > 0 and short > 0 then
   local reset_after = tat - now
-  local retry_after = diff * -1
+  local retry_after = short
   return {
     0, -- allowed
     0, -- remaining
@@ -131,13 +136,16 @@ return {cost, remaining, tostring(retry_after), tostring(reset_after)}
 `)
 
 // refundScript gives back cost events of a limit that were counted for a
-// request answered 503, which must have changed nothing: the TAT moves
+// request answered 503, which must have changed nothing, or for the part
+// of a listing's reservation that its listing did not use: the TAT moves
 // back by their emission intervals, never to before now (a limit that has
 // fully recovered is deleted). It carries a deadline like allowScript, so
 // that a refund retried after a try Redis ran late is made once. A refund
 // that lands more than one emission interval after its check may give
 // back an event counted since instead of its own, which has decayed: at
-// most one event, in the client's favour.
+// most one event, in the client's favour (for a listing's reservation, at
+// most what it gives back, and only when the listing took longer than
+// its reservation takes to decay).
 //
 // KEYS: the limit's key. ARGV: deadline, rate, period (seconds), cost.
 // Returns 1 when the key existed.
@@ -158,41 +166,34 @@ end
 return 1
 `)
 
-// refundOne gives back one event counted against lim under key, unless
+// refundN gives back cost events counted against lim under key, unless
 // Redis runs it after the deadline that timeout and ctx set.
-func refundOne(ctx context.Context, c redis.UniversalClient, timeout time.Duration, key string, lim session.Limit) error {
+func refundN(ctx context.Context, c redis.UniversalClient, timeout time.Duration, key string, lim session.Limit, cost int) error {
 	dl, err := scriptdeadline.At(ctx, timeout)
 	if err != nil {
 		return err
 	}
-	return refundScript.Run(ctx, c, []string{key}, dl, lim.Rate, lim.Period.Seconds(), 1).Err()
-}
-
-// allowOne counts one event against lim under key, as redis_rate's
-// Limiter.Allow did, unless Redis runs the script after the deadline that
-// timeout (c's) and ctx set: then the script writes nothing and the error
-// says so (scriptdeadline.Unavailable tells it apart).
-func allowOne(ctx context.Context, c redis.UniversalClient, timeout time.Duration, key string, lim session.Limit) (result, error) {
-	return runGCRA(ctx, c, timeout, key, lim, 1, false)
+	return refundScript.Run(ctx, c, []string{key}, dl, lim.Rate, lim.Period.Seconds(), cost).Err()
 }
 
 // spend counts cost events against lim under key whether or not the
-// limit has that many left, with allowOne's deadline.
+// limit has that many left, with gcra's deadline.
 func spend(ctx context.Context, c redis.UniversalClient, timeout time.Duration, key string, lim session.Limit, cost int) error {
-	_, err := runGCRA(ctx, c, timeout, key, lim, cost, true)
+	_, err := gcra(ctx, c, timeout, key, lim, cost, 0)
 	return err
 }
 
-func runGCRA(ctx context.Context, c redis.UniversalClient, timeout time.Duration, key string, lim session.Limit, cost int, force bool) (result, error) {
+// gcra counts cost events against lim under key when it has at least
+// need of them left (need is at most cost; redis_rate's Limiter.AllowN
+// is need == cost), unless Redis runs the script after the deadline that
+// timeout (c's) and ctx set: then the script writes nothing and the error
+// says so (scriptdeadline.Unavailable tells it apart).
+func gcra(ctx context.Context, c redis.UniversalClient, timeout time.Duration, key string, lim session.Limit, cost, need int) (result, error) {
 	dl, err := scriptdeadline.At(ctx, timeout)
 	if err != nil {
 		return result{}, err
 	}
-	forced := "0"
-	if force {
-		forced = "1"
-	}
-	v, err := allowScript.Run(ctx, c, []string{key}, dl, lim.BurstOf(), lim.Rate, lim.Period.Seconds(), cost, forced).Slice()
+	v, err := allowScript.Run(ctx, c, []string{key}, dl, lim.BurstOf(), lim.Rate, lim.Period.Seconds(), cost, need).Slice()
 	if err != nil {
 		return result{}, err
 	}

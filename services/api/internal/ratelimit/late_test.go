@@ -33,6 +33,8 @@ func TestLateChecksChangeNothing(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := lateClient(t, srv)
 	l := newLimiter(rdb, perUser, perIP)
+	// Its listings settle their reservations by giving back.
+	capped := newCapLimiter(rdb, perSessions)
 	ctx := context.Background()
 
 	// Limits already counted once, whose TAT must stay as it is.
@@ -54,6 +56,8 @@ func TestLateChecksChangeNothing(t *testing.T) {
 		{"AllowSessionsNew", func(ctx context.Context) error { _, err := l.AllowSessions(ctx, "uid-unseen"); return err }},
 		{"ChargeListingCounted", func(ctx context.Context) error { return l.ChargeListing(ctx, "uid-seen", 100) }},
 		{"ChargeListingNew", func(ctx context.Context) error { return l.ChargeListing(ctx, "uid-unseen", 100) }},
+		{"GiveBackCounted", func(ctx context.Context) error { return capped.ChargeListing(ctx, "uid-seen", 1) }},
+		{"GiveBackNew", func(ctx context.Context) error { return capped.ChargeListing(ctx, "uid-unseen", 1) }},
 	}
 	keys := []string{
 		"rate:rl:ip:10.6.0.1", "rate:rl:user:seen",
@@ -62,6 +66,10 @@ func TestLateChecksChangeNothing(t *testing.T) {
 		"rate:rl:sessions:uid-seen", "rate:rl:sessions:uid-unseen",
 	}
 	warm(t, rdb, l, len(calls))
+	// Loads the refund's script, as warm loads the check's.
+	if err := capped.ChargeListing(ctx, "uid-warm", 1); err != nil {
+		t.Fatalf("warming up: %v", err)
+	}
 	before := srv.Strings(t, keys)
 	for _, k := range []string{"rate:rl:ip:10.6.0.1", "rate:rl:user:seen", "rate:rl:ip:10.6.0.2", "rate:rl:sessions:uid-seen"} {
 		if before[k] == "" {

@@ -37,9 +37,18 @@ type Limits struct {
 	LoginPerUser session.Limit
 	// LoginPerIP counts login and register attempts per client IP.
 	LoginPerIP session.Limit
-	// SessionsPerUser counts the listings of one user's sessions.
+	// SessionsPerUser counts the listings of one user's sessions, in
+	// units of listing work (see SessionsPerListingUnit).
 	SessionsPerUser session.Limit
+	// MaxListed is the most sessions a listing can return, the store's
+	// cap (SESSION_MAX_PER_USER); DefaultMaxListed when zero. A listing
+	// reserves what a listing of MaxListed costs (see AllowSessions).
+	MaxListed int
 }
+
+// DefaultMaxListed is MaxListed when Limits leaves it zero: the default
+// of SESSION_MAX_PER_USER.
+const DefaultMaxListed = 100
 
 // Limiter enforces Limits. It implements httpapi.RateLimiter and is safe
 // for concurrent use.
@@ -49,11 +58,17 @@ type Limiter struct {
 	perUser         session.Limit
 	perIP           session.Limit
 	sessionsPerUser session.Limit
+	reserve         int // units a listing reserves: the cost of MaxListed sessions
 }
 
 // New returns a Limiter enforcing l, keeping its counts in c.
 func New(c redis.UniversalClient, l Limits) *Limiter {
+	maxListed := l.MaxListed
+	if maxListed <= 0 {
+		maxListed = DefaultMaxListed
+	}
 	return &Limiter{
+		reserve:         listingCost(maxListed),
 		c:               c,
 		timeout:         scriptdeadline.ClientTimeout(c),
 		perUser:         l.LoginPerUser,
@@ -75,17 +90,17 @@ func New(c redis.UniversalClient, l Limits) *Limiter {
 //
 // Errors wrap session.ErrUnavailable: the caller fails closed.
 func (l *Limiter) AllowLogin(ctx context.Context, ip, username string) (session.RateDecision, error) {
-	d, err := l.allow(ctx, session.LimitIP, keyIP+ipKey(ip), l.perIP)
+	d, err := l.allow(ctx, session.LimitIP, keyIP+ipKey(ip), l.perIP, 1)
 	if err != nil || username == "" {
 		return d, err
 	}
-	du, err := l.allow(ctx, session.LimitUser, keyUser+session.CanonicalUsername(username), l.perUser)
+	du, err := l.allow(ctx, session.LimitUser, keyUser+session.CanonicalUsername(username), l.perUser, 1)
 	if err != nil {
 		// The caller answers 503, which changes nothing: the IP's
 		// token goes back (its key may live on a node that answers
 		// while the user's does not).
 		if d.Allowed {
-			l.refund(ctx, keyIP+ipKey(ip), l.perIP)
+			l.refund(ctx, keyIP+ipKey(ip), l.perIP, 1)
 		}
 		return session.RateDecision{}, err
 	}
@@ -109,21 +124,22 @@ func (l *Limiter) AllowLogin(ctx context.Context, ip, username string) (session.
 // is not delayed by it. A request whose client hung up (ctx ended) gets
 // no refund: the hang-up, not the store, failed it.
 func (l *Limiter) RefundLogin(ctx context.Context, ip, username string) {
-	l.refund(ctx, keyIP+ipKey(ip), l.perIP)
+	l.refund(ctx, keyIP+ipKey(ip), l.perIP, 1)
 	if username != "" {
-		l.refund(ctx, keyUser+session.CanonicalUsername(username), l.perUser)
+		l.refund(ctx, keyUser+session.CanonicalUsername(username), l.perUser, 1)
 	}
 }
 
 // RefundRegister gives back what AllowRegister counted, as RefundLogin.
 func (l *Limiter) RefundRegister(ctx context.Context, ip string) {
-	l.refund(ctx, keyIP+ipKey(ip), l.perIP)
+	l.refund(ctx, keyIP+ipKey(ip), l.perIP, 1)
 }
 
-// RefundSessions gives back the unit AllowSessions counted for a listing
-// answered 503, as RefundLogin.
+// RefundSessions gives back the reservation AllowSessions counted for a
+// listing answered 503, as RefundLogin. A listing whose client hung up
+// keeps its whole reservation: its reads may have been made.
 func (l *Limiter) RefundSessions(ctx context.Context, userID string) {
-	l.refund(ctx, keySessions+userID, l.sessionsPerUser)
+	l.refund(ctx, keySessions+userID, l.sessionsPerUser, l.reserve)
 }
 
 // refundPatience bounds how long a refund is retried, and refundRetry is
@@ -134,14 +150,14 @@ const (
 	refundRetry    = 100 * time.Millisecond
 )
 
-// refund gives back one event of lim under key, in the background,
+// refund gives back cost events of lim under key, in the background,
 // unless ctx has ended: a client that hung up caused the store's failure
 // itself, and its attempt stays counted (else hanging up would make
 // every hashed attempt free). Each try carries a deadline, so a try Redis
-// runs late does nothing and the next one counts: the event is given back
-// once. Tries stop at the first answer, or after refundPatience; then the
-// event stays counted and the limit recovers by itself.
-func (l *Limiter) refund(ctx context.Context, key string, lim session.Limit) {
+// runs late does nothing and the next one counts: the events are given
+// back once. Tries stop at the first answer, or after refundPatience; then
+// the events stay counted and the limit recovers by itself.
+func (l *Limiter) refund(ctx context.Context, key string, lim session.Limit, cost int) {
 	if ctx.Err() != nil {
 		return
 	}
@@ -151,7 +167,7 @@ func (l *Limiter) refund(ctx context.Context, key string, lim session.Limit) {
 	go func() {
 		defer cancel()
 		for {
-			err := refundOne(ctx, l.c, l.timeout, keyPrefix+key, lim)
+			err := refundN(ctx, l.c, l.timeout, keyPrefix+key, lim, cost)
 			if err == nil || ctx.Err() != nil {
 				return
 			}
@@ -168,16 +184,24 @@ func (l *Limiter) refund(ctx context.Context, key string, lim session.Limit) {
 //
 // Errors wrap session.ErrUnavailable: the caller fails closed.
 func (l *Limiter) AllowRegister(ctx context.Context, ip string) (session.RateDecision, error) {
-	return l.allow(ctx, session.LimitIP, keyIP+ipKey(ip), l.perIP)
+	return l.allow(ctx, session.LimitIP, keyIP+ipKey(ip), l.perIP, 1)
 }
 
-// AllowSessions counts one request of the user userID (the id of an
+// AllowSessions admits a request of the user userID (the id of an
 // authenticated session, never a name the client chose) to list its
-// sessions: the first unit of its cost (see ChargeListing).
+// sessions when its budget has a unit left, and reserves what the largest
+// listing costs (a listing of Limits.MaxListed sessions), even past what
+// is left; ChargeListing settles the reservation once the listing's
+// size is known. The cost is not known before the listing, and reserving
+// less would let listings sent at once all be admitted before any of
+// them paid: each admitted listing holds its largest cost from the
+// moment it is admitted, so a full budget admits at most budget/cost
+// listings at the cap (the last may run into debt), however many come at
+// once.
 //
 // Errors wrap session.ErrUnavailable: the caller fails closed.
 func (l *Limiter) AllowSessions(ctx context.Context, userID string) (session.RateDecision, error) {
-	return l.allow(ctx, session.LimitSessions, keySessions+userID, l.sessionsPerUser)
+	return l.allow(ctx, session.LimitSessions, keySessions+userID, l.sessionsPerUser, l.reserve)
 }
 
 // SessionsPerListingUnit is how many listed sessions one unit of
@@ -189,35 +213,47 @@ func (l *Limiter) AllowSessions(ctx context.Context, userID string) (session.Rat
 // the budget allows.
 const SessionsPerListingUnit = 10
 
-// ChargeListing spends the rest of what a listing of listed sessions
-// costs, after AllowSessions has spent its first unit: one unit per
-// SessionsPerListingUnit sessions, rounded up. It is charged after the
-// listing, whatever the budget has left, so a user past it waits until
-// the listing is paid for; a listing of up to SessionsPerListingUnit
-// sessions has nothing left to pay and asks nothing of Redis.
+// listingCost is what a listing of listed sessions costs: one unit per
+// SessionsPerListingUnit sessions, rounded up, at least one.
+func listingCost(listed int) int {
+	return max(1, (listed+SessionsPerListingUnit-1)/SessionsPerListingUnit)
+}
+
+// ChargeListing settles the reservation AllowSessions made for a listing
+// that returned listed sessions: it gives back what the listing did not
+// use, in one round trip before the answer, so that the user's next
+// listing can spend it. A listing at the cap (91 to 100 sessions at the
+// default) used all of it and asks nothing of Redis. A listing costing
+// more than the reservation (MaxListed below the store's cap) pays the
+// rest whatever the budget has left.
 //
 // Errors wrap session.ErrUnavailable; the listing has been served by then,
-// so the caller may go on.
+// so the caller may go on, and the user has paid for the largest listing.
 func (l *Limiter) ChargeListing(ctx context.Context, userID string, listed int) error {
-	rest := (listed - 1) / SessionsPerListingUnit
-	if rest <= 0 {
-		return nil
-	}
-	// The listing is done: a client hanging up now must not skip its
-	// charge.
+	// The listing is done: a client hanging up now must not change
+	// what it pays.
 	ctx = context.WithoutCancel(ctx)
-	if err := spend(ctx, l.c, l.timeout, keyPrefix+keySessions+userID, l.sessionsPerUser, rest); err != nil {
-		return scriptdeadline.Unavailable("ratelimit: charging a listing", err)
+	key := keyPrefix + keySessions + userID
+	var err error
+	switch rest := listingCost(listed) - l.reserve; {
+	case rest < 0:
+		err = refundN(ctx, l.c, l.timeout, key, l.sessionsPerUser, -rest)
+	case rest > 0:
+		err = spend(ctx, l.c, l.timeout, key, l.sessionsPerUser, rest)
+	}
+	if err != nil {
+		return scriptdeadline.Unavailable("ratelimit: settling a listing", err)
 	}
 	return nil
 }
 
-func (l *Limiter) allow(ctx context.Context, name, key string, lim session.Limit) (session.RateDecision, error) {
+// allow counts cost events against lim under key when it has one left.
+func (l *Limiter) allow(ctx context.Context, name, key string, lim session.Limit, cost int) (session.RateDecision, error) {
 	if lim.Rate < 1 || lim.BurstOf() < 1 || lim.Period <= 0 {
 		// The script would divide by zero; refuse loudly instead.
 		return session.RateDecision{}, fmt.Errorf("ratelimit: invalid %s limit %+v", name, lim)
 	}
-	res, err := allowOne(ctx, l.c, l.timeout, keyPrefix+key, lim)
+	res, err := gcra(ctx, l.c, l.timeout, keyPrefix+key, lim, cost, 1)
 	if err != nil {
 		return session.RateDecision{}, scriptdeadline.Unavailable("ratelimit: checking "+name+" limit", err)
 	}

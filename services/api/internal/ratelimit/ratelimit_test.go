@@ -26,9 +26,21 @@ var (
 	perSessions = session.Limit{Rate: 2, Period: time.Hour, Burst: 4}
 )
 
-// newLimiter is a Limiter with the given login limits and perSessions.
+// newLimiter is a Limiter with the given login limits and perSessions,
+// for listings of at most ten sessions: a listing reserves one unit, so
+// that AllowSessions alone counts one event as AllowLogin does. The
+// reservation of larger listings has tests of its own.
 func newLimiter(c redis.UniversalClient, perUser, perIP session.Limit) *ratelimit.Limiter {
-	return ratelimit.New(c, ratelimit.Limits{LoginPerUser: perUser, LoginPerIP: perIP, SessionsPerUser: perSessions})
+	return ratelimit.New(c, ratelimit.Limits{
+		LoginPerUser: perUser, LoginPerIP: perIP, SessionsPerUser: perSessions,
+		MaxListed: ratelimit.SessionsPerListingUnit,
+	})
+}
+
+// newCapLimiter is a Limiter whose sessions limit is lim, for listings of
+// up to ratelimit.DefaultMaxListed sessions.
+func newCapLimiter(c redis.UniversalClient, lim session.Limit) *ratelimit.Limiter {
+	return ratelimit.New(c, ratelimit.Limits{LoginPerUser: perUser, LoginPerIP: perIP, SessionsPerUser: lim})
 }
 
 func login(t *testing.T, l *ratelimit.Limiter, ip, username string) session.RateDecision {
@@ -198,6 +210,19 @@ func sessions(t *testing.T, l *ratelimit.Limiter, userID string) session.RateDec
 	return d
 }
 
+// list makes a listing of listed sessions, as the handler does: admitted,
+// then settled.
+func list(t *testing.T, l *ratelimit.Limiter, userID string, listed int) session.RateDecision {
+	t.Helper()
+	d := sessions(t, l, userID)
+	if d.Allowed {
+		if err := l.ChargeListing(context.Background(), userID, listed); err != nil {
+			t.Fatalf("ChargeListing(%q, %d): %v", userID, listed, err)
+		}
+	}
+	return d
+}
+
 func TestAllowSessions(t *testing.T) {
 	srv := redistest.Start(t)
 
@@ -252,8 +277,10 @@ func TestAllowSessions(t *testing.T) {
 }
 
 // TestChargeListing: a listing costs one unit per ten sessions it
-// returned, its first unit spent by AllowSessions and the rest charged
-// afterwards, even past what the budget has left.
+// returned. AllowSessions reserves the cost of the largest listing (ten
+// units here), ChargeListing gives back what the listing did not use, or
+// charges a listing larger than the reservation the rest, even past what
+// the budget has left.
 func TestChargeListing(t *testing.T) {
 	srv := redistest.Start(t)
 	c := srv.Client(t)
@@ -269,15 +296,17 @@ func TestChargeListing(t *testing.T) {
 		{listed: 10, left: 9},
 		{listed: 11, left: 8},
 		{listed: 20, left: 8},
+		{listed: 90, left: 1},
 		{listed: 95, left: 0, wait: 6 * time.Minute},
 		{listed: 100, left: 0, wait: 6 * time.Minute},
-		// Past the budget: the user waits until the listing is paid.
+		// Larger than the reservation, and past the budget: the user
+		// waits until the listing is paid.
 		{listed: 101, left: 0, wait: 12 * time.Minute},
 		{listed: 1000, left: 0, wait: 546 * time.Minute},
 	}
 	for _, tc := range tests {
 		t.Run(strconv.Itoa(tc.listed), func(t *testing.T) {
-			l := ratelimit.New(c, ratelimit.Limits{LoginPerUser: perUser, LoginPerIP: perIP, SessionsPerUser: lim})
+			l := newCapLimiter(c, lim)
 			uid := "uid-charge-" + strconv.Itoa(tc.listed)
 			if d := sessions(t, l, uid); !d.Allowed {
 				t.Fatalf("first listing: got %+v, want allowed", d)
@@ -286,7 +315,7 @@ func TestChargeListing(t *testing.T) {
 				t.Fatalf("ChargeListing: %v", err)
 			}
 			for i := range tc.left {
-				if d := sessions(t, l, uid); !d.Allowed {
+				if d := list(t, l, uid, 1); !d.Allowed {
 					t.Fatalf("listing %d after the charge: got %+v, want allowed", i+1, d)
 				}
 			}
@@ -299,28 +328,89 @@ func TestChargeListing(t *testing.T) {
 	}
 	t.Run("ClientHungUp", func(t *testing.T) {
 		// The listing has been made: a client hanging up after it
-		// still pays for it.
-		l := ratelimit.New(c, ratelimit.Limits{LoginPerUser: perUser, LoginPerIP: perIP, SessionsPerUser: lim})
-		sessions(t, l, "uid-charge-hungup")
+		// still gets back what it did not use, and still pays a listing
+		// larger than the reservation.
+		l := newCapLimiter(c, lim)
 		gone, cancel := context.WithCancel(context.Background())
 		cancel()
-		if err := l.ChargeListing(gone, "uid-charge-hungup", 100); err != nil {
+		sessions(t, l, "uid-charge-hungup")
+		if err := l.ChargeListing(gone, "uid-charge-hungup", 1); err != nil {
+			t.Fatalf("ChargeListing: %v", err)
+		}
+		if d := sessions(t, l, "uid-charge-hungup"); !d.Allowed {
+			t.Fatalf("after the first listing was settled: got %+v, want allowed", d)
+		}
+		if err := l.ChargeListing(gone, "uid-charge-hungup", 200); err != nil {
 			t.Fatalf("ChargeListing: %v", err)
 		}
 		wantRefused(t, sessions(t, l, "uid-charge-hungup"), session.LimitSessions)
 	})
-	t.Run("NothingToPayAsksNoRedis", func(t *testing.T) {
-		l := ratelimit.New(c, ratelimit.Limits{LoginPerUser: perUser, LoginPerIP: perIP, SessionsPerUser: lim})
-		srv.ResetStats(t)
-		for _, n := range []int{0, 1, ratelimit.SessionsPerListingUnit} {
-			if err := l.ChargeListing(context.Background(), "uid-small", n); err != nil {
-				t.Fatalf("ChargeListing(%d): %v", n, err)
+	t.Run("RoundTrips", func(t *testing.T) {
+		// A listing that cost its reservation asks nothing more of
+		// Redis; any other takes one script to settle.
+		l := newCapLimiter(c, session.Limit{Rate: 1000, Period: time.Hour})
+		for _, tc := range []struct{ listed, scripts int64 }{
+			{0, 1}, {1, 1}, {ratelimit.SessionsPerListingUnit, 1}, {90, 1},
+			{91, 0}, {ratelimit.DefaultMaxListed, 0}, {ratelimit.DefaultMaxListed + 1, 1},
+		} {
+			sessions(t, l, "uid-trips")
+			srv.ResetStats(t)
+			if err := l.ChargeListing(context.Background(), "uid-trips", int(tc.listed)); err != nil {
+				t.Fatalf("ChargeListing(%d): %v", tc.listed, err)
+			}
+			stats := srv.CommandStats(t)
+			if n := stats["evalsha"] + stats["eval"]; n != tc.scripts {
+				t.Errorf("ChargeListing(%d): Redis ran %d scripts, want %d", tc.listed, n, tc.scripts)
 			}
 		}
-		stats := srv.CommandStats(t)
-		if n := stats["evalsha"] + stats["eval"]; n != 0 {
-			t.Errorf("Redis ran %d scripts, want none", n)
+	})
+}
+
+// TestAllowSessionsReserves: a listing admitted holds the cost of the
+// largest listing until it is settled, so that listings admitted before
+// any of them is settled cannot spend more than the budget (the last
+// one may run into debt), and a 503's refund gives all of it back.
+func TestAllowSessionsReserves(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(t)
+	// A burst of 25 units: two listings of the cap (10 units) and the
+	// third, with 5 left, in debt.
+	lim := session.Limit{Rate: 1, Period: time.Hour, Burst: 25}
+	t.Run("Unsettled", func(t *testing.T) {
+		l := newCapLimiter(c, lim)
+		for i := range 3 {
+			if d := sessions(t, l, "uid-unsettled"); !d.Allowed {
+				t.Fatalf("listing %d: got %+v, want allowed", i+1, d)
+			}
 		}
+		d := sessions(t, l, "uid-unsettled")
+		wantRefused(t, d, session.LimitSessions)
+		// 30 units spent of 25: 6 to pay back before one is left.
+		if d.RetryAfter < 5*time.Hour+59*time.Minute || d.RetryAfter > 6*time.Hour {
+			t.Errorf("RetryAfter: got %v, want about 6h", d.RetryAfter)
+		}
+	})
+	t.Run("Settled", func(t *testing.T) {
+		// Settled one by one, listings of one session get the whole
+		// burst, one unit each.
+		l := newCapLimiter(c, lim)
+		for i := range lim.Burst {
+			if d := list(t, l, "uid-settled", 1); !d.Allowed {
+				t.Fatalf("listing %d: got %+v, want allowed", i+1, d)
+			}
+		}
+		wantRefused(t, list(t, l, "uid-settled", 1), session.LimitSessions)
+	})
+	t.Run("RefundedWhole", func(t *testing.T) {
+		l := newCapLimiter(c, lim)
+		const key = "rate:rl:sessions:uid-reserve-refunded"
+		list(t, l, "uid-reserve-refunded", 1)
+		before := srv.Strings(t, []string{key})
+		sessions(t, l, "uid-reserve-refunded")
+		l.RefundSessions(context.Background(), "uid-reserve-refunded")
+		poll.For(t, 5*time.Second, "the reservation to be given back", func() bool {
+			return redistest.SameFloat(srv.Strings(t, []string{key})[key], before[key])
+		})
 	})
 }
 
@@ -458,6 +548,7 @@ func TestRedisDown(t *testing.T) {
 	srv := redistest.Start(t)
 	l := newLimiter(srv.Client(t), perUser, perIP)
 	drain(t, l, "10.3.0.1", "down", 1)
+	capped := newCapLimiter(srv.Client(t), perSessions)
 
 	srv.Stop()
 
@@ -485,6 +576,9 @@ func TestRedisDown(t *testing.T) {
 		}},
 		{name: "ChargeListing", call: func(ctx context.Context) error {
 			return l.ChargeListing(ctx, "uid-down", 100)
+		}},
+		{name: "ChargeListingGivesBack", call: func(ctx context.Context) error {
+			return capped.ChargeListing(ctx, "uid-down", 1)
 		}},
 	}
 	for _, tc := range tests {
