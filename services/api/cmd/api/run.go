@@ -174,6 +174,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		LoginPerUser:    cfg.LoginLimitPerUser,
 		LoginPerIP:      cfg.LoginLimitPerIP,
 		SessionsPerUser: cfg.SessionsLimitPerUser,
+		MaxListed:       cfg.SessionMaxPerUser,
 	})
 
 	// The probe alone writes to Redis for readiness; /readyz only reads

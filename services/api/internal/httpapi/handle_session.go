@@ -106,9 +106,9 @@ func handleListSessions(d Deps) gin.HandlerFunc {
 			fail(c, d, err)
 			return
 		}
-		// The listing is served whatever the charge does: a Redis too
-		// slow to take it leaves the user one listing in credit, and the
-		// access log line says so.
+		// The listing is served whatever the settlement does: a Redis too
+		// slow to take it leaves the user having paid for the largest
+		// listing, and the access log line says so.
 		if err := d.Limiter.ChargeListing(c.Request.Context(), st.session.UserID, len(list)); err != nil {
 			st.cause = err.Error()
 		}

@@ -147,12 +147,23 @@ return {cost, remaining, tostring(retry_after), tostring(reset_after)}
 // most what it gives back, and only when the listing took longer than
 // its reservation takes to decay).
 //
-// KEYS: the limit's key. ARGV: deadline, rate, period (seconds), cost.
-// Returns 1 when the key existed.
+// A refund that is tried again names a marker key of its own (KEYS[2]),
+// set on its first run that finds something to give back, for as long as
+// it is tried: a try whose answer was
+// lost may have been made, and the next one then finds the marker and
+// gives nothing back again.
+//
+// KEYS: the limit's key, and the marker's when the refund may be tried
+// again. ARGV: deadline, rate, period (seconds), cost, the marker's
+// lifetime (ms). Returns 1 when the key existed, 2 when the marker says
+// the refund was made.
 var refundScript = redis.NewScript(scriptdeadline.Prelude + `
 local tat = redis.call("GET", KEYS[1])
 if not tat then
   return 0
+end
+if KEYS[2] and not redis.call("SET", KEYS[2], "1", "NX", "PX", ARGV[5]) then
+  return 2
 end
 local jan_1_2017 = 1483228800
 local now = redis.call("TIME")
@@ -167,13 +178,30 @@ return 1
 `)
 
 // refundN gives back cost events counted against lim under key, unless
-// Redis runs it after the deadline that timeout and ctx set.
-func refundN(ctx context.Context, c redis.UniversalClient, timeout time.Duration, key string, lim session.Limit, cost int) error {
+// Redis runs it after the deadline that timeout and ctx set. A refund
+// tried again passes the same marker key on every try (see refundScript);
+// "" for one tried once.
+func refundN(ctx context.Context, c redis.UniversalClient, timeout time.Duration, key string, lim session.Limit, cost int, marker string) error {
 	dl, err := scriptdeadline.At(ctx, timeout)
 	if err != nil {
 		return err
 	}
-	return refundScript.Run(ctx, c, []string{key}, dl, lim.Rate, lim.Period.Seconds(), cost).Err()
+	keys := []string{key}
+	if marker != "" {
+		keys = append(keys, marker)
+	}
+	return refundScript.Run(ctx, c, keys, dl, lim.Rate, lim.Period.Seconds(), cost, (refundPatience + time.Second).Milliseconds()).Err()
+}
+
+// refundMarker names the marker of one refund of the limit key. Its hash
+// tag is the limit's whole key, which has no tag of its own, so that on a
+// Redis Cluster both lie in one slot, as a script's keys must.
+func refundMarker(key string) (string, error) {
+	id, err := session.RandomString(12)
+	if err != nil {
+		return "", err
+	}
+	return keyPrefix + "refund:{" + key + "}:" + id, nil
 }
 
 // spend counts cost events against lim under key whether or not the

@@ -154,8 +154,9 @@ const (
 // unless ctx has ended: a client that hung up caused the store's failure
 // itself, and its attempt stays counted (else hanging up would make
 // every hashed attempt free). Each try carries a deadline, so a try Redis
-// runs late does nothing and the next one counts: the events are given
-// back once. Tries stop at the first answer, or after refundPatience; then
+// runs late does nothing and the next one counts, and all tries share one
+// marker, so a try made whose answer was lost is not made again: the
+// events are given back once. Tries stop at the first answer, or after refundPatience; then
 // the events stay counted and the limit recovers by itself.
 func (l *Limiter) refund(ctx context.Context, key string, lim session.Limit, cost int) {
 	if ctx.Err() != nil {
@@ -164,10 +165,15 @@ func (l *Limiter) refund(ctx context.Context, key string, lim session.Limit, cos
 	// The request's context ends with its answer; the refund has a
 	// bound of its own.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refundPatience)
+	marker, err := refundMarker(keyPrefix + key)
+	if err != nil {
+		cancel()
+		return
+	}
 	go func() {
 		defer cancel()
 		for {
-			err := refundN(ctx, l.c, l.timeout, keyPrefix+key, lim, cost)
+			err := refundN(ctx, l.c, l.timeout, keyPrefix+key, lim, cost, marker)
 			if err == nil || ctx.Err() != nil {
 				return
 			}
@@ -237,7 +243,7 @@ func (l *Limiter) ChargeListing(ctx context.Context, userID string, listed int) 
 	var err error
 	switch rest := listingCost(listed) - l.reserve; {
 	case rest < 0:
-		err = refundN(ctx, l.c, l.timeout, key, l.sessionsPerUser, -rest)
+		err = refundN(ctx, l.c, l.timeout, key, l.sessionsPerUser, -rest, "")
 	case rest > 0:
 		err = spend(ctx, l.c, l.timeout, key, l.sessionsPerUser, rest)
 	}
