@@ -203,6 +203,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		CookieSecure:   cfg.CookieSecure,
 		TrustedProxies: cfg.TrustedProxies,
 		Now:            time.Now,
+		// The contract's "503 within one second at the default timeout".
+		StoreBudget: 2 * cfg.RedisTimeout,
 	})
 
 	srv := &http.Server{

@@ -76,4 +76,13 @@ type Deps struct {
 	TrustedProxies []netip.Prefix
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// StoreBudget bounds the store calls of one request (of each phase
+	// of a login or registration, whose password hash waits its own time
+	// for a slot): the store's timeout bounds each call, this their sum,
+	// so that a Redis answering every call just in time still makes a
+	// request that needs several of them fail within one budget. No
+	// bound when zero. GET /profile, one call and at most a touch, has
+	// none: a timer per request on the hot path would cost more than the
+	// bound gives there.
+	StoreBudget time.Duration
 }

@@ -84,7 +84,11 @@ func fail(c *gin.Context, d Deps, err error) {
 	var he *httpError
 	switch {
 	case errors.As(err, &he):
-	case errors.Is(err, context.Canceled) && c.Request.Context().Err() != nil:
+	case errors.Is(c.Request.Context().Err(), context.Canceled):
+		// The client hung up, whatever the store then said: go-redis
+		// blocked in a read returns its own timeout, not the context's
+		// cancellation. (A store budget that ran out is a deadline, and
+		// a 503.)
 		he = errClientGone
 		state(c).cause = err.Error()
 	case errors.Is(err, session.ErrUnavailable):

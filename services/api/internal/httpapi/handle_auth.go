@@ -42,8 +42,12 @@ func handleRegister(d Deps) gin.HandlerFunc {
 			fail(c, d, err)
 			return
 		}
+		// The hash waits for a slot between two store phases, each
+		// bounded on its own (storePhase).
 		ctx := c.Request.Context()
-		dec, err := d.Limiter.AllowRegister(ctx, state(c).clientIP)
+		pre, cancelPre := storePhase(c, d)
+		defer cancelPre()
+		dec, err := d.Limiter.AllowRegister(pre, state(c).clientIP)
 		if err != nil {
 			fail(c, d, err)
 			return
@@ -66,8 +70,10 @@ func handleRegister(d Deps) gin.HandlerFunc {
 			fail(c, d, err)
 			return
 		}
+		post, cancelPost := storePhase(c, d)
+		defer cancelPost()
 		// No ID: the store makes one, in the shape its keys need.
-		if err := d.Users.CreateUser(ctx, session.User{Username: username, PasswordHash: hash}); err != nil {
+		if err := d.Users.CreateUser(post, session.User{Username: username, PasswordHash: hash}); err != nil {
 			if unavailable(err) {
 				d.Limiter.RefundRegister(ctx, state(c).clientIP)
 			}
@@ -93,7 +99,11 @@ func handleLogin(d Deps) gin.HandlerFunc {
 			fail(c, d, err)
 			return
 		}
+		// The hash waits for a slot between two store phases, each
+		// bounded on its own (storePhase).
 		ctx := c.Request.Context()
+		pre, cancelPre := storePhase(c, d)
+		defer cancelPre()
 		st := state(c)
 
 		validName := session.ValidUsername(username)
@@ -101,7 +111,7 @@ func handleLogin(d Deps) gin.HandlerFunc {
 		if validName {
 			limitName = session.CanonicalUsername(username)
 		}
-		dec, err := d.Limiter.AllowLogin(ctx, st.clientIP, limitName)
+		dec, err := d.Limiter.AllowLogin(pre, st.clientIP, limitName)
 		if err != nil {
 			fail(c, d, loginFailure(d, err))
 			return
@@ -124,7 +134,7 @@ func handleLogin(d Deps) gin.HandlerFunc {
 			fail(c, d, loginFailure(d, err))
 		}
 
-		user, err := d.Users.UserByName(ctx, username)
+		user, err := d.Users.UserByName(pre, username)
 		switch {
 		case errors.Is(err, session.ErrNotFound):
 			// Same cost as a wrong password; an empty hash never
@@ -145,7 +155,9 @@ func handleLogin(d Deps) gin.HandlerFunc {
 			return
 		}
 
-		issued, capped, err := d.Sessions.Create(ctx, session.NewSession{
+		post, cancelPost := storePhase(c, d)
+		defer cancelPost()
+		issued, capped, err := d.Sessions.Create(post, session.NewSession{
 			UserID:    user.ID,
 			Username:  user.Username,
 			UserAgent: session.ClientText(c.Request.UserAgent()),

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -284,4 +285,29 @@ func recoverPanics(log *slog.Logger) gin.HandlerFunc {
 		}()
 		c.Next()
 	}
+}
+
+// budgetStore gives the rest of the chain a context that ends after
+// Deps.StoreBudget, which every store call of the request then honours.
+func budgetStore(d Deps) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if d.StoreBudget <= 0 {
+			c.Next()
+			return
+		}
+		ctx, cancel := context.WithTimeout(c.Request.Context(), d.StoreBudget)
+		defer cancel()
+		c.Request = c.Request.WithContext(ctx)
+		c.Next()
+	}
+}
+
+// storePhase bounds the store calls of one phase of a login or a
+// registration, as budgetStore does for a whole request: the password
+// hash between its phases waits up to its own bound for a slot.
+func storePhase(c *gin.Context, d Deps) (context.Context, context.CancelFunc) {
+	if d.StoreBudget <= 0 {
+		return context.WithCancel(c.Request.Context())
+	}
+	return context.WithTimeout(c.Request.Context(), d.StoreBudget)
 }

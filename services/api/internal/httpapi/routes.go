@@ -15,7 +15,8 @@ import (
 //     before anything else is done, 404s and 405s included
 //
 // requireSession guards the routes that need a session, and limitSessions,
-// after it, the listing of a user's sessions.
+// after it, the listing of a user's sessions. budgetStore bounds the store
+// calls of the routes that make several (see Deps.StoreBudget).
 func addRoutes(e *gin.Engine, d Deps) {
 	e.Use(
 		setInstance(d.InstanceID),
@@ -30,8 +31,8 @@ func addRoutes(e *gin.Engine, d Deps) {
 	e.POST("/auth/register", handleRegister(d))
 	e.POST("/auth/login", handleLogin(d))
 
-	auth := e.Group("", requireSession(d))
-	auth.GET("/profile", handleProfile())
+	e.GET("/profile", requireSession(d), handleProfile())
+	auth := e.Group("", budgetStore(d), requireSession(d))
 	auth.POST("/auth/logout", handleLogout(d))
 	auth.POST("/auth/refresh", handleRefresh(d))
 

@@ -7,6 +7,7 @@ package ratelimit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"time"
@@ -151,7 +152,7 @@ const (
 )
 
 // refund gives back cost events of lim under key, in the background,
-// unless ctx has ended: a client that hung up caused the store's failure
+// unless the client hung up (ctx canceled): it caused the store's failure
 // itself, and its attempt stays counted (else hanging up would make
 // every hashed attempt free). Each try carries a deadline, so a try Redis
 // runs late does nothing and the next one counts, and all tries share one
@@ -159,7 +160,9 @@ const (
 // events are given back once. Tries stop at the first answer, or after refundPatience; then
 // the events stay counted and the limit recovers by itself.
 func (l *Limiter) refund(ctx context.Context, key string, lim session.Limit, cost int) {
-	if ctx.Err() != nil {
+	// Canceled only: a request whose store budget ran out (a deadline)
+	// was answered 503 and gets its refund.
+	if errors.Is(ctx.Err(), context.Canceled) {
 		return
 	}
 	// The request's context ends with its answer; the refund has a

@@ -376,11 +376,12 @@ func (s *Sessions) RevokeAll(ctx context.Context, token string) (int, error) {
 		switch {
 		case err != nil:
 			// The caller's session is among the members the script
-			// deletes; how many there were is lost with the answer.
+			// deletes; how many there were is lost with the answer, but
+			// the script found the caller's live: at least that one.
 			if !first || !scriptdeadline.Settle(ctx, err, dl, s.timeout, s.gone(k.session)) {
 				return 0, scriptdeadline.Unavailable("revoking all sessions", err)
 			}
-			return total, nil
+			return total + 1, nil
 		case len(res) != 2:
 			return 0, scriptdeadline.Unavailable("revoking all sessions", fmt.Errorf("got %d values, want 2", len(res)))
 		case res[0] < 0:
