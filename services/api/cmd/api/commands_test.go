@@ -51,16 +51,16 @@ func TestRedisCommandsPerRoute(t *testing.T) {
 			wantStatus(t, res, http.StatusOK)
 			tok = decode[loginResponse](t, res).SessionID
 		}},
-		{"revoke", 8, func() {
+		{"revoke", 9, func() {
 			other = r.login(t, "counter", pw)
 			id = current(t, r.sessions(t, other)).ID
 		}, func() {
 			wantStatus(t, r.do(t, http.MethodDelete, "/auth/sessions/"+id, "", "X-Session-Id", tok), http.StatusNoContent)
 		}},
-		{"logout", 9, nil, func() {
+		{"logout", 10, nil, func() {
 			wantStatus(t, r.do(t, http.MethodPost, "/auth/logout", "", "X-Session-Id", tok), http.StatusOK)
 		}},
-		{"logout-all", 9, func() {
+		{"logout-all", 10, func() {
 			tok = r.login(t, "counter", pw)
 			r.login(t, "counter", pw)
 		}, func() {

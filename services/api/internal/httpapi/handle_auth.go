@@ -113,7 +113,7 @@ func handleLogin(d Deps) gin.HandlerFunc {
 		}
 		dec, err := d.Limiter.AllowLogin(pre, st.clientIP, limitName)
 		if err != nil {
-			fail(c, d, loginFailure(d, err))
+			fail(c, d, loginFailure(c, d, err))
 			return
 		}
 		if refused(c, d, dec) {
@@ -131,7 +131,7 @@ func handleLogin(d Deps) gin.HandlerFunc {
 			if unavailable(err) {
 				d.Limiter.RefundLogin(ctx, st.clientIP, limitName)
 			}
-			fail(c, d, loginFailure(d, err))
+			fail(c, d, loginFailure(c, d, err))
 		}
 
 		user, err := d.Users.UserByName(pre, username)
@@ -146,7 +146,7 @@ func handleLogin(d Deps) gin.HandlerFunc {
 		}
 		ok, err := d.Passwords.Verify(ctx, password, user.PasswordHash)
 		if err != nil {
-			fail(c, d, loginFailure(d, err))
+			fail(c, d, loginFailure(c, d, err))
 			return
 		}
 		if !ok || user.ID == "" {
@@ -196,9 +196,9 @@ func answerIssued(c *gin.Context, d Deps, msg string, issued session.Issued) {
 
 // loginFailure counts a login that failed for another reason than the
 // credentials or a limit, and returns err for fail to answer.
-func loginFailure(d Deps, err error) error {
+func loginFailure(c *gin.Context, d Deps, err error) error {
 	switch {
-	case errors.Is(err, context.Canceled):
+	case errors.Is(c.Request.Context().Err(), context.Canceled):
 		// The client hung up (fail answers 499): neither a busy
 		// replica nor the store's failure, though the waits it ended
 		// wrap those too.

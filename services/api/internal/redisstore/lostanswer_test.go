@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -175,6 +176,19 @@ func TestLostAnswerSettles(t *testing.T) {
 			}
 			return err
 		}},
+		{"RefreshAtTheEndOfItsBudget", func(t *testing.T, arm func()) error {
+			// The request's budget for its store calls ends before the
+			// answer could come: the settling read gets time of its own.
+			old := newSession()
+			budget, cancel := context.WithTimeout(ctx, timeout/2)
+			defer cancel()
+			arm()
+			next, err := store.Refresh(budget, old.Token)
+			if err == nil {
+				lookup(t, store, next.Token)
+			}
+			return err
+		}},
 		{"Logout", func(t *testing.T, arm func()) error {
 			iss := newSession()
 			arm()
@@ -195,12 +209,18 @@ func TestLostAnswerSettles(t *testing.T) {
 			return err
 		}},
 		{"LogoutAll", func(t *testing.T, arm func()) error {
-			first, last := newSession(), newSession()
+			// A fresh user: a count of exactly its sessions.
+			bob := register(t, users, "bob-"+strings.ToLower(newUserID(t)))
+			first, _ := create(t, store, bob.ID), create(t, store, bob.ID)
+			last := create(t, store, bob.ID)
 			arm()
-			_, err := store.RevokeAll(ctx, last.Token)
+			n, err := store.RevokeAll(ctx, last.Token)
 			if err == nil {
 				_, lerr := store.Lookup(ctx, first.Token)
 				wantNotFound(t, "Lookup of a session logout-all ended", lerr)
+				if n != 3 {
+					t.Errorf("revoked: got %d, want 3 (the receipt's count)", n)
+				}
 			}
 			return err
 		}},
@@ -229,6 +249,32 @@ func TestLostAnswerSettles(t *testing.T) {
 			// The contract's bound on a 503 holds for settling too.
 			if took > 2*timeout {
 				t.Errorf("took %v, want at most %v", took, 2*timeout)
+			}
+		})
+	}
+
+	// A revocation whose answer was lost, of a session that a racing
+	// request ended first, ran but ended nothing: it must not succeed
+	// too (the session being gone is no proof that this one ran).
+	directStore := redisstore.NewSessions(direct, redisstore.SessionOptions{})
+	for _, tc := range []struct {
+		name   string
+		revoke func(iss session.Issued) error
+	}{
+		{"Logout", func(iss session.Issued) error { return store.Revoke(ctx, iss.Token) }},
+		{"RevokeByID", func(iss session.Issued) error { return store.RevokeByID(ctx, alice.ID, iss.Session.ID) }},
+		{"LogoutAll", func(iss session.Issued) error { _, err := store.RevokeAll(ctx, iss.Token); return err }},
+	} {
+		t.Run("RacedBy"+tc.name, func(t *testing.T) {
+			iss := newSession()
+			if err := directStore.Revoke(ctx, iss.Token); err != nil {
+				t.Fatal(err)
+			}
+			proxy.armed.Store(true)
+			err := tc.revoke(iss)
+			proxy.armed.Store(false)
+			if err == nil {
+				t.Fatal("a revocation that found its session already ended succeeded, after its answer was lost")
 			}
 		})
 	}

@@ -205,13 +205,18 @@ return v
 `)
 
 // revokeScript deletes a session, its index member and its id map entry,
-// and returns 1 if the session existed.
+// and returns 1 if the session existed. Then it also writes the caller's
+// receipt (see Sessions.receipt).
 //
-// KEYS: session key, index key. ARGV: deadline, member, id map prefix.
+// KEYS: session key, index key, receipt key. ARGV: deadline, member, id
+// map prefix, the receipt's lifetime (ms).
 var revokeScript = redis.NewScript(scriptdeadline.Prelude + luaDropIDMap + `
 dropIDMap(KEYS[1], ARGV[2], ARGV[3])
 local n = redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[2])
+if n == 1 then
+  redis.call('SET', KEYS[3], '1', 'PX', ARGV[4])
+end
 return n
 `)
 
@@ -227,8 +232,12 @@ return n
 // deletes nothing when the caller's session is gone: revoked by a request
 // that raced this one, or expired.
 //
-// KEYS: index key, the caller's session key. ARGV: deadline, session key
-// prefix, batch, whether to check the caller's session.
+// The first call also writes the caller's receipt, holding how many
+// sessions it ended (see Sessions.receipt).
+//
+// KEYS: index key, the caller's session key, receipt key. ARGV: deadline,
+// session key prefix, batch, whether this is the first call (and checks
+// the caller's session), the receipt's lifetime (ms).
 var revokeAllScript = redis.NewScript(scriptdeadline.Prelude + `
 if ARGV[4] == '1' and redis.call('EXISTS', KEYS[2]) == 0 then
   return {-1, 0}
@@ -243,14 +252,19 @@ for i, m in ipairs(ms) do
 end
 local n = redis.call('DEL', unpack(ks))
 redis.call('ZREM', KEYS[1], unpack(ms))
+if ARGV[4] == '1' then
+  redis.call('SET', KEYS[3], n, 'PX', ARGV[5])
+end
 return {n, redis.call('ZCARD', KEYS[1])}
 `)
 
 // revokeByIDScript deletes the session an id map entry names, the entry
 // and the index member: three keys, whatever the size of the index.
-// Returns 1 if the session existed.
+// Returns 1 if the session existed, and then also writes the caller's
+// receipt (see Sessions.receipt).
 //
-// KEYS: id map key, index key. ARGV: deadline, session key prefix.
+// KEYS: id map key, index key, receipt key. ARGV: deadline, session key
+// prefix, the receipt's lifetime (ms).
 var revokeByIDScript = redis.NewScript(scriptdeadline.Prelude + `
 local m = redis.call('GET', KEYS[1])
 if not m then
@@ -258,7 +272,11 @@ if not m then
 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], m)
-return redis.call('DEL', ARGV[2] .. m)
+local n = redis.call('DEL', ARGV[2] .. m)
+if n == 1 then
+  redis.call('SET', KEYS[3], '1', 'PX', ARGV[3])
+end
+return n
 `)
 
 // listRepairScript tidies what a listing found: it drops index members

@@ -337,9 +337,13 @@ func (s *Sessions) Revoke(ctx context.Context, token string) error {
 	if err != nil {
 		return scriptdeadline.Unavailable("revoking session", err)
 	}
-	n, err := revokeScript.Run(ctx, s.c, []string{k.session, k.index()}, dl, k.member, idMapPrefix(k.userID)).Int()
+	rcpt, err := s.receipt(k.userID)
 	if err != nil {
-		if !scriptdeadline.Settle(ctx, err, dl, s.timeout, s.gone(k.session)) {
+		return fmt.Errorf("revoking session: %w", err)
+	}
+	n, err := revokeScript.Run(ctx, s.c, []string{k.session, k.index(), rcpt}, dl, k.member, idMapPrefix(k.userID), s.receiptLife()).Int()
+	if err != nil {
+		if !scriptdeadline.Settle(ctx, err, dl, s.timeout, s.receipted(rcpt, nil)) {
 			return scriptdeadline.Unavailable("revoking session", err)
 		}
 		n = 1
@@ -363,6 +367,10 @@ func (s *Sessions) RevokeAll(ctx context.Context, token string) (int, error) {
 		return 0, session.ErrNotFound
 	}
 	k := keysOf(token)
+	rcpt, err := s.receipt(k.userID)
+	if err != nil {
+		return 0, fmt.Errorf("revoking all sessions: %w", err)
+	}
 	total := 0
 	// Only the first call checks the caller's session: a later one may
 	// find it among the members an earlier one deleted.
@@ -372,16 +380,17 @@ func (s *Sessions) RevokeAll(ctx context.Context, token string) (int, error) {
 		if err != nil {
 			return 0, scriptdeadline.Unavailable("revoking all sessions", err)
 		}
-		res, err := revokeAllScript.Run(ctx, s.c, []string{k.index(), k.session}, dl, k.prefix, maxPerUserLimit, first).Int64Slice()
+		res, err := revokeAllScript.Run(ctx, s.c, []string{k.index(), k.session, rcpt}, dl, k.prefix, maxPerUserLimit, first, s.receiptLife()).Int64Slice()
 		switch {
 		case err != nil:
-			// The caller's session is among the members the script
-			// deletes; how many there were is lost with the answer, but
-			// the script found the caller's live: at least that one.
-			if !first || !scriptdeadline.Settle(ctx, err, dl, s.timeout, s.gone(k.session)) {
+			// The receipt holds how many the lost answer would have
+			// said (a later call, after an index over the cap, has
+			// none: then the outcome stays unknown).
+			n := 0
+			if !first || !scriptdeadline.Settle(ctx, err, dl, s.timeout, s.receipted(rcpt, &n)) {
 				return 0, scriptdeadline.Unavailable("revoking all sessions", err)
 			}
-			return total + 1, nil
+			return n, nil
 		case len(res) != 2:
 			return 0, scriptdeadline.Unavailable("revoking all sessions", fmt.Errorf("got %d values, want 2", len(res)))
 		case res[0] < 0:
@@ -404,10 +413,13 @@ func (s *Sessions) RevokeByID(ctx context.Context, userID, id string) error {
 	if err != nil {
 		return scriptdeadline.Unavailable("revoking session by id", err)
 	}
-	n, err := revokeByIDScript.Run(ctx, s.c, []string{idMapKey(userID, id), indexKey(userID)}, dl, sessionPrefix(userID)).Int()
+	rcpt, err := s.receipt(userID)
 	if err != nil {
-		// The script deletes the id map entry whenever it finds one.
-		if !scriptdeadline.Settle(ctx, err, dl, s.timeout, s.gone(idMapKey(userID, id))) {
+		return fmt.Errorf("revoking session by id: %w", err)
+	}
+	n, err := revokeByIDScript.Run(ctx, s.c, []string{idMapKey(userID, id), indexKey(userID), rcpt}, dl, sessionPrefix(userID), s.receiptLife()).Int()
+	if err != nil {
+		if !scriptdeadline.Settle(ctx, err, dl, s.timeout, s.receipted(rcpt, nil)) {
 			return scriptdeadline.Unavailable("revoking session by id", err)
 		}
 		n = 1
@@ -496,9 +508,9 @@ func (s *Sessions) List(ctx context.Context, userID string) ([]session.Session, 
 	return list, nil
 }
 
-// exists and gone are reads that settle a write whose answer was lost
-// (see scriptdeadline.Settle): whether the key the write creates is
-// there, or the key it deletes is not.
+// exists settles a write whose answer was lost (see
+// scriptdeadline.Settle) by whether the key it creates, one of a fresh
+// random name, is there.
 func (s *Sessions) exists(key string) func(context.Context) (bool, error) {
 	return func(ctx context.Context) (bool, error) {
 		n, err := s.c.Exists(ctx, key).Result()
@@ -506,10 +518,39 @@ func (s *Sessions) exists(key string) func(context.Context) (bool, error) {
 	}
 }
 
-func (s *Sessions) gone(key string) func(context.Context) (bool, error) {
+// A receipt tells a revocation that ran from one that did not, once its
+// answer was lost: "the session is gone" cannot, since a request racing
+// this one may have ended it, and then this one must not also succeed.
+// The scripts write it, in the user's hash slot, only when they ended
+// something, and it lives long enough for the read that settles the
+// outcome.
+func (s *Sessions) receipt(userID string) (string, error) {
+	id, err := session.RandomString(12)
+	if err != nil {
+		return "", err
+	}
+	return "rcpt:{" + userID + "}:" + id, nil
+}
+
+// receiptLife is how long a receipt lives, in milliseconds: far longer
+// than a settling read can come after the write.
+func (s *Sessions) receiptLife() int64 { return max(10*time.Second, 10*s.timeout).Milliseconds() }
+
+// receipted reads a receipt: whether the write that names it ran, and, when
+// n is not nil, the count it holds.
+func (s *Sessions) receipted(key string, n *int) func(context.Context) (bool, error) {
 	return func(ctx context.Context) (bool, error) {
-		n, err := s.c.Exists(ctx, key).Result()
-		return n == 0, err
+		v, err := s.c.Get(ctx, key).Int()
+		switch {
+		case errors.Is(err, redis.Nil):
+			return false, nil
+		case err != nil:
+			return false, err
+		}
+		if n != nil {
+			*n = v
+		}
+		return true, nil
 	}
 }
 

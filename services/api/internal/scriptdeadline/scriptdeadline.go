@@ -144,22 +144,20 @@ func Unavailable(op string, err error) error {
 //
 // Settle returns false without a round trip when err is an answer of
 // Redis's (a refusal, LATE included: nothing ran), when the script never
-// left (no connection could be had) or when the caller left; and false
-// when ran fails too, since the outcome is then unknown. ran gets half a
-// timeout, so a write that Redis never answers still gets its 503 within
-// one and a half timeouts (750 ms at the default).
+// left (no connection could be had) or when the client hung up (nobody
+// reads the answer); and false when ran fails too, since the outcome is
+// then unknown. ran gets half a timeout of its own, past whatever
+// deadline ctx carries (a request's budget for its store calls): a 503
+// there would claim that nothing changed. A write that Redis never
+// answers thus gets its 503 at most one and a half timeouts after it was
+// sent (750 ms at the default).
 func Settle(ctx context.Context, err error, deadline int64, timeout time.Duration, ran func(context.Context) (bool, error)) bool {
-	if !MayHaveRun(err) || ctx.Err() != nil {
+	if !MayHaveRun(err) || errors.Is(ctx.Err(), context.Canceled) {
 		return false
 	}
+	ctx = context.WithoutCancel(ctx)
 	if wait := time.Until(time.UnixMilli(deadline).Add(timeout / marginDivisor)); wait > 0 {
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return false
-		}
+		time.Sleep(wait) // until Redis can no longer run the script
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout/2)
 	defer cancel()
