@@ -136,18 +136,21 @@ DEPLOY_ENV = IMAGE_PREFIX=$(IMAGE_PREFIX) REDIS_IMAGE=$(REDIS_IMAGE) NGINX_IMAGE
 images:
 	$(DEPLOY_ENV) deploy/docker/build-images.sh
 
-# The local images' names, kept in .env (Compose reads it beside
+# The local images' names and the build labels (VERSION, REVISION, which
+# are the API image's build arguments, so Compose 1.29 counts them in a
+# container's configuration), kept in .env (Compose reads it beside
 # docker-compose.yml), so that plain `docker compose` commands, such as
-# the runbook's in deploy/README.md, use the same images as make up
-# instead of the official ones, which no registry here serves. Other lines
-# of .env stay as they are.
-IMAGE_VARS := REDIS_IMAGE NGINX_IMAGE PROMETHEUS_IMAGE ALERTMANAGER_IMAGE REDIS_EXPORTER_IMAGE NGINX_EXPORTER_IMAGE API_IMAGE
+# the runbook's in deploy/README.md, use the same images as make up and
+# recreate nothing that make up started, instead of turning to the
+# official images, which no registry here serves. Other lines of .env stay
+# as they are.
+STACK_VARS := REDIS_IMAGE NGINX_IMAGE PROMETHEUS_IMAGE ALERTMANAGER_IMAGE REDIS_EXPORTER_IMAGE NGINX_EXPORTER_IMAGE API_IMAGE VERSION REVISION
 
-## up: build images when needed, record their names in .env, start the stack, wait until nginx answers, print the URLs
+## up: build images when needed, record their names and the build labels in .env, start the stack, wait until nginx answers, print the URLs
 up: images
 	@command -v curl >/dev/null || { echo "make up waits for nginx with curl: apt-get install -y curl" >&2; exit 1; }
-	@{ [ -f .env ] && grep -v -E '^($(subst $(space),|,$(IMAGE_VARS)))=' .env || true; \
-	   $(foreach v,$(IMAGE_VARS),echo '$(v)=$($(v))';) } > .env.new && mv .env.new .env
+	@{ [ -f .env ] && grep -v -E '^($(subst $(space),|,$(STACK_VARS)))=' .env || true; \
+	   $(foreach v,$(STACK_VARS),echo '$(v)=$($(v))';) } > .env.new && mv .env.new .env
 	$(DEPLOY_ENV) $(COMPOSE) up -d --no-build
 	@echo "waiting up to $(UP_TIMEOUT) s for http://127.0.0.1:$(NGINX_PORT)/healthz"
 	@for i in $$(seq $(UP_TIMEOUT)); do \

@@ -33,6 +33,7 @@ var composeImages = map[string]string{
 type composeStack struct {
 	tool    []string // "docker compose" or "docker-compose"
 	file    string
+	envFile string // an empty one: not the repository's .env
 	project string
 	env     []string
 	nginx   string // base URL of its nginx on loopback
@@ -45,13 +46,27 @@ var errNoImages = errors.New("images missing")
 // startCompose brings the stack up with the Compose command tool and
 // waits until its nginx answers through a replica. On an error after
 // `up` ran, the stack is taken down again.
-func startCompose(ctx context.Context, tool, repo string, log io.Writer) (*composeStack, error) {
+func startCompose(ctx context.Context, tool, repo, dir string, log io.Writer) (*composeStack, error) {
 	file, err := filepath.Abs(filepath.Join(repo, "docker-compose.yml"))
 	if err != nil {
 		return nil, err
 	}
-	s := &composeStack{tool: strings.Fields(tool), file: file, project: "bench" + randomHex()}
-	env := os.Environ()
+	// The stack is measured as the table says (LOG_LEVEL=info, the
+	// service's default limits, no extra profiles), whatever the
+	// repository's .env (which make up writes) or the caller's
+	// environment would set.
+	envFile := filepath.Join(dir, "compose.env")
+	if err := os.WriteFile(envFile, nil, 0o644); err != nil {
+		return nil, err
+	}
+	s := &composeStack{tool: strings.Fields(tool), file: file, envFile: envFile, project: "bench" + randomHex()}
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "COMPOSE_") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "LOG_LEVEL=info", "LOGIN_LIMIT_PER_IP=", "LOGIN_LIMIT_PER_USER=")
 	for name, def := range composeImages {
 		image := os.Getenv(name)
 		if image == "" {
@@ -108,7 +123,7 @@ func (s *composeStack) down() {
 func (s *composeStack) run(ctx context.Context, timeout time.Duration, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	full := append(append([]string{}, s.tool[1:]...), "-p", s.project, "-f", s.file)
+	full := append(append([]string{}, s.tool[1:]...), "--env-file", s.envFile, "-p", s.project, "-f", s.file)
 	cmd := exec.CommandContext(ctx, s.tool[0], append(full, args...)...)
 	cmd.Env = s.env
 	cmd.Dir = filepath.Dir(s.file)

@@ -5,11 +5,14 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"redis-session-app/services/api/internal/redisstore"
 	"redis-session-app/services/api/internal/redistest"
@@ -220,6 +223,33 @@ func TestLostAnswerSettles(t *testing.T) {
 				wantNotFound(t, "Lookup of a session logout-all ended", lerr)
 				if n != 3 {
 					t.Errorf("revoked: got %d, want 3 (the receipt's count)", n)
+				}
+			}
+			return err
+		}},
+		{"LogoutAllOverABatch", func(t *testing.T, arm func()) error {
+			// An index a previous version left over the cap: 1,000
+			// members of gone sessions, the oldest, before two live
+			// ones. Every batch's answer is lost; each is settled by
+			// its own receipt and the loop goes on.
+			carol := register(t, users, "carol-"+strings.ToLower(newUserID(t)))
+			gone := make([]redis.Z, 1000)
+			for i := range gone {
+				gone[i] = redis.Z{Score: float64(i + 1), Member: sha256Hex(carol.ID + strconv.Itoa(i))}
+			}
+			if err := direct.ZAdd(ctx, "idx:{"+carol.ID+"}", gone...).Err(); err != nil {
+				t.Fatal(err)
+			}
+			first, last := create(t, store, carol.ID), create(t, store, carol.ID)
+			arm()
+			n, err := store.RevokeAll(ctx, last.Token)
+			if err == nil {
+				for _, tok := range []string{first.Token, last.Token} {
+					_, lerr := store.Lookup(ctx, tok)
+					wantNotFound(t, "Lookup of a session logout-all ended", lerr)
+				}
+				if n != 2 {
+					t.Errorf("revoked: got %d, want 2", n)
 				}
 			}
 			return err

@@ -232,8 +232,8 @@ return n
 // deletes nothing when the caller's session is gone: revoked by a request
 // that raced this one, or expired.
 //
-// The first call also writes the caller's receipt, holding how many
-// sessions it ended (see Sessions.receipt).
+// Every call that gets past that check writes its receipt, holding what
+// it returns, "<ended> <members left>" (see Sessions.receipt).
 //
 // KEYS: index key, the caller's session key, receipt key. ARGV: deadline,
 // session key prefix, batch, whether this is the first call (and checks
@@ -244,6 +244,7 @@ if ARGV[4] == '1' and redis.call('EXISTS', KEYS[2]) == 0 then
 end
 local ms = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1)
 if #ms == 0 then
+  redis.call('SET', KEYS[3], '0 0', 'PX', ARGV[5])
   return {0, 0}
 end
 local ks = {}
@@ -252,10 +253,9 @@ for i, m in ipairs(ms) do
 end
 local n = redis.call('DEL', unpack(ks))
 redis.call('ZREM', KEYS[1], unpack(ms))
-if ARGV[4] == '1' then
-  redis.call('SET', KEYS[3], n, 'PX', ARGV[5])
-end
-return {n, redis.call('ZCARD', KEYS[1])}
+local left = redis.call('ZCARD', KEYS[1])
+redis.call('SET', KEYS[3], n .. ' ' .. left, 'PX', ARGV[5])
+return {n, left}
 `)
 
 // revokeByIDScript deletes the session an id map entry names, the entry

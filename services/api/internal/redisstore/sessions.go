@@ -367,10 +367,6 @@ func (s *Sessions) RevokeAll(ctx context.Context, token string) (int, error) {
 		return 0, session.ErrNotFound
 	}
 	k := keysOf(token)
-	rcpt, err := s.receipt(k.userID)
-	if err != nil {
-		return 0, fmt.Errorf("revoking all sessions: %w", err)
-	}
 	total := 0
 	// Only the first call checks the caller's session: a later one may
 	// find it among the members an earlier one deleted.
@@ -380,17 +376,25 @@ func (s *Sessions) RevokeAll(ctx context.Context, token string) (int, error) {
 		if err != nil {
 			return 0, scriptdeadline.Unavailable("revoking all sessions", err)
 		}
+		// A receipt per call: a call whose answer was lost is settled
+		// by its own, and the loop goes on after it.
+		rcpt, err := s.receipt(k.userID)
+		if err != nil {
+			return 0, fmt.Errorf("revoking all sessions: %w", err)
+		}
 		res, err := revokeAllScript.Run(ctx, s.c, []string{k.index(), k.session, rcpt}, dl, k.prefix, maxPerUserLimit, first, s.receiptLife()).Int64Slice()
 		switch {
 		case err != nil:
-			// The receipt holds how many the lost answer would have
-			// said (a later call, after an index over the cap, has
-			// none: then the outcome stays unknown).
-			n := 0
-			if !first || !scriptdeadline.Settle(ctx, err, dl, s.timeout, s.receipted(rcpt, &n)) {
+			// The receipt holds what the lost answer would have.
+			var kept string
+			if !scriptdeadline.Settle(ctx, err, dl, s.timeout, s.receipted(rcpt, &kept)) {
 				return 0, scriptdeadline.Unavailable("revoking all sessions", err)
 			}
-			return n, nil
+			var ended, left int64
+			if _, err := fmt.Sscanf(kept, "%d %d", &ended, &left); err != nil {
+				return 0, scriptdeadline.Unavailable("revoking all sessions", fmt.Errorf("receipt %q: %w", kept, err))
+			}
+			res = []int64{ended, left}
 		case len(res) != 2:
 			return 0, scriptdeadline.Unavailable("revoking all sessions", fmt.Errorf("got %d values, want 2", len(res)))
 		case res[0] < 0:
@@ -536,19 +540,19 @@ func (s *Sessions) receipt(userID string) (string, error) {
 // than a settling read can come after the write.
 func (s *Sessions) receiptLife() int64 { return max(10*time.Second, 10*s.timeout).Milliseconds() }
 
-// receipted reads a receipt: whether the write that names it ran, and, when
-// n is not nil, the count it holds.
-func (s *Sessions) receipted(key string, n *int) func(context.Context) (bool, error) {
+// receipted reads a receipt: whether the write that names it ran, and,
+// when kept is not nil, what it holds.
+func (s *Sessions) receipted(key string, kept *string) func(context.Context) (bool, error) {
 	return func(ctx context.Context) (bool, error) {
-		v, err := s.c.Get(ctx, key).Int()
+		v, err := s.c.Get(ctx, key).Result()
 		switch {
 		case errors.Is(err, redis.Nil):
 			return false, nil
 		case err != nil:
 			return false, err
 		}
-		if n != nil {
-			*n = v
+		if kept != nil {
+			*kept = v
 		}
 		return true, nil
 	}
