@@ -11,23 +11,20 @@ import (
 	"redis-session-app/services/api/internal/redistest"
 )
 
-// TestBodyRefusedUnreadIsAnsweredAtOnce: an error answered before a
-// declared body is read (too large, not JSON, no session, no such route)
-// goes out at once and the connection is closed, even when the client
-// never sends the body: net/http would otherwise wait to read up to
-// 256 KiB of it, until the 10 s read timeout.
+// TestBodyRefusedUnreadIsAnsweredAtOnce: a body refused before it is read
+// (declared too large, or not JSON) is answered at once and the connection
+// closed, even when the client never sends it: net/http would otherwise
+// wait to read up to 256 KiB of it, until the 10 s read timeout.
 func TestBodyRefusedUnreadIsAnsweredAtOnce(t *testing.T) {
 	t.Parallel()
 	r := startReplica(t, baseEnv(redistest.Start(t).Addr(), "unread"))
 	for _, tc := range []struct {
-		name, path, contentType string
-		length                  int
-		want                    int
+		name, contentType string
+		length            int
+		want              int
 	}{
-		{"TooLarge", "/auth/login", "application/json", 100_000, http.StatusRequestEntityTooLarge},
-		{"NotJSON", "/auth/login", "text/plain", 1000, http.StatusUnsupportedMediaType},
-		{"NoSession", "/auth/logout", "application/json", 1000, http.StatusUnauthorized},
-		{"NoSuchRoute", "/nowhere", "application/json", 1000, http.StatusNotFound},
+		{"TooLarge", "application/json", 100_000, http.StatusRequestEntityTooLarge},
+		{"NotJSON", "text/plain", 1000, http.StatusUnsupportedMediaType},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			conn, err := net.Dial("tcp", r.addr)
@@ -36,7 +33,7 @@ func TestBodyRefusedUnreadIsAnsweredAtOnce(t *testing.T) {
 			}
 			defer conn.Close()
 			// Declared, never sent.
-			_, err = conn.Write([]byte("POST " + tc.path + " HTTP/1.1\r\nHost: localhost\r\nContent-Type: " + tc.contentType +
+			_, err = conn.Write([]byte("POST /auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: " + tc.contentType +
 				"\r\nContent-Length: " + strconv.Itoa(tc.length) + "\r\n\r\n"))
 			if err != nil {
 				t.Fatal(err)

@@ -27,11 +27,11 @@ func readBody(c *gin.Context) ([]byte, error) {
 		// ("application/json;;"), is not application/json.
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/json" {
-			return nil, errMediaType
+			return nil, refuseUnread(c, errMediaType)
 		}
 	}
 	if c.Request.ContentLength > maxBodyBytes {
-		return nil, errTooLarge
+		return nil, refuseUnread(c, errTooLarge)
 	}
 	body := c.Request.Body
 	if body == nil {
@@ -45,8 +45,19 @@ func readBody(c *gin.Context) ([]byte, error) {
 		}
 		return nil, badRequest("could not read the request body")
 	}
-	state(c).bodyRead = true
 	return b, nil
+}
+
+// refuseUnread returns err for a request whose body is refused unread,
+// and closes the connection after the answer: net/http would otherwise
+// read what is left of a body of up to 256 KiB before answering, to keep
+// the connection, and a client that declared a body it never sends would
+// get its answer only at the read timeout.
+func refuseUnread(c *gin.Context, err error) error {
+	if c.Request.ContentLength != 0 {
+		c.Header("Connection", "close")
+	}
+	return err
 }
 
 // decodeObject decodes b, which must be one JSON object and nothing else,

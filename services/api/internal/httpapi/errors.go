@@ -117,14 +117,6 @@ func fail(c *gin.Context, d Deps, err error) {
 }
 
 func abortWith(c *gin.Context, he *httpError) {
-	// A body declared and not read (refused for its size or type, or
-	// sent where nothing reads one): net/http would read what is left of
-	// it, up to 256 KiB, before answering, to keep the connection, and a
-	// client that never sends it would wait for the read timeout. The
-	// answer goes out at once and the connection is closed instead.
-	if c.Request.ContentLength != 0 && !state(c).bodyRead {
-		c.Header("Connection", "close")
-	}
 	if he.retryAfter > 0 {
 		c.Header("Retry-After", strconv.Itoa(he.retryAfter))
 	}

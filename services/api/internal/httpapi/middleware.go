@@ -33,8 +33,6 @@ type requestState struct {
 	// a listing whose charge failed): the client is told only that the
 	// store is unavailable.
 	cause string
-	// bodyRead is set once the request's body has been read in full.
-	bodyRead bool
 }
 
 type stateKey struct{}

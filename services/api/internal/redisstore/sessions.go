@@ -372,6 +372,13 @@ func (s *Sessions) RevokeAll(ctx context.Context, token string) (int, error) {
 	// find it among the members an earlier one deleted.
 	first := true
 	for {
+		if !first {
+			// Once a call has run, the rest run on time of their own,
+			// past the request's budget and a client that hung up: a
+			// logout-all cut off half-way would answer 503 with
+			// sessions already ended.
+			ctx = context.WithoutCancel(ctx)
+		}
 		dl, err := scriptdeadline.At(ctx, s.timeout)
 		if err != nil {
 			return 0, scriptdeadline.Unavailable("revoking all sessions", err)
