@@ -291,20 +291,17 @@ func recoverPanics(log *slog.Logger) gin.HandlerFunc {
 // Deps.StoreBudget, which every store call of the request then honours.
 func budgetStore(d Deps) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if d.StoreBudget <= 0 {
-			c.Next()
-			return
-		}
-		ctx, cancel := context.WithTimeout(c.Request.Context(), d.StoreBudget)
+		ctx, cancel := storePhase(c, d)
 		defer cancel()
 		c.Request = c.Request.WithContext(ctx)
 		c.Next()
 	}
 }
 
-// storePhase bounds the store calls of one phase of a login or a
-// registration, as budgetStore does for a whole request: the password
-// hash between its phases waits up to its own bound for a slot.
+// storePhase bounds store calls by Deps.StoreBudget: those of a whole
+// request (budgetStore), or those of one phase of a login or a
+// registration, whose password hash between its phases waits up to its
+// own bound for a slot.
 func storePhase(c *gin.Context, d Deps) (context.Context, context.CancelFunc) {
 	if d.StoreBudget <= 0 {
 		return context.WithCancel(c.Request.Context())

@@ -149,9 +149,8 @@ return {cost, remaining, tostring(retry_after), tostring(reset_after)}
 //
 // A refund that is tried again names a marker key of its own (KEYS[2]),
 // set on its first run that finds something to give back, for as long as
-// it is tried: a try whose answer was
-// lost may have been made, and the next one then finds the marker and
-// gives nothing back again.
+// it is tried: a try whose answer was lost may have been made, and the
+// next one then finds the marker and gives nothing back again.
 //
 // KEYS: the limit's key, and the marker's when the refund may be tried
 // again. ARGV: deadline, rate, period (seconds), cost, the marker's

@@ -157,8 +157,9 @@ const (
 // every hashed attempt free). Each try carries a deadline, so a try Redis
 // runs late does nothing and the next one counts, and all tries share one
 // marker, so a try made whose answer was lost is not made again: the
-// events are given back once. Tries stop at the first answer, or after refundPatience; then
-// the events stay counted and the limit recovers by itself.
+// events are given back once. Tries stop at the first answer, or after
+// refundPatience; then the events stay counted and the limit recovers by
+// itself.
 func (l *Limiter) refund(ctx context.Context, key string, lim session.Limit, cost int) {
 	// Canceled only: a request whose store budget ran out (a deadline)
 	// was answered 503 and gets its refund.

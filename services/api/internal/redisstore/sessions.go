@@ -372,13 +372,6 @@ func (s *Sessions) RevokeAll(ctx context.Context, token string) (int, error) {
 	// find it among the members an earlier one deleted.
 	first := true
 	for {
-		if !first {
-			// Once a call has run, the rest run on time of their own,
-			// past the request's budget and a client that hung up: a
-			// logout-all cut off half-way would answer 503 with
-			// sessions already ended.
-			ctx = context.WithoutCancel(ctx)
-		}
 		dl, err := scriptdeadline.At(ctx, s.timeout)
 		if err != nil {
 			return 0, scriptdeadline.Unavailable("revoking all sessions", err)
@@ -411,7 +404,14 @@ func (s *Sessions) RevokeAll(ctx context.Context, token string) (int, error) {
 		if res[1] == 0 {
 			return total, nil
 		}
-		first = false
+		if first {
+			// Once a call has run, the rest run on time of their own,
+			// past the request's budget and a client that hung up: a
+			// logout-all cut off half-way would answer 503 with
+			// sessions already ended.
+			first = false
+			ctx = context.WithoutCancel(ctx)
+		}
 	}
 }
 

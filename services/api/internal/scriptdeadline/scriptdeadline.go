@@ -152,7 +152,7 @@ func Unavailable(op string, err error) error {
 // answers thus gets its 503 at most one and a half timeouts after it was
 // sent (750 ms at the default).
 func Settle(ctx context.Context, err error, deadline int64, timeout time.Duration, ran func(context.Context) (bool, error)) bool {
-	if !MayHaveRun(err) || errors.Is(ctx.Err(), context.Canceled) {
+	if !mayHaveRun(err) || errors.Is(ctx.Err(), context.Canceled) {
 		return false
 	}
 	ctx = context.WithoutCancel(ctx)
@@ -165,12 +165,10 @@ func Settle(ctx context.Context, err error, deadline int64, timeout time.Duratio
 	return err == nil && ok
 }
 
-// MayHaveRun tells a failure after which Redis may have run the script
+// mayHaveRun tells a failure after which Redis may have run the script
 // (its answer did not arrive) from one after which it cannot have: an
-// answer of Redis's, no connection to send it on, the caller gone. Only
-// after the latter may a write be sent again without the risk of making
-// it twice.
-func MayHaveRun(err error) bool {
+// answer of Redis's, no connection to send it on, the caller gone.
+func mayHaveRun(err error) bool {
 	var reply redis.Error
 	var op *net.OpError
 	switch {
