@@ -51,7 +51,7 @@ func TestRedisCommandsPerRoute(t *testing.T) {
 			wantStatus(t, res, http.StatusOK)
 			tok = decode[loginResponse](t, res).SessionID
 		}},
-		{"revoke", 9, func() {
+		{"revoke", 10, func() {
 			other = r.login(t, "counter", pw)
 			id = current(t, r.sessions(t, other)).ID
 		}, func() {

@@ -103,6 +103,8 @@ func fail(c *gin.Context, d Deps, err error) {
 		he = errBusy
 	case errors.Is(err, session.ErrUsernameTaken):
 		he = errUsernameTaken
+	case errors.Is(err, session.ErrCallerGone):
+		he = errInvalidSession
 	case errors.Is(err, session.ErrNotFound):
 		he = errNotFound
 	default:

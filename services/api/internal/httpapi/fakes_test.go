@@ -149,11 +149,16 @@ func (s *fakeStore) RevokeAll(_ context.Context, token string) (int, error) {
 	return n, nil
 }
 
-func (s *fakeStore) RevokeByID(_ context.Context, userID, id string) error {
+func (s *fakeStore) RevokeByID(_ context.Context, token, id string) error {
 	defer s.mu.Unlock()
 	if err := s.begin(); err != nil {
 		return err
 	}
+	caller, ok := s.sessions[s.byToken[token]]
+	if !ok {
+		return session.ErrCallerGone
+	}
+	userID := caller.UserID
 	sess, ok := s.sessions[id]
 	if !ok || sess.UserID != userID {
 		return session.ErrNotFound

@@ -145,8 +145,11 @@ func handleRevokeSession(d Deps) gin.HandlerFunc {
 			fail(c, d, errNotFound)
 			return
 		}
-		if err := d.Sessions.RevokeByID(c.Request.Context(), st.session.UserID, id); err != nil {
-			fail(c, d, err) // ErrNotFound is the contract's 404
+		if err := d.Sessions.RevokeByID(c.Request.Context(), st.token, id); err != nil {
+			// ErrNotFound is the contract's 404; ErrCallerGone (the
+			// caller's own session revoked since its lookup) the 401 it
+			// would have got a moment later.
+			fail(c, d, err)
 			return
 		}
 		d.Metrics.SessionsRevoked.WithLabelValues(metrics.RevokeRevoke).Inc()

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -232,5 +233,56 @@ func TestListingInvalidUTF8(t *testing.T) {
 	// The listing replaces each byte, a login each run of them.
 	if got[true] != "Moz\uFFFDilla" || got[false] != "old\uFFFD\uFFFDagent" || len(body.Sessions) != 2 {
 		t.Errorf("listed User-Agents: got %v, want %q (current) and %q", got, "Moz\uFFFDilla", "old\uFFFD\uFFFDagent")
+	}
+}
+
+// TestSessionsRevokingEachOther: two sessions of one user that revoke each
+// other by id at the same moment. Redis runs the two revocations one after
+// the other, so the second comes from a session that is already revoked:
+// it must answer 401 and revoke nothing, as a request a moment later would.
+// Exactly one of the two succeeds, and its session still works.
+func TestSessionsRevokingEachOther(t *testing.T) {
+	var store session.Store
+	h, _ := newRedisHarness(t, func(d *httpapi.Deps) { store = d.Sessions })
+	checkResponse(t, h.do(newRequest(http.MethodPost, "/auth/register", `{"username":"Alice","password":"correct horse"}`)),
+		http.StatusCreated, `{"username":"Alice"}`)
+	idOf := func(token string) string {
+		s, err := store.Lookup(context.Background(), token)
+		if err != nil {
+			t.Fatalf("Lookup: %v", err)
+		}
+		return s.ID
+	}
+	for round := range 20 {
+		a, b := login(t, h, "a"), login(t, h, "b")
+		pairs := [2][2]string{{a, idOf(b)}, {b, idOf(a)}} // caller, target
+		var codes [2]int
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i, p := range pairs {
+			wg.Go(func() {
+				req := authed(newRequest(http.MethodDelete, "/auth/sessions/"+p[1], ""), p[0])
+				<-start
+				codes[i] = h.do(req).Code
+			})
+		}
+		close(start)
+		wg.Wait()
+		won := 0
+		for i, code := range codes {
+			switch code {
+			case http.StatusNoContent:
+				won = i
+			case http.StatusUnauthorized:
+			default:
+				t.Fatalf("round %d: DELETE %d answered %d, want 204 or 401", round, i, code)
+			}
+		}
+		if codes[0]+codes[1] != http.StatusNoContent+http.StatusUnauthorized {
+			t.Fatalf("round %d: answers %v, want one 204 and one 401", round, codes)
+		}
+		checkResponse(t, h.do(authed(newRequest(http.MethodGet, "/profile", ""), pairs[won][0])), http.StatusOK, "")
+		checkResponse(t, h.do(authed(newRequest(http.MethodGet, "/profile", ""), pairs[1-won][0])),
+			http.StatusUnauthorized, `{"error":"Invalid session"}`)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,12 +66,13 @@ func TestRevokeByIDAfterRefresh(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Refresh: %v", err)
 	}
-	if err := e.store.RevokeByID(ctx, uid, iss.Session.ID); err != nil {
+	caller := create(t, e.store, uid)
+	if err := e.store.RevokeByID(ctx, caller.Token, iss.Session.ID); err != nil {
 		t.Fatalf("RevokeByID: %v", err)
 	}
 	_, err = e.store.Lookup(ctx, next.Token)
 	wantNotFound(t, "Lookup of the refreshed token", err)
-	wantNotFound(t, "RevokeByID again", e.store.RevokeByID(ctx, uid, iss.Session.ID))
+	wantNotFound(t, "RevokeByID again", e.store.RevokeByID(ctx, caller.Token, iss.Session.ID))
 	if n := e.rdb.Exists(ctx, "sid:{"+uid+"}:"+iss.Session.ID).Val(); n != 0 {
 		t.Errorf("id map entry after revocation: EXISTS %d, want 0", n)
 	}
@@ -124,7 +126,7 @@ func TestRevocationDropsIDMap(t *testing.T) {
 	if n := idMap(next); n != 1 {
 		t.Errorf("id map entry after logout-all: EXISTS %d, want 1 (left to expire)", n)
 	}
-	wantNotFound(t, "RevokeByID after logout-all", e.store.RevokeByID(ctx, uid, next.Session.ID))
+	wantNotFound(t, "RevokeByID after logout-all", e.store.RevokeByID(ctx, create(t, e.store, uid).Token, next.Session.ID))
 }
 
 // TestIDMapExpiresWithSession: the id map entry carries the session's
@@ -148,13 +150,13 @@ func TestIDMapExpiresWithSession(t *testing.T) {
 
 // legacySessions stores n live sessions of uid as the previous version
 // did (no id map entries), created a millisecond apart before now, and
-// returns their public ids, oldest first.
-func legacySessions(t *testing.T, rdb redis.UniversalClient, uid string, now time.Time, n int) []string {
+// returns their public ids and tokens, oldest first.
+func legacySessions(t *testing.T, rdb redis.UniversalClient, uid string, now time.Time, n int) (ids, tokens []string) {
 	t.Helper()
 	ctx := context.Background()
-	var ids []string
 	for i := range n {
-		member := sha256Hex(strconv.Itoa(i) + uid)
+		token := uid + (strconv.Itoa(i) + strings.Repeat("L", 43))[:43]
+		member := sha256Hex(token)
 		id := ("legacy" + strconv.Itoa(i) + "xxxxxxxxxxxxxxxxxxxxxx")[:22]
 		ct := now.Add(-time.Minute).UnixMilli() - int64(n-i)
 		exp := now.Add(time.Hour).UnixMilli()
@@ -165,8 +167,9 @@ func legacySessions(t *testing.T, rdb redis.UniversalClient, uid string, now tim
 		rdb.PExpireAt(ctx, key, time.UnixMilli(exp))
 		rdb.ZAdd(ctx, "idx:{"+uid+"}", redis.Z{Score: float64(ct), Member: member})
 		ids = append(ids, id)
+		tokens = append(tokens, token)
 	}
-	return ids
+	return ids, tokens
 }
 
 // TestLegacyIndexOverTheCap: an index the previous version left with more
@@ -177,7 +180,7 @@ func TestLegacyIndexOverTheCap(t *testing.T) {
 	e := newEnv(t, redisstore.SessionOptions{MaxPerUser: 3})
 	ctx := context.Background()
 	uid := newUserID(t)
-	ids := legacySessions(t, e.rdb, uid, e.clock.Now(), 10)
+	ids, tokens := legacySessions(t, e.rdb, uid, e.clock.Now(), 10)
 
 	list, err := e.store.List(ctx, uid)
 	if err != nil {
@@ -186,7 +189,7 @@ func TestLegacyIndexOverTheCap(t *testing.T) {
 	if len(list) != 3 || list[0].ID != ids[9] {
 		t.Fatalf("List: got %d sessions, newest %+v, want the 3 newest, %s first", len(list), list, ids[9])
 	}
-	if err := e.store.RevokeByID(ctx, uid, ids[9]); err != nil {
+	if err := e.store.RevokeByID(ctx, tokens[8], ids[9]); err != nil {
 		t.Fatalf("RevokeByID of a listed legacy session: %v", err)
 	}
 
@@ -202,7 +205,7 @@ func TestLegacyIndexOverTheCap(t *testing.T) {
 		lookup(t, e.store, iss.Token)
 	}
 	for i := range 9 {
-		if n := e.rdb.Exists(ctx, "sess:{"+uid+"}:"+sha256Hex(strconv.Itoa(i)+uid)).Val(); n != 0 {
+		if n := e.rdb.Exists(ctx, "sess:{"+uid+"}:"+sha256Hex(tokens[i])).Val(); n != 0 {
 			t.Errorf("legacy session %d is still there", i)
 		}
 	}

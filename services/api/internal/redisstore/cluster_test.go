@@ -37,7 +37,7 @@ func TestCluster(t *testing.T) {
 	if err != nil || len(list) != 2 {
 		t.Fatalf("List: got %v, %v, want 2 sessions", list, err)
 	}
-	if err := store.RevokeByID(ctx, u.ID, s.ID); err != nil {
+	if err := store.RevokeByID(ctx, tokens[1], s.ID); err != nil {
 		t.Fatalf("RevokeByID: %v", err)
 	}
 	_, err = store.Lookup(ctx, refreshed.Token)

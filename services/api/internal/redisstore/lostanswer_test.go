@@ -139,7 +139,7 @@ func TestLostAnswerSettles(t *testing.T) {
 	}
 	for _, err := range []error{
 		store.Revoke(ctx, newSession().Token),
-		store.RevokeByID(ctx, alice.ID, newSession().Session.ID),
+		store.RevokeByID(ctx, newSession().Token, newSession().Session.ID),
 	} {
 		if err != nil {
 			t.Fatal(err)
@@ -205,9 +205,9 @@ func TestLostAnswerSettles(t *testing.T) {
 			return err
 		}},
 		{name: "RevokeByID", write: func(t *testing.T, arm func()) error {
-			iss := newSession()
+			iss, caller := newSession(), newSession()
 			arm()
-			err := store.RevokeByID(ctx, alice.ID, iss.Session.ID)
+			err := store.RevokeByID(ctx, caller.Token, iss.Session.ID)
 			if err == nil {
 				_, lerr := store.Lookup(ctx, iss.Token)
 				wantNotFound(t, "Lookup of the revoked session", lerr)
@@ -290,20 +290,22 @@ func TestLostAnswerSettles(t *testing.T) {
 	// too (the session being gone is no proof that this one ran).
 	directStore := redisstore.NewSessions(direct, redisstore.SessionOptions{})
 	for _, tc := range []struct {
-		name   string
-		revoke func(iss session.Issued) error
+		name string
+		// revoke ends iss, the session that the racing request ended;
+		// caller is another live session of the same user.
+		revoke func(iss, caller session.Issued) error
 	}{
-		{"Logout", func(iss session.Issued) error { return store.Revoke(ctx, iss.Token) }},
-		{"RevokeByID", func(iss session.Issued) error { return store.RevokeByID(ctx, alice.ID, iss.Session.ID) }},
-		{"LogoutAll", func(iss session.Issued) error { _, err := store.RevokeAll(ctx, iss.Token); return err }},
+		{"Logout", func(iss, _ session.Issued) error { return store.Revoke(ctx, iss.Token) }},
+		{"RevokeByID", func(iss, caller session.Issued) error { return store.RevokeByID(ctx, caller.Token, iss.Session.ID) }},
+		{"LogoutAll", func(iss, _ session.Issued) error { _, err := store.RevokeAll(ctx, iss.Token); return err }},
 	} {
 		t.Run("RacedBy"+tc.name, func(t *testing.T) {
-			iss := newSession()
+			iss, caller := newSession(), newSession()
 			if err := directStore.Revoke(ctx, iss.Token); err != nil {
 				t.Fatal(err)
 			}
 			proxy.armed.Store(true)
-			err := tc.revoke(iss)
+			err := tc.revoke(iss, caller)
 			proxy.armed.Store(false)
 			if err == nil {
 				t.Fatal("a revocation that found its session already ended succeeded, after its answer was lost")

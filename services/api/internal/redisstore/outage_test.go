@@ -41,7 +41,7 @@ func calls(s *redisstore.Sessions, u *redisstore.Users, userID, token string) []
 		{"Refresh", func(ctx context.Context) error { _, err := s.Refresh(ctx, token); return err }},
 		{"Revoke", func(ctx context.Context) error { return s.Revoke(ctx, token) }},
 		{"RevokeAll", func(ctx context.Context) error { _, err := s.RevokeAll(ctx, token); return err }},
-		{"RevokeByID", func(ctx context.Context) error { return s.RevokeByID(ctx, userID, "AAAAAAAAAAAAAAAAAAAAAA") }},
+		{"RevokeByID", func(ctx context.Context) error { return s.RevokeByID(ctx, token, "AAAAAAAAAAAAAAAAAAAAAA") }},
 		{"List", func(ctx context.Context) error { _, err := s.List(ctx, userID); return err }},
 		{"CreateUser", func(ctx context.Context) error {
 			return u.CreateUser(ctx, session.User{Username: "Bob", PasswordHash: "h"})

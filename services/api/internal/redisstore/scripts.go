@@ -263,9 +263,17 @@ return {n, left}
 // Returns 1 if the session existed, and then also writes the caller's
 // receipt (see Sessions.receipt).
 //
-// KEYS: id map key, index key, receipt key. ARGV: deadline, session key
-// prefix, the receipt's lifetime (ms).
+// It returns -1 and deletes nothing when the caller's own session is gone:
+// revoked by a request that raced this one (two sessions revoking each
+// other at once would otherwise both succeed), or expired. A revoked
+// token revokes nothing, as it logs nothing out.
+//
+// KEYS: id map key, index key, receipt key, the caller's session key.
+// ARGV: deadline, session key prefix, the receipt's lifetime (ms).
 var revokeByIDScript = redis.NewScript(scriptdeadline.Prelude + `
+if redis.call('EXISTS', KEYS[4]) == 0 then
+  return -1
+end
 local m = redis.call('GET', KEYS[1])
 if not m then
   return 0

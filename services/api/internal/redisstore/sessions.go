@@ -415,30 +415,38 @@ func (s *Sessions) RevokeAll(ctx context.Context, token string) (int, error) {
 	}
 }
 
-// RevokeByID ends the session of userID with public handle id.
-func (s *Sessions) RevokeByID(ctx context.Context, userID, id string) error {
-	if !validUserID(userID) || !validPublicID(id) {
+// RevokeByID ends the session with public handle id of the user whose
+// session token names.
+func (s *Sessions) RevokeByID(ctx context.Context, token, id string) error {
+	if !session.ValidToken(token) {
+		return session.ErrCallerGone
+	}
+	if !validPublicID(id) {
 		return session.ErrNotFound
 	}
+	k := keysOf(token)
 	dl, err := scriptdeadline.At(ctx, s.timeout)
 	if err != nil {
 		return scriptdeadline.Unavailable("revoking session by id", err)
 	}
-	rcpt, err := s.receipt(userID)
+	rcpt, err := s.receipt(k.userID)
 	if err != nil {
 		return fmt.Errorf("revoking session by id: %w", err)
 	}
-	n, err := revokeByIDScript.Run(ctx, s.c, []string{idMapKey(userID, id), indexKey(userID), rcpt}, dl, sessionPrefix(userID), s.receiptLife()).Int()
+	n, err := revokeByIDScript.Run(ctx, s.c, []string{idMapKey(k.userID, id), k.index(), rcpt, k.session}, dl, k.prefix, s.receiptLife()).Int()
 	if err != nil {
 		if !scriptdeadline.Settle(ctx, err, dl, s.timeout, s.receipted(rcpt, nil)) {
 			return scriptdeadline.Unavailable("revoking session by id", err)
 		}
 		n = 1
 	}
-	if n == 0 {
-		return session.ErrNotFound
+	switch n {
+	case 1:
+		return nil
+	case -1:
+		return session.ErrCallerGone
 	}
-	return nil
+	return session.ErrNotFound
 }
 
 // List returns the live sessions of userID, newest first: those among the

@@ -381,26 +381,34 @@ func TestRevokeByID(t *testing.T) {
 	e := newEnv(t, redisstore.SessionOptions{})
 	ctx := context.Background()
 	alice, bob := newUserID(t), newUserID(t)
-	a1, a2 := create(t, e.store, alice), create(t, e.store, alice)
+	a1, a2, a3 := create(t, e.store, alice), create(t, e.store, alice), create(t, e.store, alice)
 	b1 := create(t, e.store, bob)
+	gone := create(t, e.store, alice)
+	if err := e.store.Revoke(ctx, gone.Token); err != nil {
+		t.Fatal(err)
+	}
 
 	tests := []struct {
 		name    string
-		userID  string
+		caller  string // token
 		id      string
 		wantErr error
 	}{
-		{"OtherUsersID", alice, b1.Session.ID, session.ErrNotFound},
-		{"UnknownID", alice, "nope", session.ErrNotFound},
-		{"EmptyID", alice, "", session.ErrNotFound},
-		{"MalformedUser", "bad", a1.Session.ID, session.ErrNotFound},
-		{"TokenIsNotAnID", alice, a1.Token, session.ErrNotFound},
-		{"OK", alice, a1.Session.ID, nil},
-		{"AlreadyRevoked", alice, a1.Session.ID, session.ErrNotFound},
+		{"OtherUsersID", a2.Token, b1.Session.ID, session.ErrNotFound},
+		{"UnknownID", a2.Token, "nope", session.ErrNotFound},
+		{"EmptyID", a2.Token, "", session.ErrNotFound},
+		{"MalformedCaller", "bad", a1.Session.ID, session.ErrCallerGone},
+		{"TokenIsNotAnID", a2.Token, a1.Token, session.ErrNotFound},
+		// A revoked token revokes nothing: two sessions revoking each
+		// other at once would otherwise both succeed.
+		{"RevokedCaller", gone.Token, a1.Session.ID, session.ErrCallerGone},
+		{"OK", a2.Token, a1.Session.ID, nil},
+		{"AlreadyRevoked", a2.Token, a1.Session.ID, session.ErrNotFound},
+		{"RevokedByTheSessionItRevoked", a1.Token, a3.Session.ID, session.ErrCallerGone},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := e.store.RevokeByID(ctx, tc.userID, tc.id)
+			err := e.store.RevokeByID(ctx, tc.caller, tc.id)
 			if !errors.Is(err, tc.wantErr) {
 				t.Errorf("RevokeByID: got %v, want %v", err, tc.wantErr)
 			}
@@ -409,6 +417,7 @@ func TestRevokeByID(t *testing.T) {
 	_, err := e.store.Lookup(ctx, a1.Token)
 	wantNotFound(t, "Lookup of the revoked session", err)
 	lookup(t, e.store, a2.Token)
+	lookup(t, e.store, a3.Token)
 	lookup(t, e.store, b1.Token)
 }
 
@@ -540,7 +549,7 @@ func TestRedisHoldsNoToken(t *testing.T) {
 	tokens = append(tokens, refreshed.Token)
 	e.clock.Advance(45 * time.Minute)
 	lookup(t, e.store, refreshed.Token) // touches
-	if err := e.store.RevokeByID(ctx, u.ID, lookup(t, e.store, tokens[3]).ID); err != nil {
+	if err := e.store.RevokeByID(ctx, refreshed.Token, lookup(t, e.store, tokens[3]).ID); err != nil {
 		t.Fatalf("RevokeByID: %v", err)
 	}
 

@@ -18,6 +18,10 @@ var (
 	// ErrNotFound means the token, session handle or user is unknown,
 	// expired or revoked.
 	ErrNotFound = errors.New("not found")
+	// ErrCallerGone means the session whose token a request carries is no
+	// longer live when the store acts on it: it was revoked, by a request
+	// that raced this one, or it expired since it was looked up.
+	ErrCallerGone = errors.New("caller's session gone")
 	// ErrUsernameTaken means a user with the same name, compared without
 	// regard to case, already exists.
 	ErrUsernameTaken = errors.New("username taken")
@@ -89,9 +93,12 @@ type Store interface {
 	// token names, that one included, and returns how many; ErrNotFound
 	// when the token names no live session.
 	RevokeAll(ctx context.Context, token string) (int, error)
-	// RevokeByID ends the user's session with the given public handle, or
-	// returns ErrNotFound when the user has no live session with it.
-	RevokeByID(ctx context.Context, userID, id string) error
+	// RevokeByID ends the session with the given public handle of the
+	// user whose session the token names. It returns ErrCallerGone when
+	// the token names no live session (it may have been revoked since it
+	// was looked up), and ErrNotFound when the user has no live session
+	// with that handle.
+	RevokeByID(ctx context.Context, token, id string) error
 	// List returns the user's live sessions, newest CreatedAt first, at
 	// most as many as the cap on sessions per user.
 	List(ctx context.Context, userID string) ([]Session, error)
