@@ -36,8 +36,9 @@ func newClient(t *testing.T, name string, ctr testcontainers.Container, port str
 		ctr:  ctr,
 		port: port,
 		http: &http.Client{
-			// Longer than any wait nginx may add (proxy_next_upstream_timeout
-			// 12 s), so a slow answer is measured rather than cut off.
+			// Longer than any request may take through nginx (a login at
+			// most 16 s, see nginx.conf), so a slow answer is measured
+			// rather than cut off.
 			Timeout: 20 * time.Second,
 			Transport: &http.Transport{
 				Proxy:               nil,
