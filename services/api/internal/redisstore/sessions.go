@@ -203,7 +203,8 @@ func (s *Sessions) Create(ctx context.Context, ns session.NewSession) (session.I
 
 // Lookup returns the session token names. When more than half of the idle
 // window is left it costs one HMGET and writes nothing; otherwise a
-// script slides the expiry.
+// script slides the expiry, and the session is returned as read when that
+// script fails.
 func (s *Sessions) Lookup(ctx context.Context, token string) (session.Session, error) {
 	if !session.ValidToken(token) {
 		return session.Session{}, session.ErrNotFound
@@ -227,19 +228,22 @@ func (s *Sessions) Lookup(ctx context.Context, token string) (session.Session, e
 	if !s.touchDue(sess, now) {
 		return sess, nil
 	}
+	// The read has found the session live; sliding its expiry is a
+	// courtesy that a Redis refusing writes (out of memory, read-only),
+	// slow or gone since the read must not turn into a 503: the session
+	// is served as read, to expire when it was going to, and a later
+	// lookup slides it. Only a touch that finds it gone (revoked or
+	// expired since the read) ends the lookup.
 	dl, err := scriptdeadline.At(ctx, s.timeout)
 	if err != nil {
-		return session.Session{}, scriptdeadline.Unavailable("sliding session expiry", err)
+		return sess, nil
 	}
 	res, err := touchScript.Run(ctx, s.c, []string{k.session}, dl, now.UnixMilli(), s.idle.Milliseconds(), idMapPrefix(k.userID)).Int64Slice()
 	switch {
 	case errors.Is(err, redis.Nil):
-		// Revoked or expired between the read and the touch.
 		return session.Session{}, session.ErrNotFound
-	case err != nil:
-		return session.Session{}, scriptdeadline.Unavailable("sliding session expiry", err)
-	case len(res) != 2:
-		return session.Session{}, scriptdeadline.Unavailable("sliding session expiry", fmt.Errorf("got %d values, want 2", len(res)))
+	case err != nil || len(res) != 2:
+		return sess, nil
 	}
 	sess.LastSeenAt = msTime(res[0])
 	sess.ExpiresAt = msTime(res[1])

@@ -611,3 +611,38 @@ func expireTimeMs(t testing.TB, e *env, token string) int64 {
 
 // ms truncates t to the milliseconds the store keeps.
 func ms(t time.Time) time.Time { return time.UnixMilli(t.UnixMilli()).UTC() }
+
+// TestLookupWhileRedisRefusesWrites: a session whose expiry is due to
+// slide is still found while Redis refuses writes (out of memory under
+// noeviction, as a full Redis does): the lookup is a read, and the touch
+// that fails leaves the session to expire when it was going to. Once
+// Redis takes writes again, a lookup slides it.
+func TestLookupWhileRedisRefusesWrites(t *testing.T) {
+	e := newEnv(t, redisstore.SessionOptions{IdleTimeout: time.Hour})
+	ctx := context.Background()
+	iss := create(t, e.store, newUserID(t))
+	e.clock.Advance(45 * time.Minute) // a quarter of the idle window left: touch due
+
+	if err := e.rdb.ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.rdb.ConfigSet(context.Background(), "maxmemory", "0") })
+	if err := e.rdb.Set(ctx, "probe", "x", time.Minute).Err(); err == nil || !strings.Contains(err.Error(), "OOM") {
+		t.Fatalf("a write with maxmemory 1: %v, want OOM", err)
+	}
+	got, err := e.store.Lookup(ctx, iss.Token)
+	if err != nil {
+		t.Fatalf("Lookup while Redis refuses writes: %v", err)
+	}
+	if !got.ExpiresAt.Equal(iss.Session.ExpiresAt) {
+		t.Errorf("expiry while Redis refuses writes: %v, want %v (as created, not slid)", got.ExpiresAt, iss.Session.ExpiresAt)
+	}
+
+	if err := e.rdb.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	got = lookup(t, e.store, iss.Token)
+	if !got.ExpiresAt.After(iss.Session.ExpiresAt) {
+		t.Errorf("expiry once Redis takes writes: %v, want it slid past %v", got.ExpiresAt, iss.Session.ExpiresAt)
+	}
+}
