@@ -237,6 +237,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // flight get up to timeout to finish. Cutting any off is an error.
 func serve(ctx context.Context, logger *slog.Logger, srv *http.Server, ln net.Listener,
 	draining *atomic.Bool, delay, timeout time.Duration) error {
+	// Every request's context derives from base, which a shutdown that
+	// runs out of time cancels with httpapi.ErrShutdownCut.
+	base, cutOff := context.WithCancelCause(context.Background())
+	defer cutOff(nil)
+	srv.BaseContext = func(net.Listener) context.Context { return base }
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
@@ -261,6 +266,9 @@ func serve(ctx context.Context, logger *slog.Logger, srv *http.Server, ln net.Li
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
+		// Requests still in flight are the replica's failures (503 in
+		// their log lines), not clients that hung up.
+		cutOff(httpapi.ErrShutdownCut)
 		if cerr := srv.Close(); cerr != nil {
 			logger.Warn("closing server", "err", cerr)
 		}

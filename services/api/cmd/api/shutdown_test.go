@@ -53,7 +53,8 @@ func TestGracefulShutdown(t *testing.T) {
 
 // TestShutdownCutsOff holds a request in flight (its body never finishes)
 // past SHUTDOWN_TIMEOUT: run must report the cut-off, which main turns into
-// exit status 1.
+// exit status 1, and log the request as a 503 (not the 400 of a body cut
+// short, nor the 499 of a client that hung up).
 func TestShutdownCutsOff(t *testing.T) {
 	t.Parallel()
 	rds := redistest.Start(t)
@@ -85,6 +86,11 @@ func TestShutdownCutsOff(t *testing.T) {
 	}
 	if took := time.Since(start); took > 3*time.Second {
 		t.Errorf("run returned %v after cancel, want about SHUTDOWN_DELAY+SHUTDOWN_TIMEOUT", took)
+	}
+	// The request it cut off is the replica's failure, not its client's.
+	if logs := r.logs.String(); !strings.Contains(logs, `"route":"/auth/login","status":503`) ||
+		!strings.Contains(logs, `"error":"`) {
+		t.Errorf("want the cut-off login logged with status 503 and its error; logs:\n%s", logs)
 	}
 }
 

@@ -47,7 +47,18 @@ var (
 	// counted with (nginx's 499): nobody reads it, and it is neither the
 	// store's failure nor the service's.
 	errClientGone = &httpError{status: statusClientClosedRequest, msg: "Client closed request"}
+
+	// errCutOff is what a request that the replica's shutdown cut off is
+	// logged and counted with: the replica failed it, not its client. The
+	// client gets no answer (its connection is closed).
+	errCutOff = &httpError{status: http.StatusServiceUnavailable, msg: "Shutting down"}
 )
+
+// ErrShutdownCut is the cause with which the server cancels the contexts
+// of the requests still in flight when its shutdown timeout runs out, so
+// that they are logged as the replica's failure (503) rather than as
+// clients that hung up (499).
+var ErrShutdownCut = errors.New("cut off by the shutdown")
 
 func badRequest(msg string) *httpError {
 	return &httpError{status: http.StatusBadRequest, msg: msg}
@@ -83,6 +94,11 @@ type errorBody struct {
 func fail(c *gin.Context, d Deps, err error) {
 	var he *httpError
 	switch {
+	case errors.Is(context.Cause(c.Request.Context()), ErrShutdownCut):
+		// Whatever failed (a body cut short reads as a bad one), the
+		// shutdown did it.
+		he = errCutOff
+		state(c).cause = err.Error()
 	case errors.As(err, &he):
 	case errors.Is(c.Request.Context().Err(), context.Canceled):
 		// The client hung up, whatever the store then said: go-redis
