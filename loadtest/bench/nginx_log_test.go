@@ -25,29 +25,10 @@ import (
 // valid JSON (nginx's escape=json passes bytes from 0x80 up as they came),
 // and values that are valid UTF-8 must be logged as they are.
 func TestNginxAccessLogIsJSON(t *testing.T) {
-	requireNginx(t)
-	conf, err := os.ReadFile("../../nginx.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
 	replicas := startFakeReplicas(t, 1)
-	dir := t.TempDir()
-	b := &bench{dir: dir, ps: &procs{dir: dir}}
-	defer b.ps.stopAll()
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	prod, err := proxyConfig(string(conf), replicas.addrs, port, filepath.Join(dir, "nginx.pid"), freePort)
-	if err != nil {
-		t.Fatal(err)
-	}
+	addr, dir := startProdNginx(t, replicas.addrs)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if _, err := b.startNginx(ctx, "nginx", prod, port); err != nil {
-		t.Fatal(err)
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
 
 	tests := []struct {
 		name, path, userAgent string
@@ -91,6 +72,46 @@ func TestNginxAccessLogIsJSON(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startProdNginx runs the repository's nginx.conf on the host in front of
+// the upstreams at addrs (startFakeReplicas' or a test's own), as make
+// bench does, and returns its address and its work directory, which holds
+// its logs (nginx.log is its stdout: the access log). It stops when the
+// test ends; a failed test gets the logs.
+func startProdNginx(t *testing.T, addrs []string) (addr, dir string) {
+	t.Helper()
+	requireNginx(t)
+	conf, err := os.ReadFile("../../nginx.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir = t.TempDir()
+	b := &bench{dir: dir, ps: &procs{dir: dir}}
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod, err := proxyConfig(string(conf), addrs, port, filepath.Join(dir, "nginx.pid"), freePort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	t.Cleanup(func() {
+		b.ps.stopAll()
+		if t.Failed() {
+			logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+			for _, l := range logs {
+				out, _ := os.ReadFile(l)
+				t.Logf("%s:\n%s", filepath.Base(l), out)
+			}
+		}
+	})
+	if _, err := b.startNginx(ctx, "nginx", prod, port); err != nil {
+		t.Fatal(err)
+	}
+	return "127.0.0.1:" + strconv.Itoa(port), dir
 }
 
 // sendRaw writes req as it is (a Go client would escape the path) and
@@ -144,12 +165,7 @@ func logLine(t *testing.T, path, id string) []byte {
 // of the first try; TestNginxResendsOnlyAPreReadLogin checks that a login
 // whose replica died is resent.
 func TestNginxDoesNotResendAHungLogin(t *testing.T) {
-	requireNginx(t)
 	t.Parallel()
-	conf, err := os.ReadFile("../../nginx.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var (
 		mu   sync.Mutex
 		seen int
@@ -191,25 +207,10 @@ func TestNginxDoesNotResendAHungLogin(t *testing.T) {
 			}
 		}()
 	}
-	dir := t.TempDir()
-	b := &bench{dir: dir, ps: &procs{dir: dir}}
-	defer b.ps.stopAll()
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	prod, err := proxyConfig(string(conf), addrs, port, filepath.Join(dir, "nginx.pid"), freePort)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if _, err := b.startNginx(ctx, "nginx", prod, port); err != nil {
-		t.Fatal(err)
-	}
+	addr, _ := startProdNginx(t, addrs)
 	body := `{"username":"alice","password":"correct horse"}`
 	start := time.Now()
-	status := sendRawStatus(t, "127.0.0.1:"+strconv.Itoa(port), fmt.Sprintf(
+	status := sendRawStatus(t, addr, fmt.Sprintf(
 		"POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body), 30*time.Second)
 	took := time.Since(start)
 	mu.Lock()

@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -142,38 +140,8 @@ const (
 // is streamed to the replica as it comes (so the replica's ReadTimeout
 // bounds it in total) and, having been streamed, is not resent.
 func TestNginxResendsOnlyAPreReadLogin(t *testing.T) {
-	requireNginx(t)
-	conf, err := os.ReadFile("../../nginx.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
 	replicas := startFakeReplicas(t, 2)
-	dir := t.TempDir()
-	b := &bench{dir: dir, ps: &procs{dir: dir}}
-	defer b.ps.stopAll()
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	prod, err := proxyConfig(string(conf), replicas.addrs, port, filepath.Join(dir, "nginx.pid"), freePort)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if _, err := b.startNginx(ctx, "nginx", prod, port); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if t.Failed() {
-			logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
-			for _, l := range logs {
-				out, _ := os.ReadFile(l)
-				t.Logf("%s:\n%s", filepath.Base(l), out)
-			}
-		}
-	}()
-	addr := "127.0.0.1:" + strconv.Itoa(port)
+	addr, _ := startProdNginx(t, replicas.addrs)
 
 	tests := []struct {
 		name string
