@@ -117,6 +117,20 @@ func TestParseOptions(t *testing.T) {
 			}
 		}},
 		{"ErrRateAndWorkers", []string{"-rate", "100", "-workers", "2"}, "use one", nil},
+		{"ErrStrictInTheClosedModel", []string{"-strict"}, "-strict is for the open model", nil},
+		{"ErrStrictWithWorkers", []string{"-workers", "4", "-strict=false"}, "-strict is for the open model", nil},
+		{"ErrMaxInFlightInTheClosedModel", []string{"-max-in-flight", "5"}, "-max-in-flight is for the open model", nil},
+		{"ErrMaxInFlightWithWorkers", []string{"-workers", "4", "-max-in-flight", "5"}, "-max-in-flight is for the open model", nil},
+		{"StrictAndMaxInFlightWithRate", []string{"-rate", "100", "-strict", "-max-in-flight", "5"}, "", func(t *testing.T, o options) {
+			if !o.limits.Strict || o.maxInFlight != 5 {
+				t.Errorf("got -strict %v, -max-in-flight %d; want true, 5", o.limits.Strict, o.maxInFlight)
+			}
+		}},
+		{"StrictWithStages", []string{"-stages", "1s@5", "-strict"}, "", func(t *testing.T, o options) {
+			if !o.limits.Strict {
+				t.Error("got -strict false with -stages, want true")
+			}
+		}},
 		{"ErrRateAndStages", []string{"-rate", "100", "-stages", "1s@5"}, "use one", nil},
 		{"ErrStagesAndDuration", []string{"-stages", "1s@5", "-duration", "3s"}, "drop -duration", nil},
 		{"ErrZeroRate", []string{"-rate", "0"}, "positive", nil},

@@ -173,6 +173,19 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	case (rate != "" || stages != "") && set["workers"]:
 		return o, errors.New("-workers is the closed model, -rate and -stages the open one: use one")
 	}
+	if rate == "" && stages == "" {
+		// Accepted, they would be ignored without a word: the closed
+		// model asks no rate to fall short of, and its requests in
+		// flight are its workers.
+		for _, f := range []struct{ name, why string }{
+			{"strict", "fails a run that fell short of the asked rate, and the closed model (-workers) asks none"},
+			{"max-in-flight", "bounds the requests in flight of the open model; in the closed model (-workers) they are the workers"},
+		} {
+			if set[f.name] {
+				return o, fmt.Errorf("-%s is for the open model (-rate or -stages): it %s", f.name, f.why)
+			}
+		}
+	}
 	if o.duration <= 0 || o.duration > maxDuration {
 		return o, fmt.Errorf("-duration must be in (0, %s]", maxDuration)
 	}
