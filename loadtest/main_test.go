@@ -312,3 +312,57 @@ func TestSetupRequestsAreBounded(t *testing.T) {
 		})
 	}
 }
+
+// TestReportsNamingOneFileAreRefused: -json and -html that would write one
+// file, however the two paths spell it, are refused; two files are not.
+func TestReportsNamingOneFileAreRefused(t *testing.T) {
+	dir := t.TempDir()
+	in := func(name string) string { return filepath.Join(dir, name) }
+	if err := os.WriteFile(in("r.out"), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(in("other.out"), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(in("real"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []struct{ target, name string }{
+		{"r.out", "symlink.out"},           // to an existing file
+		{"new.out", "dangling.out"},        // to one not written yet
+		{"real", "linkdir"},                // a directory
+		{"symlink.out", "symlink2.out"},    // a link to a link
+		{"other.out", "symlink-other.out"}, // to another file
+	} {
+		if err := os.Symlink(l.target, in(l.name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Link(in("r.out"), in("hardlink.out")); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		json, html string
+		refused    bool
+	}{
+		{"SamePath", in("r.out"), in("r.out"), true},
+		{"DotSlash", "./r.out", "r.out", true},
+		{"SymlinkToTheFile", in("r.out"), in("symlink.out"), true},
+		{"SymlinkToASymlink", in("symlink2.out"), in("r.out"), true},
+		{"HardLink", in("hardlink.out"), in("r.out"), true},
+		{"DanglingSymlinkToTheOther", in("new.out"), in("dangling.out"), true},
+		{"ThroughALinkedDirectory", in("linkdir/x.out"), in("real/x.out"), true},
+		{"TwoFiles", in("r.out"), in("other.out"), false},
+		{"SymlinkToAnotherFile", in("r.out"), in("symlink-other.out"), false},
+		{"TwoNewFiles", in("a.json"), in("real/a.json"), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseOptions([]string{"loadtest", "-json", tc.json, "-html", tc.html}, io.Discard)
+			if got := err != nil && strings.Contains(err.Error(), "-json and -html both name"); got != tc.refused {
+				t.Errorf("parseOptions(-json %s -html %s) error %v; want refused: %v", tc.json, tc.html, err, tc.refused)
+			}
+		})
+	}
+}

@@ -5,9 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -239,7 +241,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	}
 
 	// One file for both reports would keep only the HTML, written last.
-	if o.jsonPath != "" && o.htmlPath != "" && absPath(o.jsonPath) == absPath(o.htmlPath) {
+	if o.jsonPath != "" && o.htmlPath != "" && sameFile(o.jsonPath, o.htmlPath) {
 		return o, fmt.Errorf("-json and -html both name %s: give each report a file of its own", o.jsonPath)
 	}
 
@@ -274,6 +276,51 @@ func absPath(path string) string {
 		return abs
 	}
 	return filepath.Clean(path)
+}
+
+// sameFile tells whether writing a and b would write one file: the same
+// path spelt two ways, two links (hard or symbolic) to one existing file,
+// or paths that reach one name that does not exist yet through symbolic
+// links (a dangling link, a linked directory).
+func sameFile(a, b string) bool {
+	if absPath(a) == absPath(b) {
+		return true
+	}
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	if errA == nil && errB == nil {
+		return os.SameFile(fa, fb)
+	}
+	return resolvedPath(a) == resolvedPath(b)
+}
+
+// resolvedPath is the path that a write to path creates or changes, with
+// every symbolic link on the way followed: those of its directory and, when
+// path itself is a link to a file not there yet, those it points through.
+// What cannot be resolved is left as it is.
+func resolvedPath(path string) string {
+	p := absPath(path)
+	// A bound, as the kernel has one, against links that loop.
+	for range 40 {
+		dir, base := filepath.Split(p)
+		if d, err := filepath.EvalSymlinks(dir); err == nil {
+			dir = d
+		}
+		p = filepath.Join(dir, base)
+		fi, err := os.Lstat(p)
+		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			return p
+		}
+		target, err := os.Readlink(p)
+		if err != nil {
+			return p
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(dir, target)
+		}
+		p = filepath.Clean(target)
+	}
+	return p
 }
 
 // checkTarget checks that target is an http(s) URL without query or
