@@ -175,3 +175,28 @@ func TestTimeoutIsOneError(t *testing.T) {
 		t.Errorf("got %d errors in %+v, want 6 in one row for -timeout\n%s", rep.Errors, rep.ErrorDetails, out)
 	}
 }
+
+// TestAskedRateIsTheSchedules: two requests in flight at 5ms each can
+// carry 400 of the 500 arrivals a second asked, so the last ones leave
+// after -duration. The report still says 500/s were asked, and the
+// shortfall is against that.
+func TestAskedRateIsTheSchedules(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(5 * time.Millisecond) // the target's service time
+		fmt.Fprint(w, "ok")
+	}))
+	defer srv.Close()
+	rep, out, _ := runTool(t, "-target", srv.URL, "-scenario", "get", "-rate", "500", "-max-in-flight", "2", "-duration", "1s")
+	if rep.Elapsed <= 1 {
+		t.Fatalf("the run took %gs, want the last request to leave after the 1s schedule\n%s", rep.Elapsed, out)
+	}
+	if rep.AskedRate == nil {
+		t.Fatalf("got no askedRate, want 500\n%s", out)
+	}
+	if *rep.AskedRate != 500 {
+		t.Errorf("got askedRate %g, want 500\n%s", *rep.AskedRate, out)
+	}
+	if !strings.Contains(out, "of 500/s asked") || !rep.Shortfall {
+		t.Errorf("got shortfall %v; want the headline to say 500/s asked and a shortfall against it\n%s", rep.Shortfall, out)
+	}
+}

@@ -94,6 +94,8 @@ type jsonReport struct {
 	Errors       uint64                      `json:"errors"`
 	Wrong        uint64                      `json:"wrong"`
 	AchievedRate float64                     `json:"achievedRate"`
+	AskedRate    *float64                    `json:"askedRate"`
+	Elapsed      float64                     `json:"elapsedSeconds"`
 	Shortfall    bool                        `json:"shortfall"`
 	LateSends    uint64                      `json:"lateSends"`
 	UserWaits    uint64                      `json:"userWaits"`

@@ -281,9 +281,12 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // Summarize computes the report of everything collected for run. window
 // is how long the sending phase ran (the whole schedule or -duration, less
 // when interrupted; when -max-requests ended it, the last answer in the
-// closed model, 0 in the open one); rates are over it, and it is never
-// taken shorter than the last send. userWaits is
-// the scenario's count of requests that waited for a user.
+// closed model, 0 in the open one); achieved rates are over it, and it is
+// never taken shorter than the last send. The asked rate is the
+// schedule's over window as given (the last send when it is 0): a request
+// that left a moment after the schedule's end stretches the time the
+// requests took, not the schedule. userWaits is the scenario's count of
+// requests that waited for a user.
 func (c *Collector) Summarize(run Run, window time.Duration, userWaits uint64) *Summary {
 	// Lists are empty rather than nil, so that a run without requests
 	// writes [] in the JSON, which its readers (the page's script too)
@@ -296,6 +299,10 @@ func (c *Collector) Summarize(run Run, window time.Duration, userWaits uint64) *
 		Instances:  []Share{},
 		UserWaits:  userWaits,
 		Thresholds: []Check{},
+	}
+	asked := window
+	if asked <= 0 {
+		asked = c.last
 	}
 	// Dividing by the time of the last send instead would make a sparse
 	// run's rate that of its first few milliseconds.
@@ -337,9 +344,12 @@ func (c *Collector) Summarize(run Run, window time.Duration, userWaits uint64) *
 	s.AchievedRate = s.All.Rate
 	s.MaxSendDelayMs, s.LateSends = ms(c.maxDelay), c.late
 	if run.Expected != nil {
-		expected := finite(run.Expected(window))
-		asked := finite(expected / window.Seconds())
-		s.AskedRate = &asked
+		if asked <= 0 {
+			asked = window
+		}
+		expected := finite(run.Expected(asked))
+		rate := finite(expected / asked.Seconds())
+		s.AskedRate = &rate
 		// Arrivals are whole: a schedule of 1.5 in the window makes one.
 		s.Shortfall = s.Requests > 0 && float64(s.Requests) < ShortfallRatio*math.Floor(expected+1e-9)
 	}

@@ -306,6 +306,12 @@ func TestRatesAreOverTheWindow(t *testing.T) {
 		{"NeverShorterThanTheLastSend", []time.Duration{ms(100), ms(2000)}, 1, time.Second, 2, 1, 1, false},
 		// 1.5/s for 1s makes one arrival: one request is no shortfall.
 		{"WholeArrivals", []time.Duration{ms(667)}, 1.5, time.Second, 1, 1, 1.5, false},
+		// The last arrival of a 10s schedule left at 12.5s: the requests
+		// took 12.5s, but 0.2/s is what the schedule asked.
+		{"LastSendAfterTheSchedule", []time.Duration{5 * time.Second, 12500 * time.Millisecond}, 0.2, 10 * time.Second, 12.5, 0.16, 0.2, false},
+		// -max-requests ended the open model (a window of 0): the asked
+		// rate is the schedule's until the last send.
+		{"MaxRequestsEndedIt", []time.Duration{ms(500), 2 * time.Second}, 1, 0, 2, 1, 1, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
