@@ -409,9 +409,32 @@ func details(m map[string]uint64) []Detail {
 	return ds
 }
 
+// minBuckets is how many points a run's plots aim for at the least: one
+// second buckets give a run of a second or two a single point, which
+// draws no line.
+const minBuckets = 30
+
+// shortBuckets are the widths a run shorter than minBuckets seconds may
+// get, widest first; none is under 10ms, which would hold a request or
+// two at low rates.
+var shortBuckets = []time.Duration{
+	500 * time.Millisecond, 200 * time.Millisecond, 100 * time.Millisecond,
+	50 * time.Millisecond, 20 * time.Millisecond, 10 * time.Millisecond,
+}
+
 // BucketFor picks the width of the time series' buckets: one second, or
-// wider so that a long run has at most about 150 points.
+// wider so that a long run has at most about 150 points; for a run shorter
+// than minBuckets seconds the widest of shortBuckets that gives it
+// minBuckets points, and 10ms for one too short for that.
 func BucketFor(window time.Duration) time.Duration {
+	if window < minBuckets*time.Second {
+		for _, b := range shortBuckets {
+			if window/b >= minBuckets {
+				return b
+			}
+		}
+		return shortBuckets[len(shortBuckets)-1]
+	}
 	b := time.Second
 	for window/b > 150 {
 		b *= 2

@@ -116,12 +116,16 @@ func TestSummarize(t *testing.T) {
 	if len(s.WrongDetails) != 1 || s.WrongDetails[0].Count != 1 {
 		t.Errorf("wrong details = %+v, want one", s.WrongDetails)
 	}
-	// One one-second bucket, [0, 1s], holds every request.
-	if got := len(s.Series.Start); got != 1 {
-		t.Fatalf("got %d buckets, want 1", got)
+	// Fifty 20ms buckets cover [0, 1s] and hold every request.
+	if got := len(s.Series.Start); got != 50 {
+		t.Fatalf("got %d buckets, want 50", got)
 	}
-	if got := s.Series.Kinds[0].Rate[0]; got != 1000 {
-		t.Errorf("rate in the bucket = %g, want 1000", got)
+	var n float64
+	for i, r := range s.Series.Kinds[0].Rate {
+		n += r * s.Series.Width[i]
+	}
+	if math.Abs(n-1000) > 1e-6 {
+		t.Errorf("the buckets hold %g requests, want 1000", n)
 	}
 	if got := s.Series.Asked[0]; got != 1100 {
 		t.Errorf("asked rate in the first bucket = %g, want 1100", got)
@@ -140,7 +144,19 @@ func TestBucketFor(t *testing.T) {
 	tests := []struct {
 		window, want time.Duration
 	}{
-		{10 * time.Second, time.Second},
+		// Short runs get at least 30 buckets, none under 10ms.
+		{ms(100), ms(10)},
+		{ms(300), ms(10)},
+		{ms(599), ms(10)},
+		{ms(600), ms(20)},
+		{time.Second, ms(20)},
+		{1500 * time.Millisecond, ms(50)},
+		{2 * time.Second, ms(50)},
+		{3 * time.Second, ms(100)},
+		{10 * time.Second, ms(200)},
+		{29 * time.Second, ms(500)},
+		// From 30s on, one second or wider, at most about 150 buckets.
+		{30 * time.Second, time.Second},
 		{150 * time.Second, time.Second},
 		{5 * time.Minute, 2 * time.Second},
 		{10 * time.Minute, 4 * time.Second},
@@ -344,14 +360,22 @@ func TestJSONWithoutInfinity(t *testing.T) {
 // TestSeriesHasNoSliverBucket sends 500/s for the whole window and wants
 // 500/s in every bucket, the last one included.
 func TestSeriesHasNoSliverBucket(t *testing.T) {
+	// widths is n buckets of width seconds, then those of rest.
+	widths := func(n int, width float64, rest ...float64) []float64 {
+		return append(slices.Repeat([]float64{width}, n), rest...)
+	}
 	tests := []struct {
 		window    time.Duration
 		wantWidth []float64
 	}{
-		{3 * time.Second, []float64{1, 1, 1}},
-		{3*time.Second + ms(2), []float64{1, 1, 1.002}},
-		{3*time.Second + ms(600), []float64{1, 1, 1, 0.6}},
-		{ms(300), []float64{0.3}},
+		{30 * time.Second, widths(30, 1)},
+		{30*time.Second + ms(2), widths(29, 1, 1.002)},
+		{30*time.Second + ms(600), widths(30, 1, 0.6)},
+		{3 * time.Second, widths(30, 0.1)},
+		{3*time.Second + ms(2), widths(29, 0.1, 0.102)},
+		{3*time.Second + ms(60), widths(30, 0.1, 0.06)},
+		{ms(300), widths(30, 0.01)},
+		{ms(100), widths(10, 0.01)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.window.String(), func(t *testing.T) {
@@ -365,8 +389,9 @@ func TestSeriesHasNoSliverBucket(t *testing.T) {
 				t.Fatalf("bucket widths %v, want %v", s.Series.Width, tc.wantWidth)
 			}
 			for i, r := range s.Series.Kinds[0].Rate {
-				if math.Abs(r-500) > 5 { // a request more or less at the edges
-					t.Errorf("rate in bucket %d = %g, want 500 (rates %v)", i, r, s.Series.Kinds[0].Rate)
+				// A request more or less at the edges.
+				if tol := 1/s.Series.Width[i] + 1e-6; math.Abs(r-500) > tol {
+					t.Errorf("rate in bucket %d = %g, want 500 ± %g (rates %v)", i, r, tol, s.Series.Kinds[0].Rate)
 				}
 			}
 		})
