@@ -431,27 +431,95 @@ func TestEmptyRunWritesEmptyLists(t *testing.T) {
 }
 
 // TestPageScriptRuns runs the page's own script under node, with uPlot and
-// the DOM stubbed, for a run with requests and one without.
+// the DOM stubbed, for a run with requests and one without, and looks at
+// what it drew: with requests, both plots (latency and throughput over
+// time) with points of the run's kind; without, the latency plot's place
+// says there is nothing to plot and the throughput plot still shows the
+// asked rate.
 func TestPageScriptRuns(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
 		t.Skip("node is not installed")
 	}
 	c, _ := collect(100)
-	for name, s := range map[string]*report.Summary{"Requests": c.Summarize(report.Run{Model: "closed"}, time.Second, 0), "Empty": emptyRun(t)} {
-		t.Run(name, func(t *testing.T) {
+	// plot is what the stub of uPlot was given for one plot.
+	type plot struct {
+		Series []string     `json:"series"`
+		Data   [][]*float64 `json:"data"`
+	}
+	type drawn struct {
+		Plots map[string][]plot `json:"plots"` // by the id of the element drawn in
+		Texts map[string]string `json:"texts"`
+	}
+	// points counts the values of the series labelled label that are there.
+	points := func(p plot, label string) int {
+		n := 0
+		for i, l := range p.Series {
+			if l != label || i >= len(p.Data) {
+				continue
+			}
+			for _, v := range p.Data[i] {
+				if v != nil {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	tests := []struct {
+		name    string
+		sum     *report.Summary
+		latency []string // series of the latency plot that must have points; nil: no plot
+		thr     []string // the same for the throughput plot
+	}{
+		{"Requests", c.Summarize(report.Run{Model: "closed"}, time.Second, 0), []string{"profile p50", "profile p99"}, []string{"profile", "errors + wrong"}},
+		{"Empty", emptyRun(t), nil, []string{"asked", "errors + wrong"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
 			var page bytes.Buffer
-			if err := s.WriteHTML(&page); err != nil {
+			if err := tc.sum.WriteHTML(&page); err != nil {
 				t.Fatal(err)
 			}
 			scripts := strings.Split(page.String(), "<script>")
 			script, _, _ := strings.Cut(scripts[len(scripts)-1], "</script>")
-			stubs := "var window = {innerWidth: 1000}; var plots = 0;" +
-				"var document = {getElementById: function () { return {}; }};" +
-				"function uPlot(opts, data) { data.forEach(function (d) { if (d.length !== data[0].length) throw new Error('ragged data'); }); plots++; }\n"
-			cmd := exec.Command(node, "-e", stubs+script)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Errorf("the page's script failed: %v\n%s", err, out)
+			stubs := "var window = {innerWidth: 1000}; var plots = {}; var elements = {};" +
+				"var document = {getElementById: function (id) { return elements[id] = elements[id] || {id: id}; }};" +
+				"function uPlot(opts, data, el) {" +
+				" data.forEach(function (d) { if (d.length !== data[0].length) throw new Error('ragged data'); });" +
+				" (plots[el.id] = plots[el.id] || []).push({series: opts.series.map(function (s) { return s.label; }), data: data}); }\n"
+			dump := "\nvar texts = {}; Object.keys(elements).forEach(function (id) { if (elements[id].textContent) texts[id] = elements[id].textContent; });" +
+				"\nconsole.log(JSON.stringify({plots: plots, texts: texts}));\n"
+			var stderr bytes.Buffer
+			cmd := exec.Command(node, "-e", stubs+script+dump)
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("the page's script failed: %v\n%s", err, stderr.String())
+			}
+			var got drawn
+			if err := json.Unmarshal(out, &got); err != nil {
+				t.Fatalf("reading what the script drew: %v\n%s", err, out)
+			}
+			for _, want := range []struct {
+				id     string
+				series []string
+			}{{"latency", tc.latency}, {"throughput", tc.thr}} {
+				ps := got.Plots[want.id]
+				if want.series == nil {
+					if len(ps) != 0 || !strings.Contains(got.Texts[want.id], "nothing to plot") {
+						t.Errorf("%s: got %d plots and text %q, want no plot and a word that there is nothing to plot", want.id, len(ps), got.Texts[want.id])
+					}
+					continue
+				}
+				if len(ps) != 1 {
+					t.Fatalf("%s: got %d plots, want 1", want.id, len(ps))
+				}
+				for _, label := range want.series {
+					if n := points(ps[0], label); n == 0 {
+						t.Errorf("%s: series %q has no points (series %v)", want.id, label, ps[0].Series)
+					}
+				}
 			}
 		})
 	}
