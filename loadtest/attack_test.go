@@ -2,8 +2,11 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -198,5 +201,43 @@ func TestAskedRateIsTheSchedules(t *testing.T) {
 	}
 	if !strings.Contains(out, "of 500/s asked") || !rep.Shortfall {
 		t.Errorf("got shortfall %v; want the headline to say 500/s asked and a shortfall against it\n%s", rep.Shortfall, out)
+	}
+}
+
+// TestProgressInFlightIsWhatLeft: five churn users against a target that
+// stalls every login hold five requests in flight; the other arrivals of
+// 50 a second wait for an idle user, and the progress line counts them
+// apart, not as requests in flight.
+func TestProgressInFlightIsWhatLeft(t *testing.T) {
+	release := make(chan struct{})
+	srv := fakeAPI(t, func(r *http.Request) {
+		if r.URL.Path == "/auth/login" {
+			// Read whole, the request lets the server see the client
+			// give up.
+			_, _ = io.Copy(io.Discard, r.Body)
+			select { // answers nothing
+			case <-r.Context().Done():
+			case <-release:
+			}
+		}
+	})
+	t.Cleanup(func() { close(release) }) // before the server's Close, which waits for the handlers
+	_, out, _ := runTool(t, "-target", srv.URL, "-scenario", "churn", "-users", "5", "-rate", "50",
+		"-duration", "1s", "-timeout", "1s", "-progress", "100ms")
+	lines := regexp.MustCompile(`in flight (\d+)(  waiting for a user (\d+))?`).FindAllStringSubmatch(out, -1)
+	if len(lines) == 0 {
+		t.Fatalf("no progress line\n%s", out)
+	}
+	var maxInFlight, maxWaiting int
+	for _, l := range lines {
+		n, _ := strconv.Atoi(l[1])
+		w, _ := strconv.Atoi(l[3])
+		maxInFlight, maxWaiting = max(maxInFlight, n), max(maxWaiting, w)
+	}
+	if maxInFlight != 5 {
+		t.Errorf("progress lines showed up to %d in flight, want 5, one per user\n%s", maxInFlight, out)
+	}
+	if maxWaiting == 0 {
+		t.Errorf("progress lines showed no step waiting for a user\n%s", out)
 	}
 }

@@ -215,6 +215,9 @@ type steps struct {
 	next    atomic.Uint64
 	pending sync.Map // step id → *flight
 	bySeq   sync.Map // vegeta sequence number → *flight
+	// left counts the requests that left: bound to a sequence number by
+	// the transport. A step still waiting for an idle user has not.
+	left atomic.Uint64
 }
 
 // flight is one request on its way: its step and when it really left.
@@ -256,6 +259,7 @@ func (s *steps) bind(id, seq string) *flight {
 	f := v.(*flight)
 	f.sent = time.Now()
 	s.bySeq.Store(n, f)
+	s.left.Add(1)
 	return f
 }
 
@@ -454,7 +458,11 @@ loop:
 			interrupted = nil
 		case now := <-tick:
 			p := coll.Progress(now)
-			p.InFlight = int64(min(sent.Load(), o.maxRequests)) - int64(p.Requests)
+			// Every request that left is collected once answered (or
+			// failed): the rest are on their way. Steps waiting for an
+			// idle user have not left and are counted apart.
+			p.InFlight = int64(tracked.left.Load()) - int64(p.Requests)
+			p.WaitingForUser = sc.Waiting()
 			fmt.Fprintln(stderr, p)
 		case r, ok := <-results:
 			if !ok {

@@ -165,12 +165,16 @@ type Progress struct {
 	Requests uint64
 	// Answers, Rate and P99 are over the answers that came in since the
 	// previous progress line.
-	Answers  int
-	Rate     float64
-	P99      time.Duration
-	Errors   uint64
-	Wrong    uint64
-	InFlight int64
+	Answers int
+	Rate    float64
+	P99     time.Duration
+	Errors  uint64
+	Wrong   uint64
+	// InFlight counts the requests that left and are not answered yet;
+	// WaitingForUser the steps of mixed and churn that wait for an idle
+	// user to send them, which have not left.
+	InFlight       int64
+	WaitingForUser int64
 }
 
 // Progress measures the run so far, and its rate and p99 over the answers
@@ -209,6 +213,10 @@ func (p Progress) String() string {
 	if p.Answers > 0 {
 		p99 = FormatMs(ms(p.P99))
 	}
-	return fmt.Sprintf("%6.1fs  %9d requests  %8.0f req/s  p99 %-8s  errors %d  wrong %d  in flight %d",
+	line := fmt.Sprintf("%6.1fs  %9d requests  %8.0f req/s  p99 %-8s  errors %d  wrong %d  in flight %d",
 		p.Elapsed.Seconds(), p.Requests, p.Rate, p99, p.Errors, p.Wrong, p.InFlight)
+	if p.WaitingForUser > 0 {
+		line += fmt.Sprintf("  waiting for a user %d", p.WaitingForUser)
+	}
+	return line
 }

@@ -119,6 +119,8 @@ type Scenario interface {
 	Stop()
 	// Waits counts the steps whose Next had to wait for an idle user.
 	Waits() uint64
+	// Waiting counts the steps whose Next waits for an idle user now.
+	Waiting() int64
 }
 
 // ErrStopped is returned by Next after Stop.
@@ -263,9 +265,10 @@ type gets struct {
 	target    vegeta.Target
 }
 
-func (s *gets) Name() string  { return "get" }
-func (s *gets) Stop()         {}
-func (s *gets) Waits() uint64 { return 0 }
+func (s *gets) Name() string   { return "get" }
+func (s *gets) Stop()          {}
+func (s *gets) Waits() uint64  { return 0 }
+func (s *gets) Waiting() int64 { return 0 }
 
 func (s *gets) Next() (*Step, error) {
 	t := s.target
@@ -287,6 +290,7 @@ type reads struct {
 func (s *reads) Name() string                      { return "read" }
 func (s *reads) Stop()                             {}
 func (s *reads) Waits() uint64                     { return 0 }
+func (s *reads) Waiting() int64                    { return 0 }
 func (s *reads) Done(st *Step, r Response) Outcome { return judge(st, r) }
 
 func (s *reads) Next() (*Step, error) {
@@ -305,6 +309,7 @@ type logins struct {
 func (s *logins) Name() string                      { return "login" }
 func (s *logins) Stop()                             {}
 func (s *logins) Waits() uint64                     { return 0 }
+func (s *logins) Waiting() int64                    { return 0 }
 func (s *logins) Done(st *Step, r Response) Outcome { return judge(st, r) }
 
 func (s *logins) Next() (*Step, error) {
@@ -356,6 +361,7 @@ type journeys struct {
 	stop      chan struct{}
 	stopped   atomic.Bool
 	waits     atomic.Uint64
+	waiting   atomic.Int64
 }
 
 func newJourneys(name string, e Endpoints, users []*User, j Journey) *journeys {
@@ -367,8 +373,9 @@ func newJourneys(name string, e Endpoints, users []*User, j Journey) *journeys {
 	return s
 }
 
-func (s *journeys) Name() string  { return s.name }
-func (s *journeys) Waits() uint64 { return s.waits.Load() }
+func (s *journeys) Name() string   { return s.name }
+func (s *journeys) Waits() uint64  { return s.waits.Load() }
+func (s *journeys) Waiting() int64 { return s.waiting.Load() }
 
 func (s *journeys) Stop() {
 	if s.stopped.CompareAndSwap(false, true) {
@@ -387,9 +394,12 @@ func (s *journeys) Next() (*Step, error) {
 	case u = <-s.idle:
 	default:
 		s.waits.Add(1)
+		s.waiting.Add(1)
 		select {
 		case u = <-s.idle:
+			s.waiting.Add(-1)
 		case <-s.stop:
+			s.waiting.Add(-1)
 			return nil, ErrStopped
 		}
 	}

@@ -273,9 +273,22 @@ func TestJourneyWaitsForIdleUserAndStops(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Waits() = %d, want 1", sc.Waits())
 	}
+	// Counted before it blocks, the wait may not be under way yet.
+	err = poll.Until(context.Background(), 5*time.Second, time.Millisecond, func() error {
+		if got := sc.Waiting(); got != 1 {
+			return fmt.Errorf("Waiting() = %d, want 1", got)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	sc.Stop()
 	if err := <-done; err != scenario.ErrStopped {
 		t.Errorf("Next after Stop returned %v, want ErrStopped", err)
+	}
+	if got := sc.Waiting(); got != 0 {
+		t.Errorf("Waiting() after Stop = %d, want 0", got)
 	}
 }
 
