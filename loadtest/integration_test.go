@@ -163,6 +163,37 @@ func TestScenariosAgainstTheRealService(t *testing.T) {
 			t.Errorf("got %d requests, err %v, want exactly 100\n%s", rep.Requests, err, out)
 		}
 	})
+	// An account the load test did not make, with another password,
+	// stops the set-up of every scenario that logs in before a request
+	// is timed; one it made before is reused.
+	t.Run("ExistingAccountWithAnotherPassword", func(t *testing.T) {
+		resp, err := http.Post(base+"auth/register", "application/json", strings.NewReader(`{"username":"taken-0","password":"someone-elses-password"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("registering taken-0: status %d, want 201", resp.StatusCode)
+		}
+		for _, sc := range []string{"read", "login", "mixed", "churn"} {
+			_, out, err := runTool(t, "-target", base, "-scenario", sc, "-users", "2", "-user-prefix", "taken-", "-rate", "10", "-duration", "1s")
+			if err == nil || !strings.Contains(err.Error(), "choose another -user-prefix") {
+				t.Errorf("%s: got %v, want the set-up to fail with a hint\n%s", sc, err, out)
+			}
+			if strings.Contains(out, "scenario "+sc+" against") {
+				t.Errorf("%s: the timed phase ran\n%s", sc, out)
+			}
+		}
+	})
+	t.Run("ExistingAccountsReused", func(t *testing.T) {
+		args := []string{"-target", base, "-scenario", "churn", "-users", "2", "-user-prefix", "reused-", "-rate", "20", "-duration", "1s"}
+		for _, want := range []string{"2 users registered", "2 existed (2 took the password"} {
+			rep, out, err := runTool(t, args...)
+			if err != nil || rep.Errors != 0 || rep.Wrong != 0 || !strings.Contains(out, want) {
+				t.Errorf("got %v, %d errors, %d wrong; want a clean run whose set-up says %q\n%s", err, rep.Errors, rep.Wrong, want, out)
+			}
+		}
+	})
 	t.Run("ThresholdBreachFails", func(t *testing.T) {
 		_, out, err := runTool(t, "-target", base, "-rate", "100", "-duration", "1s", "-users", "2", "-max-p99", "profile=1ns")
 		if err == nil || !strings.Contains(err.Error(), "p99 profile") {

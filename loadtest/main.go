@@ -175,8 +175,12 @@ func prepareUsers(ctx context.Context, o options, transport http.RoundTripper, e
 	if err != nil {
 		return nil, fmt.Errorf("set-up: %w", err)
 	}
-	fmt.Fprintf(stderr, "%s in %.1fs: %d users registered, %d existed, %d logged in, %.0fs waiting on Retry-After\n",
-		setupDone, sr.Took.Seconds(), sr.Registered, sr.Existing, sr.LoggedIn, sr.Waited.Seconds())
+	existed := fmt.Sprintf("%d existed", sr.Existing)
+	if !login {
+		existed += fmt.Sprintf(" (%d took the password: logged in and out)", sr.Checked)
+	}
+	fmt.Fprintf(stderr, "%s in %.1fs: %d users registered, %s, %d logged in, %.0fs waiting on Retry-After\n",
+		setupDone, sr.Took.Seconds(), sr.Registered, existed, sr.LoggedIn, sr.Waited.Seconds())
 	return users, nil
 }
 

@@ -15,10 +15,12 @@ import (
 )
 
 // Setup prepares the users of a run before the clock starts: it registers
-// them (an existing account of the same name is reused) and, when login is
-// set, logs each in once. It waits out 429s as their Retry-After says and
-// tells log each time, since a deployment with the default login limits
-// makes this slow. It gives up at Deadline.
+// them and, when login is set, logs each in once. An existing account of
+// the same name is reused once its password is known to be the load
+// test's: the login does that, and without login set one login checks it
+// and a logout ends that session again. It waits out 429s as their
+// Retry-After says and tells log each time, since a deployment with the
+// default login limits makes this slow. It gives up at Deadline.
 type Setup struct {
 	Client    *http.Client
 	Endpoints Endpoints
@@ -42,6 +44,9 @@ type Setup struct {
 // SetupReport says what Setup did.
 type SetupReport struct {
 	Registered, Existing, LoggedIn int
+	// Checked counts the existing accounts whose password a login and a
+	// logout checked (without login set).
+	Checked int
 	// Waited is the wall time during which some request waited out a
 	// Retry-After.
 	Waited time.Duration
@@ -80,6 +85,9 @@ func (s *Setup) Run(ctx context.Context, users []*User, login bool) (SetupReport
 					rep.Registered++
 				case err == nil:
 					rep.Existing++
+					if !login {
+						rep.Checked++
+					}
 				}
 				if err == nil && login {
 					rep.LoggedIn++
@@ -107,42 +115,63 @@ feed:
 }
 
 // prepare registers u and, if login is set, logs it in and keeps its token.
+// Without login set, an account that existed is logged in once all the
+// same, and out again: with another password than the load test's, every
+// login of the timed phase would be refused and counted as a wrong answer.
 func (s *Setup) prepare(ctx context.Context, u *User, login bool) (created bool, err error) {
-	status, _, err := s.post(ctx, "/auth/register", u.creds, http.StatusCreated, http.StatusConflict)
+	status, _, err := s.post(ctx, "/auth/register", u.creds, "", http.StatusCreated, http.StatusConflict)
 	if err != nil {
 		return false, fmt.Errorf("registering %s: %w", u.Name, err)
 	}
-	if !login {
-		return status == http.StatusCreated, nil
+	created = status == http.StatusCreated
+	if !login && created {
+		return true, nil
 	}
-	loginStatus, body, err := s.post(ctx, "/auth/login", u.creds, http.StatusOK)
+	what := "logging in " + u.Name
+	if !login {
+		what = "checking the password of the existing account " + u.Name
+	}
+	loginStatus, body, err := s.post(ctx, "/auth/login", u.creds, "", http.StatusOK)
 	if loginStatus == http.StatusUnauthorized {
 		// The account exists (registering it found it) but refused the
 		// password the load test gives it.
-		return false, fmt.Errorf("logging in %s (an account of that name with another password? choose another -user-prefix): %w", u.Name, err)
+		return false, fmt.Errorf("%s (an account of that name with another password? choose another -user-prefix): %w", what, err)
 	}
 	if err != nil {
-		return false, fmt.Errorf("logging in %s: %w", u.Name, err)
+		return false, fmt.Errorf("%s: %w", what, err)
 	}
 	tok := loginToken(body)
 	if !validToken(tok) {
-		return false, fmt.Errorf("logging in %s: no valid sessionId in the answer", u.Name)
+		return false, fmt.Errorf("%s: no valid sessionId in the answer", what)
 	}
-	u.Token = tok
-	return status == http.StatusCreated, nil
+	if login {
+		u.Token = tok
+		return created, nil
+	}
+	// The check's session is none of the run's: it goes again.
+	if _, _, err := s.post(ctx, "/auth/logout", nil, tok, http.StatusOK); err != nil {
+		return false, fmt.Errorf("logging out the session that checked %s's password: %w", u.Name, err)
+	}
+	return false, nil
 }
 
-// post sends body to path until it gets one of the wanted statuses, waiting
-// out 429 and 503 answers that carry a Retry-After. When it gives up on an
-// answer it returns that answer's status with the error, else 0.
-func (s *Setup) post(ctx context.Context, path string, body []byte, want ...int) (int, []byte, error) {
+// post sends body (JSON, if any) to path, with the session token when one
+// is given, until it gets one of the wanted statuses, waiting out 429 and
+// 503 answers that carry a Retry-After. When it gives up on an answer it
+// returns that answer's status with the error, else 0.
+func (s *Setup) post(ctx context.Context, path string, body []byte, token string, want ...int) (int, []byte, error) {
 	url := s.Endpoints.URL(path)
 	for {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 		if err != nil {
 			return 0, nil, err
 		}
-		req.Header.Set("Content-Type", "application/json")
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if token != "" {
+			req.Header.Set("X-Session-Id", token)
+		}
 		s.Endpoints.setHeaders(req.Header)
 		resp, err := s.Client.Do(req)
 		if err != nil {

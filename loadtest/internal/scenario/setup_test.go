@@ -200,6 +200,77 @@ func TestSetupLoginFailureHint(t *testing.T) {
 	}
 }
 
+// TestSetupChecksExistingAccounts: without logging users in for the run
+// (login, mixed, churn), set-up logs an account that existed in once, to
+// check that it takes the load test's password, and logs that session out
+// again; one that refuses the password fails the set-up with a hint, as
+// it does for read. A new account needs no check.
+func TestSetupChecksExistingAccounts(t *testing.T) {
+	const token = "existing-account-session-0"
+	tests := []struct {
+		name        string
+		register    int // the registration's answer
+		login       int // the check's
+		logout      int // the logout's
+		wantErr     string
+		wantLogins  int
+		wantLogouts int
+		wantChecked int
+	}{
+		{"New", http.StatusCreated, http.StatusOK, http.StatusOK, "", 0, 0, 0},
+		{"ExistingWithThePassword", http.StatusConflict, http.StatusOK, http.StatusOK, "", 1, 1, 1},
+		{"ExistingWithAnotherPassword", http.StatusConflict, http.StatusUnauthorized, http.StatusOK,
+			"checking the password of the existing account a (an account of that name with another password? choose another -user-prefix)", 1, 0, 0},
+		{"LogoutFails", http.StatusConflict, http.StatusOK, http.StatusInternalServerError, "logging out the session that checked a's password", 1, 1, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var (
+				mu              sync.Mutex
+				logins, logouts int
+			)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				defer mu.Unlock()
+				switch r.URL.Path {
+				case "/auth/register":
+					w.WriteHeader(tc.register)
+				case "/auth/login":
+					logins++
+					w.WriteHeader(tc.login)
+					fmt.Fprintf(w, `{"sessionId":%q}`, token)
+				case "/auth/logout":
+					if got := r.Header.Get("X-Session-Id"); got != token {
+						t.Errorf("logout of session %q, want the check's %q", got, token)
+					}
+					logouts++
+					w.WriteHeader(tc.logout)
+				default:
+					http.NotFound(w, r)
+				}
+			}))
+			defer srv.Close()
+			s := &scenario.Setup{Client: srv.Client(), Endpoints: scenario.NewEndpoints(srv.URL), Parallel: 1, Deadline: time.Now().Add(time.Minute)}
+			users := []*scenario.User{scenario.NewUser("a", "pw-a-12345")}
+			rep, err := s.Run(context.Background(), users, false)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Errorf("got %v, want no error", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Errorf("got %v, want an error containing %q", err, tc.wantErr)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if logins != tc.wantLogins || logouts != tc.wantLogouts || rep.Checked != tc.wantChecked {
+				t.Errorf("got %d logins, %d logouts, %d checked; want %d, %d, %d", logins, logouts, rep.Checked, tc.wantLogins, tc.wantLogouts, tc.wantChecked)
+			}
+			if users[0].Token != "" {
+				t.Errorf("the user holds session %q after set-up, want none: the check's is logged out", users[0].Token)
+			}
+		})
+	}
+}
+
 func TestReadSessions(t *testing.T) {
 	users, err := scenario.ReadSessions(strings.NewReader("# made by the benchmark\nbench-0 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n\nbench-1 BBBBBBBBBBBBBBBBBBBBBBBBBBBBBB\n"))
 	if err != nil || len(users) != 2 || users[1].Name != "bench-1" || users[1].Token != "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBB" {
