@@ -31,8 +31,9 @@ func freePort(t *testing.T) int {
 }
 
 // startService runs a real redis-server and one real replica, built from
-// ../services/api, on loopback, and returns the replica's base URL.
-func startService(t *testing.T) string {
+// ../services/api, on loopback, and returns the replica's base URL. env
+// (NAME=VALUE) overrides the replica's settings, such as its login limits.
+func startService(t *testing.T, env ...string) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts redis-server and the API")
@@ -66,10 +67,10 @@ func startService(t *testing.T) string {
 		})
 	}
 	start("redis", nil, "redis-server", "--port", fmt.Sprint(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
-	start("api", []string{
+	start("api", append([]string{
 		fmt.Sprintf("PORT=%d", apiPort), fmt.Sprintf("REDIS_ADDR=127.0.0.1:%d", redisPort), "INSTANCE_ID=it-1",
 		"COOKIE_SECURE=false", "LOG_LEVEL=warn", "LOGIN_LIMIT_PER_USER=100000/s", "LOGIN_LIMIT_PER_IP=100000/s",
-	}, api, "-host", "127.0.0.1")
+	}, env...), api, "-host", "127.0.0.1")
 	base := fmt.Sprintf("http://127.0.0.1:%d", apiPort)
 	err := poll.Until(context.Background(), 20*time.Second, 50*time.Millisecond, func() error {
 		resp, err := http.Get(base + "/readyz")
@@ -200,6 +201,22 @@ func TestScenariosAgainstTheRealService(t *testing.T) {
 			t.Errorf("got %v, want a breached p99 threshold\n%s", err, out)
 		}
 	})
+}
+
+// TestLoginLimitsAreNamed: against a replica that allows two logins a
+// minute per account, two users' twenty logins are mostly answered 429,
+// and the report names the limits that refused them.
+func TestLoginLimitsAreNamed(t *testing.T) {
+	base := startService(t, "LOGIN_LIMIT_PER_USER=2/m")
+	_, out, err := runTool(t, "-target", base, "-scenario", "login", "-users", "2", "-rate", "20", "-duration", "1s")
+	if err == nil || !strings.Contains(err.Error(), "error rate") {
+		t.Errorf("got %v, want the error rate breached by the refused logins\n%s", err, out)
+	}
+	for _, want := range []string{"logins were answered 429", "LOGIN_LIMIT_PER_USER", "LOGIN_LIMIT_PER_IP"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the report lacks %q\n%s", want, out)
+		}
+	}
 }
 
 // TestWrongAnswersFailTheRun points the tool at a server that serves

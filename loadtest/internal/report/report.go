@@ -9,6 +9,7 @@ import (
 	"cmp"
 	"maps"
 	"math"
+	"net/http"
 	"slices"
 	"strconv"
 	"time"
@@ -57,6 +58,8 @@ type kindData struct {
 	samples []sample
 	errors  uint64
 	wrong   uint64
+	// limited counts the answers 429 Too Many Requests.
+	limited uint64
 	// progressed counts the samples the progress lines have covered.
 	progressed int
 }
@@ -95,6 +98,9 @@ func (c *Collector) Add(r Record) {
 		c.late++
 	}
 	c.statuses[r.Status]++
+	if r.Status == http.StatusTooManyRequests {
+		k.limited++
+	}
 	if r.Status != 0 {
 		c.instances[r.Instance]++
 	}
@@ -193,7 +199,10 @@ type KindSummary struct {
 	Rate     float64       `json:"rate"`
 	Errors   uint64        `json:"errors"`
 	Wrong    uint64        `json:"wrong"`
-	Latency  Latency       `json:"latencyMs"`
+	// RateLimited counts the answers 429 Too Many Requests, which Errors
+	// holds too.
+	RateLimited uint64  `json:"rateLimited"`
+	Latency     Latency `json:"latencyMs"`
 }
 
 // Latency holds percentiles in milliseconds.
@@ -312,7 +321,10 @@ func (c *Collector) Summarize(run Run, window time.Duration, userWaits uint64) *
 	}
 	s.ElapsedSeconds = window.Seconds()
 
-	var all []time.Duration
+	var (
+		all     []time.Duration
+		limited uint64
+	)
 	for _, k := range slices.Sorted(maps.Keys(c.kinds)) {
 		d := c.kinds[k]
 		lat := make([]time.Duration, len(d.samples))
@@ -327,16 +339,19 @@ func (c *Collector) Summarize(run Run, window time.Duration, userWaits uint64) *
 			Errors:   d.errors,
 			Wrong:    d.wrong,
 			Latency:  Latencies(lat),
+
+			RateLimited: d.limited,
 		}
 		s.Kinds = append(s.Kinds, ks)
 		s.Requests += ks.Requests
 		s.Errors += ks.Errors
 		s.Wrong += ks.Wrong
+		limited += ks.RateLimited
 	}
 	slices.SortFunc(s.Kinds, func(a, b KindSummary) int { return cmp.Compare(kindOrder(a.Kind), kindOrder(b.Kind)) })
 	s.All = KindSummary{
 		Kind: "all", Requests: s.Requests, Rate: float64(s.Requests) / window.Seconds(),
-		Errors: s.Errors, Wrong: s.Wrong, Latency: Latencies(all),
+		Errors: s.Errors, Wrong: s.Wrong, Latency: Latencies(all), RateLimited: limited,
 	}
 	if s.Requests > 0 {
 		s.ErrorRate = float64(s.Errors) / float64(s.Requests)

@@ -345,6 +345,63 @@ func TestRatesAreOverTheWindow(t *testing.T) {
 	}
 }
 
+// TestLoginLimitHint: a run whose logins were answered 429 says which
+// limits of the target refused them and how to raise them, and in the
+// closed model that the refusals set its pace; 429s of other kinds, or
+// none, give no such hint.
+func TestLoginLimitHint(t *testing.T) {
+	tests := []struct {
+		name     string
+		model    string
+		kind     scenario.Kind
+		statuses []int
+		want     []string // nil: no hint
+	}{
+		{"LoginsRefusedOpen", "open", scenario.Login, []int{200, 429, 429, 429},
+			[]string{"HINT: 3 of 4 logins were answered 429", "LOGIN_LIMIT_PER_USER", "LOGIN_LIMIT_PER_IP", "5 users", "nginx"}},
+		{"LoginsRefusedClosed", "closed", scenario.Login, []int{429, 200},
+			[]string{"HINT: 1 of 2 logins", "LOGIN_LIMIT_PER_USER=100000/m LOGIN_LIMIT_PER_IP=100000/m", "in the closed model a refused login comes back at once"}},
+		{"LoginsAnswered", "closed", scenario.Login, []int{200, 200, 503}, nil},
+		{"ProfilesRefused", "closed", scenario.Profile, []int{429, 429}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			c := report.NewCollector(start)
+			for i, st := range tc.statuses {
+				o := scenario.Outcome{Verdict: scenario.OK}
+				if st != 200 {
+					o = scenario.Outcome{Verdict: scenario.Error, Detail: "refused"}
+				}
+				c.Add(report.Record{Kind: tc.kind, At: start.Add(ms(i)), Latency: ms(1), Status: st, Outcome: o})
+			}
+			s := c.Summarize(report.Run{Scenario: "login", Model: tc.model, Users: 5}, time.Second, 0)
+			hint := s.LoginLimitHint()
+			if tc.want == nil {
+				if hint != "" {
+					t.Errorf("got hint %q, want none", hint)
+				}
+				return
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(hint, w) {
+					t.Errorf("hint %q lacks %q", hint, w)
+				}
+			}
+			if tc.model == "open" && strings.Contains(hint, "closed model") {
+				t.Errorf("hint %q of an open-model run speaks of the closed model", hint)
+			}
+			var text bytes.Buffer
+			if err := s.WriteText(&text); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(text.String(), hint) {
+				t.Errorf("the text report lacks the hint:\n%s", text.String())
+			}
+		})
+	}
+}
+
 // TestJSONWithoutInfinity: whatever the schedule says, the JSON is written.
 func TestJSONWithoutInfinity(t *testing.T) {
 	c, _ := collect(10)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"redis-session-app/loadtest/internal/scenario"
 )
 
 // FormatMs writes a latency in milliseconds with a precision that suits
@@ -86,10 +88,33 @@ func (s *Summary) InterruptedWarning() string {
 	return fmt.Sprintf("WARNING: interrupted after %.1fs: the report covers only the part that ran, and the run fails", s.ElapsedSeconds)
 }
 
-// Warnings lists the loud warnings of the run, for the terminal and the page.
+// LoginLimitHint says why logins were answered 429 and what to change,
+// or "" when none was. A target's login limits, not its capacity, refuse
+// them: with the defaults a load test's logins are mostly refusals, and
+// the report would otherwise show only a high error rate.
+func (s *Summary) LoginLimitHint() string {
+	k, ok := s.kind(scenario.Login)
+	if !ok || k.RateLimited == 0 {
+		return ""
+	}
+	hint := fmt.Sprintf("HINT: %d of %d logins were answered 429 Too Many Requests: the target's login rate limits refused them. "+
+		"Each replica allows LOGIN_LIMIT_PER_USER logins per account (default 10/m; this run's %d users share all of its logins) "+
+		"and LOGIN_LIMIT_PER_IP per client address (default 30/m; all of this generator's requests come from one), "+
+		"and the stack's nginx, when in front, allows one address 50 a second on /auth/ (burst 500): on a test deployment raise both replica limits "+
+		"(LOGIN_LIMIT_PER_USER=100000/m LOGIN_LIMIT_PER_IP=100000/m make up), or spread the logins over more -users",
+		k.RateLimited, k.Requests, s.Users)
+	if s.Model == "closed" {
+		hint += "; in the closed model a refused login comes back at once and its worker sends the next, " +
+			"so the rates and latencies above are mostly the limiter's"
+	}
+	return hint
+}
+
+// Warnings lists the loud warnings of the run, and the hint of a run
+// that met the login limits, for the terminal and the page.
 func (s *Summary) Warnings() []string {
 	var ws []string
-	for _, w := range []string{s.InterruptedWarning(), s.ShortfallWarning(), s.LateWarning()} {
+	for _, w := range []string{s.InterruptedWarning(), s.ShortfallWarning(), s.LateWarning(), s.LoginLimitHint()} {
 		if w != "" {
 			ws = append(ws, w)
 		}
