@@ -176,7 +176,7 @@ func prepareUsers(ctx context.Context, o options, transport http.RoundTripper, e
 		return nil, fmt.Errorf("set-up: %w", err)
 	}
 	existed := fmt.Sprintf("%d existed", sr.Existing)
-	if !login {
+	if !login && sr.Existing > 0 {
 		existed += fmt.Sprintf(" (%d took the password: logged in and out)", sr.Checked)
 	}
 	fmt.Fprintf(stderr, "%s in %.1fs: %d users registered, %s, %d logged in, %.0fs waiting on Retry-After\n",
