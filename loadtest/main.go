@@ -221,7 +221,17 @@ type steps struct {
 	bySeq   sync.Map // vegeta sequence number → *flight
 	// left counts the requests that left: bound to a sequence number by
 	// the transport. A step still waiting for an idle user has not.
-	left atomic.Uint64
+	// answered counts those whose answer (or failure) is in.
+	left, answered atomic.Uint64
+}
+
+// inFlight counts the requests that left and are not answered yet. An
+// answer is counted before its user is idle again and can send the next
+// request, and left is read first: a request that leaves meanwhile may be
+// missed, but none is counted twice.
+func (s *steps) inFlight() int64 {
+	left := s.left.Load()
+	return max(0, int64(left)-int64(s.answered.Load()))
 }
 
 // flight is one request on its way: its step and when it really left.
@@ -339,6 +349,7 @@ func (t *tagging) failure(ctx context.Context, err error) string {
 
 // judge has the scenario judge the answer to f's request.
 func (t *tagging) judge(f *flight, r scenario.Response) {
+	t.steps.answered.Add(1)
 	f.status = r.Status
 	f.outcome = outcome(t.sc.Done(f.step, r), f)
 }
@@ -462,10 +473,9 @@ loop:
 			interrupted = nil
 		case now := <-tick:
 			p := coll.Progress(now)
-			// Every request that left is collected once answered (or
-			// failed): the rest are on their way. Steps waiting for an
-			// idle user have not left and are counted apart.
-			p.InFlight = int64(tracked.left.Load()) - int64(p.Requests)
+			// Steps waiting for an idle user have not left and are
+			// counted apart.
+			p.InFlight = tracked.inFlight()
 			p.WaitingForUser = sc.Waiting()
 			fmt.Fprintln(stderr, p)
 		case r, ok := <-results:
