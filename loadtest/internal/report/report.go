@@ -333,14 +333,13 @@ func (c *Collector) Summarize(run Run, window time.Duration, userWaits uint64) *
 		}
 		all = append(all, lat...)
 		ks := KindSummary{
-			Kind:     k,
-			Requests: uint64(len(d.samples)),
-			Rate:     float64(len(d.samples)) / window.Seconds(),
-			Errors:   d.errors,
-			Wrong:    d.wrong,
-			Latency:  Latencies(lat),
-
+			Kind:        k,
+			Requests:    uint64(len(d.samples)),
+			Rate:        float64(len(d.samples)) / window.Seconds(),
+			Errors:      d.errors,
+			Wrong:       d.wrong,
 			RateLimited: d.limited,
+			Latency:     Latencies(lat),
 		}
 		s.Kinds = append(s.Kinds, ks)
 		s.Requests += ks.Requests
