@@ -42,11 +42,17 @@ func TestNginxAccessLogIsJSON(t *testing.T) {
 		{"Surrogate", "/profile", "\xed\xa0\x80", "/profile", "<not UTF-8>"},
 		{"InvalidPath", "/profile\x80x", "curl/8.0", "<not UTF-8>", "curl/8.0"},
 		{"UTF8Path", "/prof\xc3\xbcle", "curl/8.0", "/prof\xc3\xbcle", "curl/8.0"},
+		{"EmptyUserAgent", "/profile", "", "/profile", ""},
+		{"NoUserAgent", "/profile", noUserAgent, "/profile", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			id := "log-" + tc.name
-			sendRaw(t, addr, fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\nX-Request-Id: %s\r\nConnection: close\r\n\r\n", tc.path, addr, tc.userAgent, id))
+			ua := "User-Agent: " + tc.userAgent + "\r\n"
+			if tc.userAgent == noUserAgent {
+				ua = ""
+			}
+			sendRaw(t, addr, fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\n%sX-Request-Id: %s\r\nConnection: close\r\n\r\n", tc.path, addr, ua, id))
 			var line []byte
 			err := poll.Until(ctx, 5*time.Second, 10*time.Millisecond, func() error {
 				if line = logLine(t, filepath.Join(dir, "nginx.log"), id); line == nil {
@@ -113,6 +119,9 @@ func startProdNginx(t *testing.T, addrs []string) (addr, dir string) {
 	}
 	return "127.0.0.1:" + strconv.Itoa(port), dir
 }
+
+// noUserAgent, as a test's User-Agent, sends none.
+const noUserAgent = "\x00none"
 
 // sendRaw writes req as it is (a Go client would escape the path) and
 // reads the answer.
