@@ -1,6 +1,10 @@
 package main
 
-import "net/http"
+import (
+	"net/http"
+	"sync/atomic"
+	"time"
+)
 
 // closeWhileDraining answers every request that starts while draining()
 // is true with Connection: close, so that net/http closes the connection
@@ -19,4 +23,33 @@ func closeWhileDraining(next http.Handler, draining func() bool) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// handlers counts the requests whose handlers are running. Closing the
+// server after its shutdown timeout closes their connections and, through
+// their contexts, tells their handlers to stop; each then writes its log
+// line (a 503) once what it waits on returns, a Redis call within
+// REDIS_TIMEOUT at the latest. The process waits for that, briefly, so
+// that no request it cut off goes unlogged.
+type handlers struct{ running atomic.Int64 }
+
+func (h *handlers) track(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.running.Add(1)
+		defer h.running.Add(-1)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// settle waits until no handler runs or grace has passed, and returns how
+// many still run. Only a shutdown calls it, so it polls.
+func (h *handlers) settle(grace time.Duration) int64 {
+	deadline := time.Now().Add(grace)
+	for {
+		n := h.running.Load()
+		if n == 0 || !time.Now().Before(deadline) {
+			return n
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

@@ -207,8 +207,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		StoreBudget: 2 * cfg.RedisTimeout,
 	})
 
+	var running handlers
 	srv := &http.Server{
-		Handler:           closeWhileDraining(handler, draining.Load),
+		Handler:           running.track(closeWhileDraining(handler, draining.Load)),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
@@ -228,15 +229,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	logger.Info("listening", "addr", ln.Addr().String())
 
-	return serve(ctx, logger, srv, ln, &draining, cfg.ShutdownDelay, cfg.ShutdownTimeout)
+	return serve(ctx, logger, srv, ln, &draining, &running, cfg.ShutdownDelay, cfg.ShutdownTimeout, 2*cfg.RedisTimeout)
 }
 
 // serve serves on ln until ctx ends, then drains: /readyz fails at once (via
 // draining) so that the load balancer stops sending new requests, requests
 // keep being served for delay, then the listener closes and requests in
-// flight get up to timeout to finish. Cutting any off is an error.
+// flight get up to timeout to finish. Cutting any off is an error; the
+// handlers of those cut off then get up to grace to write their log lines.
 func serve(ctx context.Context, logger *slog.Logger, srv *http.Server, ln net.Listener,
-	draining *atomic.Bool, delay, timeout time.Duration) error {
+	draining *atomic.Bool, running *handlers, delay, timeout, grace time.Duration) error {
 	// Every request's context derives from base, which a shutdown that
 	// runs out of time cancels with httpapi.ErrShutdownCut.
 	base, cutOff := context.WithCancelCause(context.Background())
@@ -268,11 +270,13 @@ func serve(ctx context.Context, logger *slog.Logger, srv *http.Server, ln net.Li
 	if err := srv.Shutdown(sctx); err != nil {
 		// Requests still in flight are the replica's failures (503 in
 		// their log lines), not clients that hung up.
+		cut := running.running.Load()
 		cutOff(httpapi.ErrShutdownCut)
 		if cerr := srv.Close(); cerr != nil {
 			logger.Warn("closing server", "err", cerr)
 		}
-		logger.Error("shutdown cut requests off", "err", err)
+		unlogged := running.settle(grace)
+		logger.Error("shutdown cut requests off", "err", err, "requests", cut, "unlogged", unlogged)
 		return &exitError{code: exitFailure, err: fmt.Errorf("%w: %w", errCutOff, err)}
 	}
 	logger.Info("stopped")

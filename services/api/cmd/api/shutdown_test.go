@@ -155,3 +155,38 @@ func TestExitCode(t *testing.T) {
 		})
 	}
 }
+
+// TestShutdownLogsRequestsItCut: a request waiting on a frozen Redis when
+// the shutdown timeout runs out is cut off; its handler returns only when
+// its Redis call times out, after the server has closed, and the replica
+// waits for it so that its 503 is logged before run returns.
+func TestShutdownLogsRequestsItCut(t *testing.T) {
+	t.Parallel()
+	rds := redistest.Start(t)
+	r := startReplica(t, baseEnv(rds.Addr(), "cutlog").with(
+		"REDIS_TIMEOUT", "1s", "SHUTDOWN_DELAY", "300ms", "SHUTDOWN_TIMEOUT", "200ms"))
+	r.register(t, "cutlog", pw)
+	tok := r.login(t, "cutlog", pw)
+
+	rds.Pause()
+	defer rds.Resume()
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.try(http.MethodGet, "/profile", "", []string{"X-Session-Id", tok})
+		done <- err
+	}()
+	err := r.stop()
+	if !errors.Is(err, errCutOff) {
+		t.Fatalf("run got %v, want the cut-off error", err)
+	}
+	if err := <-done; err == nil {
+		t.Error("the cut-off request got an answer, want its connection closed")
+	}
+	logs := r.logs.String()
+	if !strings.Contains(logs, `"route":"/profile","status":503`) {
+		t.Errorf("want the cut-off /profile logged with status 503; logs:\n%s", logs)
+	}
+	if !strings.Contains(logs, `"requests":1,"unlogged":0`) {
+		t.Errorf(`want "shutdown cut requests off" to count 1 request cut and 0 unlogged; logs:\n%s`, logs)
+	}
+}
