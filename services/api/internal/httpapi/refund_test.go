@@ -118,7 +118,7 @@ func TestOutageAfterLimitsChangesNothing(t *testing.T) {
 		}, []string{"rate:rl:ip:192.0.2.10"}},
 		{"ListingNotRead", "idx:", func() *http.Request {
 			return authed(newRequest(http.MethodGet, "/auth/sessions", ""), alice)
-		}, []string{"rate:rl:sessions:" + uid}},
+		}, []string{"rate:rl:sessions:{" + uid + "}"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := srv.Strings(t, tc.keys)

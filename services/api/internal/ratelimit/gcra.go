@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -193,14 +194,26 @@ func refundN(ctx context.Context, c redis.UniversalClient, timeout time.Duration
 }
 
 // refundMarker names the marker of one refund of the limit key. Its hash
-// tag is the limit's whole key, which has no tag of its own, so that on a
-// Redis Cluster both lie in one slot, as a script's keys must.
+// tag is the limit key's own tag, or the whole key when it has none, so
+// that on a Redis Cluster both lie in one slot, as a script's keys must.
 func refundMarker(key string) (string, error) {
 	id, err := session.RandomString(12)
 	if err != nil {
 		return "", err
 	}
-	return keyPrefix + "refund:{" + key + "}:" + id, nil
+	return keyPrefix + "refund:{" + hashTag(key) + "}:" + id, nil
+}
+
+// hashTag returns what Redis Cluster hashes of key: the text between its
+// first "{" and the first "}" after it when that is not empty, else the
+// whole key.
+func hashTag(key string) string {
+	if open := strings.IndexByte(key, '{'); open >= 0 {
+		if n := strings.IndexByte(key[open+1:], '}'); n > 0 {
+			return key[open+1 : open+1+n]
+		}
+	}
+	return key
 }
 
 // spend counts cost events against lim under key whether or not the

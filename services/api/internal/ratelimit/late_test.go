@@ -63,7 +63,7 @@ func TestLateChecksChangeNothing(t *testing.T) {
 		"rate:rl:ip:10.6.0.1", "rate:rl:user:seen",
 		"rate:rl:ip:10.6.0.3", "rate:rl:user:unseen",
 		"rate:rl:ip:10.6.0.2", "rate:rl:ip:10.6.0.4",
-		"rate:rl:sessions:uid-seen", "rate:rl:sessions:uid-unseen",
+		"rate:rl:sessions:{uid-seen}", "rate:rl:sessions:{uid-unseen}",
 	}
 	warm(t, rdb, l, len(calls))
 	// Loads the refund's script, as warm loads the check's.
@@ -71,7 +71,7 @@ func TestLateChecksChangeNothing(t *testing.T) {
 		t.Fatalf("warming up: %v", err)
 	}
 	before := srv.Strings(t, keys)
-	for _, k := range []string{"rate:rl:ip:10.6.0.1", "rate:rl:user:seen", "rate:rl:ip:10.6.0.2", "rate:rl:sessions:uid-seen"} {
+	for _, k := range []string{"rate:rl:ip:10.6.0.1", "rate:rl:user:seen", "rate:rl:ip:10.6.0.2", "rate:rl:sessions:{uid-seen}"} {
 		if before[k] == "" {
 			t.Fatalf("%s was not written before the freeze", k)
 		}

@@ -21,14 +21,22 @@ import (
 // Key prefixes. Each key is "rate:" and one of these, as redis_rate named
 // them, so the counts of a version that used redis_rate carry over:
 // "rate:rl:ip:<ip>", "rate:rl:user:<canonical username>" and
-// "rate:rl:sessions:<user id>". Each expires once its limit has fully
+// "rate:rl:sessions:{<user id>}". Each expires once its limit has fully
 // recovered.
+//
+// The listing limit's key carries the user id as a Redis Cluster hash
+// tag, as the user's sessions do (redis_rate's "rate:rl:sessions:<user
+// id>" did not), so that on a cluster a listing needs only the shard that
+// holds the user's sessions, not some other one as well.
 const (
 	keyPrefix   = "rate:"
 	keyIP       = "rl:ip:"
 	keyUser     = "rl:user:"
 	keySessions = "rl:sessions:"
 )
+
+// sessionsKey is the listing limit's key of userID, without keyPrefix.
+func sessionsKey(userID string) string { return keySessions + "{" + userID + "}" }
 
 // Limits are the limits a Limiter enforces. Each must have a positive rate
 // and period, as session.ParseLimit makes them, and allows the burst
@@ -140,7 +148,7 @@ func (l *Limiter) RefundRegister(ctx context.Context, ip string) {
 // listing answered 503, as RefundLogin. A listing whose client hung up
 // keeps its whole reservation: its reads may have been made.
 func (l *Limiter) RefundSessions(ctx context.Context, userID string) {
-	l.refund(ctx, keySessions+userID, l.sessionsPerUser, l.reserve)
+	l.refund(ctx, sessionsKey(userID), l.sessionsPerUser, l.reserve)
 }
 
 // refundPatience bounds how long a refund is retried, and refundRetry is
@@ -211,7 +219,7 @@ func (l *Limiter) AllowRegister(ctx context.Context, ip string) (session.RateDec
 //
 // Errors wrap session.ErrUnavailable: the caller fails closed.
 func (l *Limiter) AllowSessions(ctx context.Context, userID string) (session.RateDecision, error) {
-	return l.allow(ctx, session.LimitSessions, keySessions+userID, l.sessionsPerUser, l.reserve)
+	return l.allow(ctx, session.LimitSessions, sessionsKey(userID), l.sessionsPerUser, l.reserve)
 }
 
 // SessionsPerListingUnit is how many listed sessions one unit of
@@ -243,7 +251,7 @@ func (l *Limiter) ChargeListing(ctx context.Context, userID string, listed int) 
 	// The listing is done: a client hanging up now must not change
 	// what it pays.
 	ctx = context.WithoutCancel(ctx)
-	key := keyPrefix + keySessions + userID
+	key := keyPrefix + sessionsKey(userID)
 	var err error
 	switch rest := listingCost(listed) - l.reserve; {
 	case rest < 0:

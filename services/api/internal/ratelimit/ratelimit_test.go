@@ -403,7 +403,7 @@ func TestAllowSessionsReserves(t *testing.T) {
 	})
 	t.Run("RefundedWhole", func(t *testing.T) {
 		l := newCapLimiter(c, lim)
-		const key = "rate:rl:sessions:uid-reserve-refunded"
+		const key = "rate:rl:sessions:{uid-reserve-refunded}"
 		list(t, l, "uid-reserve-refunded", 1)
 		before := srv.Strings(t, []string{key})
 		sessions(t, l, "uid-reserve-refunded")
@@ -438,7 +438,7 @@ func TestRefund(t *testing.T) {
 			}
 			return d
 		}, func() { l.RefundRegister(ctx, "10.8.0.2") }},
-		{"Sessions", perSessions.Burst, []string{"rate:rl:sessions:uid-refunded"},
+		{"Sessions", perSessions.Burst, []string{"rate:rl:sessions:{uid-refunded}"},
 			func() session.RateDecision { return sessions(t, l, "uid-refunded") },
 			func() { l.RefundSessions(ctx, "uid-refunded") }},
 	}
@@ -520,10 +520,10 @@ func TestKeysExpire(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]bool{
-		"rate:rl:ip:10.2.0.1":           true,
-		"rate:rl:user:expiring":         true,
-		"rate:rl:ip:2001:db8::/64":      true,
-		"rate:rl:sessions:uid-expiring": true,
+		"rate:rl:ip:10.2.0.1":             true,
+		"rate:rl:user:expiring":           true,
+		"rate:rl:ip:2001:db8::/64":        true,
+		"rate:rl:sessions:{uid-expiring}": true,
 	}
 	if len(keys) != len(want) {
 		t.Errorf("got keys %v, want %d keys", keys, len(want))
@@ -609,4 +609,43 @@ func TestInvalidLimit(t *testing.T) {
 	if err == nil || errors.Is(err, session.ErrUnavailable) {
 		t.Errorf("got %v, want an error that is not ErrUnavailable", err)
 	}
+}
+
+// TestSessionsLimitOnCluster: the listing limit's key hashes to the slot
+// of the user's sessions, so that on a Redis Cluster a listing needs no
+// other shard, and a refund of it, whose script takes the key and a
+// marker, runs (keys of two slots would be refused with CROSSSLOT).
+func TestSessionsLimitOnCluster(t *testing.T) {
+	srv := redistest.StartCluster(t)
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{srv.Addr()}})
+	t.Cleanup(func() { _ = c.Close() })
+	l := newLimiter(c, perUser, perIP)
+	ctx := context.Background()
+	const uid = "7oZwzX9XX8M"
+
+	slot := func(key string) int64 {
+		n, err := c.ClusterKeySlot(ctx, key).Result()
+		if err != nil {
+			t.Fatalf("CLUSTER KEYSLOT %s: %v", key, err)
+		}
+		return n
+	}
+	if got, want := slot("rate:rl:sessions:{"+uid+"}"), slot("sess:{"+uid+"}:x"); got != want {
+		t.Fatalf("listing limit key in slot %d, the user's sessions in %d", got, want)
+	}
+
+	for range perSessions.Burst {
+		d, err := l.AllowSessions(ctx, uid)
+		if err != nil || !d.Allowed {
+			t.Fatalf("AllowSessions: %+v, %v; want allowed", d, err)
+		}
+	}
+	if d, err := l.AllowSessions(ctx, uid); err != nil || d.Allowed {
+		t.Fatalf("AllowSessions with the burst spent: %+v, %v; want refused", d, err)
+	}
+	l.RefundSessions(ctx, uid)
+	poll.For(t, 5*time.Second, "the refund to give a listing back", func() bool {
+		d, err := l.AllowSessions(ctx, uid)
+		return err == nil && d.Allowed
+	})
 }

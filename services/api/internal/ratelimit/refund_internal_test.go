@@ -64,3 +64,22 @@ func TestRefundIsMadeOnce(t *testing.T) {
 		})
 	}
 }
+
+// hashTag follows Redis Cluster's rule: the text between the first "{"
+// and the first "}" after it, when not empty; else the whole key.
+func TestHashTag(t *testing.T) {
+	for _, tc := range []struct{ key, want string }{
+		{"rate:rl:sessions:{7oZwzX9XX8M}", "7oZwzX9XX8M"},
+		{"rate:rl:ip:10.0.0.1", "rate:rl:ip:10.0.0.1"},
+		{"a{}b", "a{}b"},
+		{"a{b", "a{b"},
+		{"a}b{c}", "c"},
+		{"a{{b}}", "{b"},
+		{"{x}{y}", "x"},
+		{"", ""},
+	} {
+		if got := hashTag(tc.key); got != tc.want {
+			t.Errorf("hashTag(%q) = %q, want %q", tc.key, got, tc.want)
+		}
+	}
+}
