@@ -28,6 +28,7 @@ import (
 	"redis-session-app/services/api/internal/ratelimit"
 	"redis-session-app/services/api/internal/redisprobe"
 	"redis-session-app/services/api/internal/redisstore"
+	"redis-session-app/services/api/internal/session"
 )
 
 // Set at build time with -ldflags "-X main.version=… -X main.revision=…".
@@ -240,7 +241,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 func serve(ctx context.Context, logger *slog.Logger, srv *http.Server, ln net.Listener,
 	draining *atomic.Bool, running *handlers, delay, timeout, grace time.Duration) error {
 	// Every request's context derives from base, which a shutdown that
-	// runs out of time cancels with httpapi.ErrShutdownCut.
+	// runs out of time cancels with session.ErrShutdownCut.
 	base, cutOff := context.WithCancelCause(context.Background())
 	defer cutOff(nil)
 	srv.BaseContext = func(net.Listener) context.Context { return base }
@@ -268,10 +269,21 @@ func serve(ctx context.Context, logger *slog.Logger, srv *http.Server, ln net.Li
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
+		cut := running.running.Load()
+		if cut == 0 {
+			// Shutdown polls its connections (every 500 ms at last), so
+			// one whose request ended just before the deadline, or that
+			// never sent a whole request, reads as still busy. Closing it
+			// cuts nothing off.
+			if cerr := srv.Close(); cerr != nil {
+				logger.Warn("closing server", "err", cerr)
+			}
+			logger.Info("stopped")
+			return nil
+		}
 		// Requests still in flight are the replica's failures (503 in
 		// their log lines), not clients that hung up.
-		cut := running.running.Load()
-		cutOff(httpapi.ErrShutdownCut)
+		cutOff(session.ErrShutdownCut)
 		if cerr := srv.Close(); cerr != nil {
 			logger.Warn("closing server", "err", cerr)
 		}

@@ -190,3 +190,39 @@ func TestShutdownLogsRequestsItCut(t *testing.T) {
 		t.Errorf(`want "shutdown cut requests off" to count 1 request cut and 0 unlogged; logs:\n%s`, logs)
 	}
 }
+
+// TestShutdownWithNothingToCut: a new connection that has not sent a whole
+// request keeps http.Server.Shutdown waiting until its timeout, but no
+// handler runs: closing it cuts nothing off, so run returns nil (exit 0).
+func TestShutdownWithNothingToCut(t *testing.T) {
+	t.Parallel()
+	rds := redistest.Start(t)
+	r := startReplica(t, baseEnv(rds.Addr(), "nocut").with(
+		"SHUTDOWN_DELAY", "100ms", "SHUTDOWN_TIMEOUT", "200ms"))
+	partial, err := net.Dial("tcp", r.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer partial.Close()
+	fmt.Fprint(partial, "GET /prof") // never ends
+	// The server accepts connections in order: once a request on a
+	// later one is answered, it has accepted the partial one.
+	later, err := net.Dial("tcp", r.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer later.Close()
+	fmt.Fprint(later, "GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+	res, err := http.ReadResponse(bufio.NewReader(later), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if err := r.stop(); err != nil {
+		t.Fatalf("run got %v, want nil: nothing was cut off", err)
+	}
+	logs := r.logs.String()
+	if strings.Contains(logs, "shutdown cut requests off") || !strings.Contains(logs, `"msg":"stopped"`) {
+		t.Errorf("want a clean stop, no cut; logs:\n%s", logs)
+	}
+}

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -126,5 +127,24 @@ func TestClientHungUpWhileRedisIsFrozen(t *testing.T) {
 	checkResponse(t, rec, statusClientClosed, `{"error":"Client closed request"}`)
 	if got := testutil.ToFloat64(h.metrics.HTTPRequests.WithLabelValues("/profile", "GET", "503")); got != 0 {
 		t.Errorf(`requests{code="503"}: got %v, want 0`, got)
+	}
+}
+
+// TestCutByShutdownIsA503: a request whose handler was still running when
+// the replica's shutdown cut it off (its context canceled with
+// session.ErrShutdownCut) is logged and counted as a 503, even when the
+// handler then answered 200: the connection was closed under it, and the
+// client got nothing.
+func TestCutByShutdownIsA503(t *testing.T) {
+	h := newHarness(t)
+	tok := h.addSession(h.addUser(t, "alice", "correct horse"), "ua").Token
+	cut, cancel := context.WithCancelCause(context.Background())
+	cancel(session.ErrShutdownCut)
+	h.do(authed(newRequest(http.MethodGet, "/profile", ""), tok).WithContext(cut))
+	if got := testutil.ToFloat64(h.metrics.HTTPRequests.WithLabelValues("/profile", "GET", "503")); got != 1 {
+		t.Errorf(`requests{code="503"}: got %v, want 1`, got)
+	}
+	if logs := h.logs.String(); !strings.Contains(logs, `"status":503`) || !strings.Contains(logs, `"error":"cut off by the shutdown"`) {
+		t.Errorf("want the request logged as a 503 cut off by the shutdown; logs:\n%s", logs)
 	}
 }

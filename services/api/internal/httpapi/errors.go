@@ -54,12 +54,6 @@ var (
 	errCutOff = &httpError{status: http.StatusServiceUnavailable, msg: "Shutting down"}
 )
 
-// ErrShutdownCut is the cause with which the server cancels the contexts
-// of the requests still in flight when its shutdown timeout runs out, so
-// that they are logged as the replica's failure (503) rather than as
-// clients that hung up (499).
-var ErrShutdownCut = errors.New("cut off by the shutdown")
-
 func badRequest(msg string) *httpError {
 	return &httpError{status: http.StatusBadRequest, msg: msg}
 }
@@ -94,7 +88,7 @@ type errorBody struct {
 func fail(c *gin.Context, d Deps, err error) {
 	var he *httpError
 	switch {
-	case errors.Is(context.Cause(c.Request.Context()), ErrShutdownCut):
+	case errors.Is(context.Cause(c.Request.Context()), session.ErrShutdownCut):
 		// Whatever failed (a body cut short reads as a bad one), the
 		// shutdown did it.
 		he = errCutOff

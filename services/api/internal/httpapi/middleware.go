@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -133,6 +134,14 @@ func observe(d Deps) gin.HandlerFunc {
 		route := c.FullPath()
 		method := c.Request.Method
 		status := c.Writer.Status()
+		if ctx := c.Request.Context(); ctx.Err() != nil && status < http.StatusInternalServerError &&
+			errors.Is(context.Cause(ctx), session.ErrShutdownCut) {
+			// Its handler was still running when the shutdown closed the
+			// connections: whatever it answered did not reach the client
+			// (fail answers such requests 503 itself).
+			status = http.StatusServiceUnavailable
+			state(c).cause = session.ErrShutdownCut.Error()
+		}
 		quiet := unobserved(route)
 		if route == "" {
 			route = unmatchedRoute

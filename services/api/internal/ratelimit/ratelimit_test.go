@@ -490,6 +490,18 @@ func TestRefund(t *testing.T) {
 		})
 		wantUnchanged(t, before, srv.Strings(t, []string{"rate:rl:ip:10.8.0.5", "rate:rl:user:hungup"}))
 	})
+	t.Run("CutByShutdown", func(t *testing.T) {
+		// A request that the replica's shutdown cut off is the
+		// replica's failure: what it counted is given back.
+		login(t, l, "10.8.0.7", "")
+		counted := srv.Strings(t, []string{"rate:rl:ip:10.8.0.7"})
+		cut, cancel := context.WithCancelCause(ctx)
+		cancel(session.ErrShutdownCut)
+		l.RefundRegister(cut, "10.8.0.7")
+		poll.For(t, 5*time.Second, "the refund of a request cut off", func() bool {
+			return srv.Strings(t, []string{"rate:rl:ip:10.8.0.7"})["rate:rl:ip:10.8.0.7"] != counted["rate:rl:ip:10.8.0.7"]
+		})
+	})
 	t.Run("NothingCounted", func(t *testing.T) {
 		srv.ResetStats(t)
 		l.RefundLogin(ctx, "10.8.0.9", "never")

@@ -33,6 +33,12 @@ var (
 	// ErrBusy means no password-hashing slot became free in time; the
 	// client should retry shortly.
 	ErrBusy = errors.New("server busy")
+	// ErrShutdownCut is the cause with which a replica cancels the
+	// contexts of the requests still in flight when its shutdown timeout
+	// runs out: they are the replica's failures (503), not clients that
+	// hung up (499), and what they were counted against a limit is given
+	// back as after any 503.
+	ErrShutdownCut = errors.New("cut off by the shutdown")
 )
 
 // Session is one login of one user, as the store keeps it.
