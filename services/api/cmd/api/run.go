@@ -269,23 +269,22 @@ func serve(ctx context.Context, logger *slog.Logger, srv *http.Server, ln net.Li
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
+		// With no handler running nothing is cut off: Shutdown polls its
+		// connections (every 500 ms at last), so one whose request ended
+		// just before the deadline, or that never sent a whole request,
+		// reads as still busy.
 		cut := running.running.Load()
-		if cut == 0 {
-			// Shutdown polls its connections (every 500 ms at last), so
-			// one whose request ended just before the deadline, or that
-			// never sent a whole request, reads as still busy. Closing it
-			// cuts nothing off.
-			if cerr := srv.Close(); cerr != nil {
-				logger.Warn("closing server", "err", cerr)
-			}
-			logger.Info("stopped")
-			return nil
+		if cut > 0 {
+			// Requests still in flight are the replica's failures (503
+			// in their log lines), not clients that hung up.
+			cutOff(session.ErrShutdownCut)
 		}
-		// Requests still in flight are the replica's failures (503 in
-		// their log lines), not clients that hung up.
-		cutOff(session.ErrShutdownCut)
 		if cerr := srv.Close(); cerr != nil {
 			logger.Warn("closing server", "err", cerr)
+		}
+		if cut == 0 {
+			logger.Info("stopped")
+			return nil
 		}
 		unlogged := running.settle(grace)
 		logger.Error("shutdown cut requests off", "err", err, "requests", cut, "unlogged", unlogged)

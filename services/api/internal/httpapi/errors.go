@@ -88,7 +88,7 @@ type errorBody struct {
 func fail(c *gin.Context, d Deps, err error) {
 	var he *httpError
 	switch {
-	case errors.Is(context.Cause(c.Request.Context()), session.ErrShutdownCut):
+	case session.CutByShutdown(c.Request.Context()):
 		// Whatever failed (a body cut short reads as a bad one), the
 		// shutdown did it.
 		he = errCutOff

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -134,8 +133,7 @@ func observe(d Deps) gin.HandlerFunc {
 		route := c.FullPath()
 		method := c.Request.Method
 		status := c.Writer.Status()
-		if ctx := c.Request.Context(); ctx.Err() != nil && status < http.StatusInternalServerError &&
-			errors.Is(context.Cause(ctx), session.ErrShutdownCut) {
+		if status < http.StatusInternalServerError && session.CutByShutdown(c.Request.Context()) {
 			// Its handler was still running when the shutdown closed the
 			// connections: whatever it answered did not reach the client
 			// (fail answers such requests 503 itself).

@@ -172,7 +172,7 @@ func (l *Limiter) refund(ctx context.Context, key string, lim session.Limit, cos
 	// Canceled only: a request whose store budget ran out (a deadline)
 	// was answered 503 and gets its refund, and so does one that the
 	// replica's shutdown cut off.
-	if errors.Is(ctx.Err(), context.Canceled) && !errors.Is(context.Cause(ctx), session.ErrShutdownCut) {
+	if errors.Is(ctx.Err(), context.Canceled) && !session.CutByShutdown(ctx) {
 		return
 	}
 	// The request's context ends with its answer; the refund has a

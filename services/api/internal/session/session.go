@@ -41,6 +41,12 @@ var (
 	ErrShutdownCut = errors.New("cut off by the shutdown")
 )
 
+// CutByShutdown reports whether ctx, a request's, was canceled by the
+// replica's shutdown (with ErrShutdownCut) rather than by its client.
+func CutByShutdown(ctx context.Context) bool {
+	return ctx.Err() != nil && errors.Is(context.Cause(ctx), ErrShutdownCut)
+}
+
 // Session is one login of one user, as the store keeps it.
 type Session struct {
 	// ID is the public handle of the session: safe to show and log, never
