@@ -103,7 +103,9 @@ func TestJudgeAndMarkdown(t *testing.T) {
 	r.Sessions = Sessions{SmallCount: 1000, MemoryCount: 100000, BytesPerSession: 350, LargeCount: 1000000,
 		LookupSmall: Figure{Latency: Latency{P50: 1}}, LookupLarge: Figure{Latency: Latency{P50: 1.05}}}
 	r.Storm = Storm{P99Ratio: 3.5}
-	r.Featureless = &Reference{Max: Figure{Rate: 22000, Latency: Latency{P50: 2.5, P99: 8}}, Processes: 3, CPUMicros: 28, NginxCPUMicros: 20, RedisCPUMicros: 7, RedisCommandsPerRequest: 1}
+	r.Featureless = &Reference{Max: Figure{Rate: 22000, Latency: Latency{P50: 2.5, P99: 8}}, Processes: 3, CPUMicros: 28, NginxCPUMicros: 20, RedisCPUMicros: 7, RedisCommandsPerRequest: 1,
+		Half: &Figure{Rate: 10000, Asked: 10000, Requests: 100000, Latency: Latency{P50: 0.5, P99: 3.5, P999: 6}}}
+	r.Ceilings.NginxProxyHalf = &Figure{Rate: 9990, Asked: 10000, Requests: 99900, Latency: Latency{P50: 0.25, P99: 1.25, P999: 2}}
 	r.judge()
 	want := map[string]bool{
 		"GET /profile through nginx vs the proxy ceiling": true, "replica CPU": true,
@@ -125,6 +127,9 @@ func TestJudgeAndMarkdown(t *testing.T) {
 		"| reference: a featureless gin + go-redis handler (one `GET`, no log, no metrics), same nginx settings, 3 processes (wrk, 64 connections) | 22000 req/s, p50 2.50 ms, p99 8.00 ms | 55% of the proxy ceiling; `GET /profile` reached 0.91× its rate |",
 		"| CPU per request of the featureless handler | its processes 28.0 µs, nginx 20.0 µs, Redis 7.0 µs; Redis commands 1.000 | |",
 		"| GET /profile vs the featureless gin + go-redis handler, same run | rate ≥ the handler's | rate 0.91× (20000 vs 22000 req/s); CPU 1.25× (35.0 vs 28.0 µs) | no |",
+		"| the featureless handler, the same load | 10000 of 10000 req/s asked, p50 0.50 ms, p99 3.50 ms, p99.9 6.00 ms | |",
+		"| the proxy ceiling (`GET /` of the trivial upstream), the same load | 9990 of 10000 req/s asked, p50 0.25 ms, p99 1.25 ms, p99.9 2.00 ms | |",
+		"| p99 at half the maximum rate (open model) | < 5 ms | 4.00 ms at 10000 req/s; same load: the featureless handler 3.50 ms, the proxy ceiling 1.25 ms | yes |",
 	} {
 		if !strings.Contains(md.String(), w) {
 			t.Errorf("Markdown lacks %q:\n%s", w, md.String())
@@ -139,15 +144,15 @@ func TestJudgeAndMarkdown(t *testing.T) {
 		t.Errorf("GET /profile at the reference's rate: target met = %v (present %v), want true", got, ok)
 	}
 	// A results file from before the reference: no row, no target.
-	r.Targets, r.Featureless = nil, nil
+	r.Targets, r.Featureless, r.Ceilings.NginxProxyHalf = nil, nil, nil
 	r.judge()
 	if _, ok := targetMet(t, r.Targets, "GET /profile vs the featureless"); ok {
 		t.Error("a run without the reference has its target")
 	}
 	md.Reset()
 	r.Markdown(&md)
-	if strings.Contains(md.String(), "featureless") {
-		t.Errorf("a run without the reference shows it:\n%s", md.String())
+	if strings.Contains(md.String(), "featureless") || strings.Contains(md.String(), "same load") {
+		t.Errorf("a run without the references shows them:\n%s", md.String())
 	}
 	doc, err := replaceBetween("intro\n"+readmeStart+"\nold\n"+readmeEnd+"\nrest\n", "new\n")
 	if err != nil || doc != "intro\n"+readmeStart+"\nnew\n"+readmeEnd+"\nrest\n" {

@@ -613,6 +613,23 @@ func (b *bench) featurelessMax(ctx context.Context, res *Results) error {
 	res.Featureless = f
 	fmt.Fprintf(b.log, "  CPU per request: featureless %.1f µs, nginx %.1f µs, redis %.1f µs; redis commands per request %.3f %v\n",
 		f.CPUMicros, f.NginxCPUMicros, f.RedisCPUMicros, f.RedisCommandsPerRequest, commands)
+
+	// The same open-model load as profileHalf's, so that the p99 target
+	// is read beside what a handler that does nothing but read Redis gets
+	// on this machine at that rate.
+	file := filepath.Join(b.dir, "sessions-featureless.txt")
+	var lines strings.Builder
+	for _, u := range b.wrkUsers {
+		fmt.Fprintf(&lines, "%s %s\n", u.Name, u.Token)
+	}
+	if err := os.WriteFile(file, []byte(lines.String()), 0o600); err != nil {
+		return err
+	}
+	half, err := b.halfLoad(ctx, res, "featureless-half", port, "-scenario", "read", "-sessions-file", file)
+	if err != nil {
+		return err
+	}
+	f.Half = &half
 	return nil
 }
 
@@ -649,17 +666,36 @@ func (b *bench) halfRate(res *Results) string {
 	return strconv.Itoa(max(1, int(full/2)))
 }
 
+// profileHalf loads GET /profile at half the maximum rate, open model,
+// and then the proxy ceiling's trivial upstream at the same rate with the
+// same generator: the latency nothing behind this nginx can beat here.
 func (b *bench) profileHalf(ctx context.Context, res *Results) error {
-	rep, _, _, err := b.load(ctx, "profile-half", false, "-scenario", "read", "-target", b.url(b.nginxPort),
-		"-rate", b.halfRate(res), "-duration", b.dur(), "-users", "100", "-max-error-rate", "0.01")
+	half, err := b.halfLoad(ctx, res, "profile-half", b.nginxPort, "-scenario", "read", "-users", "100")
 	if err != nil {
 		return err
 	}
-	res.Profile.Half = figure(rep)
-	if rep.AskedRate != nil {
-		res.Profile.Half.Asked = *rep.AskedRate
+	res.Profile.Half = half
+	proxy, err := b.halfLoad(ctx, res, "proxy-half", b.proxyPort, "-scenario", "get", "-path", "/")
+	if err != nil {
+		return err
 	}
+	res.Ceilings.NginxProxyHalf = &proxy
 	return nil
+}
+
+// halfLoad runs loadtest's open model at half the maximum rate (halfRate)
+// against the nginx on port, with the scenario that args give.
+func (b *bench) halfLoad(ctx context.Context, res *Results, name string, port int, args ...string) (Figure, error) {
+	args = append(args, "-target", b.url(port), "-rate", b.halfRate(res), "-duration", b.dur(), "-max-error-rate", "0.01")
+	rep, _, _, err := b.load(ctx, name, false, args...)
+	if err != nil {
+		return Figure{}, err
+	}
+	f := figure(rep)
+	if rep.AskedRate != nil {
+		f.Asked = *rep.AskedRate
+	}
+	return f, nil
 }
 
 // loginStorm runs reads at half the maximum rate while a closed model of
