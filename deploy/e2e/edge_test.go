@@ -127,6 +127,61 @@ func testNginxOwnErrors(t *testing.T, s *stack) {
 	}
 }
 
+// testRefusedBodyChangesNothing sends POST /auth/refresh, which takes no
+// body, with a chunked one that nginx refuses part-way (too large, then
+// malformed), in pieces, so that nginx has passed the header and the
+// first chunk on to a replica before it refuses. The replica reads such a
+// body before it acts, so the refused refresh must have left the token
+// working; before, the replica refreshed at once and nginx's 413 or 400
+// went to a client whose token was already dead.
+func testRefusedBodyChangesNothing(t *testing.T, s *stack, username, password string) {
+	chunk := func(s string) string { return fmt.Sprintf("%x\r\n%s\r\n", len(s), s) }
+	big := strings.Repeat("a", 40000)
+	for _, tc := range []struct {
+		name   string
+		pieces []string
+		status int
+	}{
+		{"TooLarge", []string{chunk(big), chunk(big) + "0\r\n\r\n"}, http.StatusRequestEntityTooLarge},
+		{"Malformed", []string{chunk("{}"), "zz\r\n"}, http.StatusBadRequest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := s.mustDo(t, "POST", "/auth/login", "", fmt.Sprintf(`{"username":%q,"password":%q}`, username, password))
+			var login struct{ SessionID string }
+			if r.status != http.StatusOK || json.Unmarshal([]byte(r.body), &login) != nil {
+				t.Fatalf("login: got %d %s", r.status, r.body)
+			}
+			conn, err := net.DialTimeout("tcp", s.nginxAddr(), 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+			pieces := append([]string{"POST /auth/refresh HTTP/1.1\r\nHost: x\r\nX-Session-Id: " + login.SessionID +
+				"\r\nTransfer-Encoding: chunked\r\n\r\n"}, tc.pieces...)
+			for i, p := range pieces {
+				if i > 0 {
+					// A slow client's pause: nginx forwards what it has.
+					time.Sleep(300 * time.Millisecond)
+				}
+				if _, err := io.WriteString(conn, p); err != nil {
+					break // nginx may refuse and close before the last piece
+				}
+			}
+			res, body, err := readResponse(bufio.NewReader(conn))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := nginxErrorOK(res, body, tc.status); err != nil {
+				t.Error(err)
+			}
+			if _, err := s.profileOK(login.SessionID, username); err != nil {
+				t.Errorf("after a refresh nginx refused: %v", err)
+			}
+		})
+	}
+}
+
 // testSlowClientsLimited opens more connections than one address may have
 // requests in flight, each sending headers and then one byte of a body
 // that never comes, the way a client trickling its bodies would. nginx

@@ -441,6 +441,7 @@ func TestStack(t *testing.T) {
 		testNginxOwnErrors(t, s)
 	})
 
+	t.Run("RefusedBodyChangesNothing", func(t *testing.T) { testRefusedBodyChangesNothing(t, s, username, password) })
 	t.Run("SlowClientsLimitedPerAddress", func(t *testing.T) { testSlowClientsLimited(t, s) })
 	t.Run("SlowBodyBoundedInTotal", func(t *testing.T) { testSlowBodyBounded(t, s) })
 	t.Run("AccessLogKeepsTokensOut", func(t *testing.T) { testAccessLogKeepsTokensOut(t, s, token) })

@@ -30,6 +30,11 @@ func readBody(c *gin.Context) ([]byte, error) {
 			return nil, refuseUnread(c, errMediaType)
 		}
 	}
+	return readLimited(c)
+}
+
+// readLimited reads the request body, at most maxBodyBytes of it.
+func readLimited(c *gin.Context) ([]byte, error) {
 	if c.Request.ContentLength > maxBodyBytes {
 		return nil, refuseUnread(c, errTooLarge)
 	}
@@ -46,6 +51,30 @@ func readBody(c *gin.Context) ([]byte, error) {
 		return nil, badRequest("could not read the request body")
 	}
 	return b, nil
+}
+
+// readIgnoredBody reads and drops, before the route does anything, the
+// body of a request to a route that takes none (logout, refresh, a
+// revocation...). A body over maxBodyBytes is then a 413, and one that
+// breaks off (a malformed chunk, a client or nginx hanging up, nginx
+// refusing it as too large and closing the upstream connection) a 400 or
+// 499, and in each case nothing has been done. Left to net/http, such a
+// body was read only after the handler had revoked or refreshed the
+// session: nginx answered 413 and the client lost its session all the
+// same. A request without a body (the usual one, GET /profile included)
+// costs one comparison.
+func readIgnoredBody(d Deps) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if c.Request.ContentLength == 0 {
+			c.Next()
+			return
+		}
+		if _, err := readLimited(c); err != nil {
+			fail(c, d, err)
+			return
+		}
+		c.Next()
+	}
 }
 
 // refuseUnread returns err for a request whose body is refused unread,

@@ -14,7 +14,8 @@ import (
 //   - refuseCrossOrigin: a browser's cross-origin POST or DELETE is a 403
 //     before anything else is done, 404s and 405s included
 //
-// requireSession guards the routes that need a session, and limitSessions,
+// The routes that take no body read it first, if one was sent
+// (readIgnoredBody). requireSession guards the routes that need a session, and limitSessions,
 // after it, the listing of a user's sessions. budgetStore bounds the store
 // calls of the routes that make several (see Deps.StoreBudget).
 func addRoutes(e *gin.Engine, d Deps) {
@@ -31,8 +32,8 @@ func addRoutes(e *gin.Engine, d Deps) {
 	e.POST("/auth/register", handleRegister(d))
 	e.POST("/auth/login", handleLogin(d))
 
-	e.GET("/profile", requireSession(d), handleProfile())
-	auth := e.Group("", budgetStore(d), requireSession(d))
+	e.GET("/profile", readIgnoredBody(d), requireSession(d), handleProfile())
+	auth := e.Group("", readIgnoredBody(d), budgetStore(d), requireSession(d))
 	auth.POST("/auth/logout", handleLogout(d))
 	auth.POST("/auth/refresh", handleRefresh(d))
 
