@@ -159,6 +159,9 @@ func TestNginxResendsOnlyAPreReadLogin(t *testing.T) {
 		// the same when it came with the header.
 		{"LoginWithLargeHeaderInOneWriteIsResent", "/auth/login", oneWrite, largeCookie, true, http.StatusOK, 2},
 		{"RegisterInOneWriteIsNotResent", "/auth/register", oneWrite, "", true, http.StatusBadGateway, 1},
+		{"RefreshInOneWriteIsNotResent", "/auth/refresh", oneWrite, "", true, http.StatusBadGateway, 1},
+		{"LogoutInOneWriteIsNotResent", "/auth/logout", oneWrite, "", true, http.StatusBadGateway, 1},
+		{"LogoutAllInOneWriteIsNotResent", "/auth/logout-all", oneWrite, "", true, http.StatusBadGateway, 1},
 		{"LoginHalfThenRestIsStreamed", "/auth/login", halfThenRest, "", false, http.StatusOK, 1},
 		{"LoginHalfThenRestIsNotResent", "/auth/login", halfThenRest, "", true, http.StatusBadGateway, 1},
 		{"LoginAfter100ContinueIsNotResent", "/auth/login", expectContinue, "", true, http.StatusBadGateway, 1},

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"redis-session-app/services/api/internal/poll"
 	"redis-session-app/services/api/internal/redisstore"
 	"redis-session-app/services/api/internal/session"
@@ -645,4 +647,108 @@ func TestLookupWhileRedisRefusesWrites(t *testing.T) {
 	if !got.ExpiresAt.After(iss.Session.ExpiresAt) {
 		t.Errorf("expiry once Redis takes writes: %v, want it slid past %v", got.ExpiresAt, iss.Session.ExpiresAt)
 	}
+}
+
+// TestRefreshKeepsRedisExpiryWithinAbsoluteEnd: a refresh near the
+// absolute end gives the new key no Redis expiry past it, so that Redis's
+// own expiry still ends the session.
+func TestRefreshKeepsRedisExpiryWithinAbsoluteEnd(t *testing.T) {
+	e := newEnv(t, redisstore.SessionOptions{IdleTimeout: time.Hour, MaxLifetime: 90 * time.Minute})
+	iss := create(t, e.store, newUserID(t))
+	abs := iss.Session.AbsoluteExpiresAt
+	e.clock.Advance(40 * time.Minute)
+	lookup(t, e.store, iss.Token) // slides the idle expiry to the absolute end
+	e.clock.Advance(40 * time.Minute)
+	next, err := e.store.Refresh(context.Background(), iss.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := expireTimeMs(t, e, next.Token); got > abs.UnixMilli() {
+		t.Errorf("PEXPIRETIME of the refreshed key: got %v, past the absolute end %v", got, abs.UnixMilli())
+	}
+}
+
+// TestListSkipsSessionsPastLoweredLifetime: a session past a lowered
+// maximum lifetime, which Lookup refuses, is not listed either: the list
+// holds only live sessions.
+func TestListSkipsSessionsPastLoweredLifetime(t *testing.T) {
+	e := newEnv(t, redisstore.SessionOptions{IdleTimeout: 24 * time.Hour, MaxLifetime: 24 * time.Hour})
+	uid := newUserID(t)
+	create(t, e.store, uid)
+	e.clock.Advance(13 * time.Hour)
+	lower := redisstore.NewSessions(e.rdb, redisstore.SessionOptions{IdleTimeout: 12 * time.Hour, MaxLifetime: 12 * time.Hour, Now: e.clock.Now})
+	list, err := lower.List(context.Background(), uid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 0 {
+		t.Errorf("List past the lowered lifetime: got %d sessions, want none", len(list))
+	}
+}
+
+// TestCapRevokesOldestCreatedEvenIfRefreshed: the cap revokes the session
+// created first, also when it was refreshed since (a refresh keeps
+// createdAt, so it stays the oldest).
+func TestCapRevokesOldestCreatedEvenIfRefreshed(t *testing.T) {
+	e := newEnv(t, redisstore.SessionOptions{MaxPerUser: 2})
+	ctx := context.Background()
+	uid := newUserID(t)
+	a := create(t, e.store, uid)
+	e.clock.Advance(time.Minute)
+	b := create(t, e.store, uid)
+	e.clock.Advance(time.Minute)
+	a2, err := e.store.Refresh(ctx, a.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(time.Minute)
+	c := create(t, e.store, uid)
+	if _, err := e.store.Lookup(ctx, a2.Token); err == nil {
+		t.Errorf("the first-created session (refreshed) survived the cap")
+	}
+	for name, tok := range map[string]string{"second": b.Token, "newest": c.Token} {
+		if _, err := e.store.Lookup(ctx, tok); err != nil {
+			t.Errorf("the %s session: %v, want live", name, err)
+		}
+	}
+}
+
+// TestLookupOfSessionRevokedBeforeItsTouch: a lookup whose read found the
+// session live but whose touch finds it gone (revoked between the two)
+// does not serve it: the revocation wins.
+func TestLookupOfSessionRevokedBeforeItsTouch(t *testing.T) {
+	e := newEnv(t, redisstore.SessionOptions{IdleTimeout: time.Hour})
+	iss := create(t, e.store, newUserID(t))
+	e.clock.Advance(40 * time.Minute) // less than half the idle window left: a touch is due
+	other := redisstore.NewClient(redisstore.ClientOptions{Addrs: []string{e.srv.Addr()}, Timeout: time.Second})
+	t.Cleanup(func() { _ = other.Close() })
+	e.rdb.AddHook(revokeBeforeScript{other: other, key: sessionKey(iss.Token)})
+	if s, err := e.store.Lookup(context.Background(), iss.Token); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("Lookup of a session revoked before its touch: got %+v, %v; want ErrNotFound", s, err)
+	}
+}
+
+// revokeBeforeScript deletes key, through another client, before any
+// script runs: a revocation that lands between a lookup's read and its
+// touch.
+type revokeBeforeScript struct {
+	other redis.UniversalClient
+	key   string
+}
+
+func (revokeBeforeScript) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h revokeBeforeScript) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if name := cmd.Name(); name == "evalsha" || name == "eval" {
+			if err := h.other.Del(ctx, h.key).Err(); err != nil {
+				return err
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (revokeBeforeScript) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
 }
