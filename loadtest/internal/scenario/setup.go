@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -184,21 +185,47 @@ func (s *Setup) post(ctx context.Context, path string, body []byte, token string
 				return w, b, nil
 			}
 		}
-		wait, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+		retryAfter := resp.Header.Get("Retry-After")
+		d, ok := retryWait(retryAfter, time.Now())
 		retriable := resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable
-		if !retriable || wait < 1 {
+		if !retriable || !ok {
 			return resp.StatusCode, nil, fmt.Errorf("POST %s: got status %d %s, want %v", path, resp.StatusCode, errorMessage(b), want)
 		}
-		d := time.Duration(wait) * time.Second
-		if time.Now().Add(d).After(s.Deadline) {
-			return resp.StatusCode, nil, fmt.Errorf("POST %s: got status %d with Retry-After %ds, past the set-up deadline", path, resp.StatusCode, wait)
+		if d > time.Until(s.Deadline) {
+			return resp.StatusCode, nil, fmt.Errorf("POST %s: got status %d with Retry-After %s, past the set-up deadline", path, resp.StatusCode, retryAfter)
 		}
-		s.say(fmt.Sprintf("set-up: POST %s answered %d %s; waiting %ds as Retry-After says (raise LOGIN_LIMIT_PER_IP on the target to go faster)",
-			path, resp.StatusCode, errorMessage(b), wait))
+		s.say(fmt.Sprintf("set-up: POST %s answered %d %s; waiting %s as Retry-After says (raise LOGIN_LIMIT_PER_IP on the target to go faster)",
+			path, resp.StatusCode, errorMessage(b), d.Round(time.Second)))
 		if err := s.wait(ctx, d); err != nil {
 			return 0, nil, pastDeadline(ctx, path, err)
 		}
 	}
+}
+
+// minRetryWait is the shortest wait for a Retry-After: "0", or a date
+// already past, asks for none, and retrying at once would send the set-up's
+// requests in a tight loop at a target that is refusing them.
+const minRetryWait = time.Second
+
+// retryWait is how long a Retry-After value (delay-seconds or an
+// HTTP-date) asks to wait from now, at least minRetryWait; ok is false
+// when the value is neither. Seconds too many for a time.Duration are
+// the longest one, which is past any set-up deadline, instead of
+// wrapping round to a negative wait.
+func retryWait(value string, now time.Time) (d time.Duration, ok bool) {
+	value = strings.TrimSpace(value)
+	if value != "" && strings.Trim(value, "0123456789") == "" {
+		secs, err := strconv.ParseUint(value, 10, 64)
+		if err != nil || secs > uint64(math.MaxInt64/int64(time.Second)) {
+			return math.MaxInt64, true // too many digits for uint64 as well
+		}
+		d = time.Duration(secs) * time.Second
+	} else if at, err := http.ParseTime(value); err == nil {
+		d = at.Sub(now)
+	} else {
+		return 0, false
+	}
+	return max(d, minRetryWait), true
 }
 
 // pastDeadline says so when err is the set-up deadline's doing: Go's

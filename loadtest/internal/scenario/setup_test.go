@@ -114,6 +114,59 @@ func TestSetupGivesUpPastTheDeadline(t *testing.T) {
 	}
 }
 
+// TestSetupRetryAfterValues answers the first registration 429 with a
+// Retry-After: one beyond the deadline ends the set-up at once, after that
+// one request (a value too large for a time.Duration wrapped round to a
+// negative wait, and the set-up retried in a tight loop); "0" and an
+// HTTP-date are waited out and the registration goes through.
+func TestSetupRetryAfterValues(t *testing.T) {
+	tests := []struct {
+		name       string
+		retryAfter func() string
+		wantErr    string // "" means the set-up succeeds
+	}{
+		{"BeyondTheDeadline", func() string { return "3600" }, "past the set-up deadline"},
+		{"TooLargeForADuration", func() string { return "9223372037" }, "past the set-up deadline"},
+		{"TooLargeForUint64", func() string { return "99999999999999999999" }, "past the set-up deadline"},
+		{"Zero", func() string { return "0" }, ""},
+		{"HTTPDate", func() string { return time.Now().Add(time.Second).UTC().Format(http.TimeFormat) }, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var (
+				mu       sync.Mutex
+				requests int
+			)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				requests++
+				n := requests
+				mu.Unlock()
+				if n == 1 {
+					w.Header().Set("Retry-After", tc.retryAfter())
+					w.WriteHeader(http.StatusTooManyRequests)
+					return
+				}
+				w.WriteHeader(http.StatusCreated)
+			}))
+			defer srv.Close()
+			s := &scenario.Setup{Client: srv.Client(), Endpoints: scenario.NewEndpoints(srv.URL), Parallel: 1, Deadline: time.Now().Add(30 * time.Second)}
+			rep, err := s.Run(context.Background(), []*scenario.User{scenario.NewUser("a", "pw-a-12345")}, false)
+			mu.Lock()
+			defer mu.Unlock()
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || requests != 1 {
+					t.Errorf("got %v after %d requests, want an error naming the deadline after one", err, requests)
+				}
+				return
+			}
+			if err != nil || rep.Registered != 1 || requests != 2 || rep.Waited == 0 {
+				t.Errorf("got %+v, %v after %d requests; want the user registered by the second, after a wait", rep, err, requests)
+			}
+		})
+	}
+}
+
 // TestSetupGivesUpAtTheDeadlineOnAStalledTarget: a target that never
 // answers holds a registration until the deadline, not past it, whatever
 // the client's own timeout (here none), and the error names the deadline.
