@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -44,10 +45,49 @@ func TestCheckTarget(t *testing.T) {
 		{"http://[::1]:123456/", false, ""},
 		{"http://localhost:99999999999999999999", false, ""},
 		{"http://example.com:99999", true, ""},
+		// Host names are case-insensitive and may be absolute; the name
+		// the dialer gets is the one the resolver reads from /etc/hosts.
+		{"http://LOCALHOST:3000", false, "http://localhost:3000"},
+		{"http://localhost.:3000/", false, "http://localhost:3000"},
+		{"http://LocalHost.", false, "http://localhost"},
+		{"http://localhost..", false, ""},
+		// inet_aton's short forms, which Go's resolver does not read.
+		{"http://127.1:8080", false, "http://127.0.0.1:8080"},
+		{"http://127.0.1", false, "http://127.0.0.1"},
+		{"http://127.65535", false, "http://127.0.255.255"},
+		{"http://127.16777216", false, ""},
+		{"http://10.1", false, ""},
+		{"http://0177.1", false, ""},
+		{"http://0x7f.1", false, ""},
+		// A name resolving to loopback addresses only, from /etc/hosts.
+		{"http://vm:8080", false, "http://vm:8080"},
+		{"http://both-loopback:8080", false, "http://both-loopback:8080"},
+		{"http://mixed:8080", false, ""},
+		{"http://remote:8080", false, ""},
+		{"http://unresolved:8080", false, ""},
+	}
+	// A resolver that sends nothing anywhere.
+	hosts := map[string][]string{
+		"localhost":     {"127.0.0.1", "::1"},
+		"vm":            {"127.0.0.1"},
+		"both-loopback": {"127.0.1.1", "::1"},
+		"mixed":         {"127.0.0.1", "192.0.2.1"},
+		"remote":        {"192.0.2.1"},
+		"example.com":   {"192.0.2.2"},
+	}
+	lookup := func(_ context.Context, host string) ([]net.IPAddr, error) {
+		var addrs []net.IPAddr
+		for _, a := range hosts[host] {
+			addrs = append(addrs, net.IPAddr{IP: net.ParseIP(a)})
+		}
+		if addrs == nil {
+			return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+		}
+		return addrs, nil
 	}
 	for _, tc := range tests {
 		t.Run(tc.target, func(t *testing.T) {
-			got, err := checkTarget(tc.target, tc.allowRemote)
+			got, err := checkTarget(tc.target, tc.allowRemote, lookup)
 			if tc.want == "" {
 				if err == nil {
 					t.Errorf("checkTarget(%q) = %q, want an error", tc.target, got)

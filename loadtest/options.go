@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -261,7 +262,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		o.limits.MaxP99[k] = d
 	}
 
-	base, err := checkTarget(o.target, o.allowRemote)
+	base, err := checkTarget(o.target, o.allowRemote, net.DefaultResolver.LookupIPAddr)
 	if err != nil {
 		return o, err
 	}
@@ -325,9 +326,10 @@ func resolvedPath(path string) string {
 
 // checkTarget checks that target is an http(s) URL without query or
 // fragment and, unless remote is allowed, that it names this machine's
-// loopback; it returns the base URL without a trailing slash. The dialer
-// checks again what the name resolves to.
-func checkTarget(target string, allowRemote bool) (string, error) {
+// loopback (see loopbackHost, which resolves a name with lookup); it
+// returns the base URL without a trailing slash. The dialer checks again
+// what the name resolves to.
+func checkTarget(target string, allowRemote bool, lookup lookupIPs) (string, error) {
 	u, err := url.Parse(target)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return "", fmt.Errorf("-target %q is not an http or https URL", target)
@@ -343,10 +345,84 @@ func checkTarget(target string, allowRemote bool) (string, error) {
 		}
 	}
 	if !allowRemote {
-		host := u.Hostname()
-		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		host, ok := loopbackHost(u.Hostname(), lookup)
+		if !ok {
 			return "", fmt.Errorf("-target %q is not a loopback address; to load another host you run, add -allow-remote", target)
+		}
+		if host != u.Hostname() {
+			u.Host = net.JoinHostPort(host, u.Port())
+			if u.Port() == "" {
+				u.Host = host
+			}
 		}
 	}
 	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// lookupIPs resolves a host name to its addresses.
+type lookupIPs func(ctx context.Context, host string) ([]net.IPAddr, error)
+
+// lookupTimeout bounds the resolution of a -target name.
+const lookupTimeout = 5 * time.Second
+
+// loopbackHost tells whether host names only this machine's loopback: a
+// loopback address, or a name that resolves to loopback addresses only
+// (localhost, or another from /etc/hosts). It returns the host as the
+// dialer is to reach it: a name in lower case without the trailing dot
+// of an absolute one (Go's resolver would ask DNS for "localhost."), and
+// a short IPv4 form such as 127.1, which Go's resolver does not read, as
+// its dotted quad. The dialer checks every address again as it connects.
+func loopbackHost(host string, lookup lookupIPs) (string, bool) {
+	if ip := net.ParseIP(host); ip != nil {
+		return host, ip.IsLoopback()
+	}
+	name := strings.TrimSuffix(strings.ToLower(host), ".")
+	if ip := shortIPv4(name); ip != nil {
+		return ip.String(), ip.IsLoopback()
+	}
+	if name == "" || strings.HasSuffix(name, ".") {
+		return host, false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
+	defer cancel()
+	addrs, err := lookup(ctx, name)
+	if err != nil || len(addrs) == 0 {
+		return host, false
+	}
+	for _, a := range addrs {
+		if !a.IP.IsLoopback() {
+			return host, false
+		}
+	}
+	return name, true
+}
+
+// shortIPv4 reads the shorthand IPv4 forms of inet_aton in decimal, a.b
+// and a.b.c (127.1 is 127.0.0.1), whose last part fills the remaining
+// bytes; nil when s is not one. Hexadecimal and octal parts are not read,
+// so such a -target is refused.
+func shortIPv4(s string) net.IP {
+	parts := strings.Split(s, ".")
+	if len(parts) < 2 || len(parts) > 3 {
+		return nil
+	}
+	ip := make(net.IP, 0, net.IPv4len)
+	for i, p := range parts {
+		if p == "" || strings.Trim(p, "0123456789") != "" || (len(p) > 1 && p[0] == '0') {
+			return nil
+		}
+		last := i == len(parts)-1
+		bytes := 1
+		if last {
+			bytes = net.IPv4len - len(parts) + 1
+		}
+		n, err := strconv.ParseUint(p, 10, 8*bytes)
+		if err != nil {
+			return nil
+		}
+		for b := bytes - 1; b >= 0; b-- {
+			ip = append(ip, byte(n>>(8*b)))
+		}
+	}
+	return ip.To16()
 }
