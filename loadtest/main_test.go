@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"io"
 	"net"
 	"net/http"
@@ -404,5 +406,24 @@ func TestReportsNamingOneFileAreRefused(t *testing.T) {
 				t.Errorf("parseOptions(-json %s -html %s) error %v; want refused: %v", tc.json, tc.html, err, tc.refused)
 			}
 		})
+	}
+}
+
+// TestHelpShowsOneDefault: the journey flags' defaults depend on the
+// scenario, and -h shows that text alone, not flag's "(default ...)" of
+// the value that stands for unset beside it.
+func TestHelpShowsOneDefault(t *testing.T) {
+	var help strings.Builder
+	if _, err := parseOptions([]string{"loadtest", "-h"}, &help); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("parseOptions -h: %v, want flag.ErrHelp", err)
+	}
+	for _, want := range []string{
+		"profile reads per session (default 8 for mixed, 3 for churn)\n",
+		"session lists per session (default 1 for mixed, 0 for churn)\n",
+		"token refreshes per session (default 1 for mixed, 0 for churn)\n",
+	} {
+		if !strings.Contains(help.String(), want) {
+			t.Errorf("-h lacks %q (one default, ending the line):\n%s", want, help.String())
+		}
 	}
 }

@@ -68,6 +68,27 @@ type options struct {
 	progress time.Duration
 }
 
+// unsetInt is an int flag whose default depends on other flags, as its
+// usage says: its String of the zero value is empty, so that -h prints
+// the usage's default alone and not "(default 0)" beside it.
+type unsetInt int
+
+func (v *unsetInt) String() string {
+	if v == nil || *v == 0 {
+		return ""
+	}
+	return strconv.Itoa(int(*v))
+}
+
+func (v *unsetInt) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return errors.New("not a whole number")
+	}
+	*v = unsetInt(n)
+	return nil
+}
+
 // p99Flag collects repeated -max-p99 KIND=DURATION values.
 type p99Flag []string
 
@@ -78,7 +99,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	var (
 		o                  options
 		rate, stages       string
-		reads, lists, refs int
+		reads, lists, refs unsetInt
 		p99s               p99Flag
 	)
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
@@ -96,9 +117,9 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.getPath, "path", "/healthz", "get: the path to GET (wants 200)")
 	fs.StringVar(&o.userAgent, "user-agent", scenario.BrowserUserAgent, "User-Agent of every request; sessions keep their login's, so its length matters to Redis memory")
 	fs.DurationVar(&o.startAfter, "start-after", 0, `pause this long between set-up and the timed phase (after printing "set-up done")`)
-	fs.IntVar(&reads, "reads", -1, "mixed and churn: profile reads per session (default 8 for mixed, 3 for churn)")
-	fs.IntVar(&lists, "lists", -1, "mixed and churn: session lists per session (default 1 for mixed, 0 for churn)")
-	fs.IntVar(&refs, "refreshes", -1, "mixed and churn: token refreshes per session (default 1 for mixed, 0 for churn)")
+	fs.Var(&reads, "reads", "mixed and churn: `n` profile reads per session (default 8 for mixed, 3 for churn)")
+	fs.Var(&lists, "lists", "mixed and churn: `n` session lists per session (default 1 for mixed, 0 for churn)")
+	fs.Var(&refs, "refreshes", "mixed and churn: `n` token refreshes per session (default 1 for mixed, 0 for churn)")
 	fs.StringVar(&rate, "rate", "", "open model: arrivals per second (e.g. 5000 or 5000/s), sent whether or not earlier requests were answered")
 	fs.StringVar(&stages, "stages", "", "open model with a ramp: DURATION@RATE,... each moving the rate linearly from the previous stage's (e.g. 10s@1000,30s@5000,10s@0)")
 	fs.IntVar(&o.workers, "workers", 32, "closed model (without -rate or -stages): users that each send their next request when the previous one is answered")
@@ -155,8 +176,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		name string
 		v    int
 		dst  *int
-	}{{"reads", reads, &o.journey.Reads}, {"lists", lists, &o.journey.Lists}, {"refreshes", refs, &o.journey.Refreshes}} {
-		if f.v > 1000 || (set[f.name] && f.v < 0) {
+	}{{"reads", int(reads), &o.journey.Reads}, {"lists", int(lists), &o.journey.Lists}, {"refreshes", int(refs), &o.journey.Refreshes}} {
+		if set[f.name] && (f.v < 0 || f.v > 1000) {
 			return o, fmt.Errorf("-%s must be in [0, 1000]", f.name)
 		}
 		if set[f.name] && !scenario.HasJourneys(o.scenario) {

@@ -238,6 +238,30 @@ func TestLateSendsAreReported(t *testing.T) {
 	}
 }
 
+// TestCountsInWords: a count of one is "1 request", not "1 requests".
+func TestCountsInWords(t *testing.T) {
+	tests := []struct {
+		late, waits uint64
+		want        []string
+	}{
+		{1, 1, []string{"WARNING: 1 request left more than 100ms after it was due", "1 request waited for an idle user (its wait counts in its latency)"}},
+		{2, 3, []string{"WARNING: 2 requests left more than 100ms after they were due", "3 requests waited for an idle user (their wait counts in their latency)"}},
+	}
+	for _, tc := range tests {
+		s := &report.Summary{LateSends: tc.late, UserWaits: tc.waits, MaxSendDelayMs: 300}
+		var text bytes.Buffer
+		if err := s.WriteText(&text); err != nil {
+			t.Fatal(err)
+		}
+		out := text.String() + strings.Join(s.Warnings(), "\n")
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("report of %d late sends and %d waits lacks %q:\n%s", tc.late, tc.waits, w, out)
+			}
+		}
+	}
+}
+
 // TestInterruptedRunIsReported: every form of the report of an interrupted
 // run says so, and its run check fails, however good its figures.
 func TestInterruptedRunIsReported(t *testing.T) {

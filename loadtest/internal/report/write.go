@@ -74,9 +74,22 @@ func (s *Summary) LateWarning() string {
 	if s.LateSends == 0 {
 		return ""
 	}
-	return fmt.Sprintf("WARNING: %d requests left more than %s after they were due, up to %s late: every worker was busy "+
+	return fmt.Sprintf("WARNING: %s left more than %s after %s due, up to %s late: every worker was busy "+
 		"(-max-in-flight) or the generator was short of CPU; latencies count from when requests were due, so they include that wait",
-		s.LateSends, LateBound, FormatMs(s.MaxSendDelayMs))
+		requests(s.LateSends), LateBound, plural(s.LateSends, "it was", "they were"), FormatMs(s.MaxSendDelayMs))
+}
+
+// requests is n requests, in words: "1 request", "2 requests".
+func requests(n uint64) string {
+	return fmt.Sprintf("%d %s", n, plural(n, "request", "requests"))
+}
+
+// plural is one when n is 1, else many.
+func plural(n uint64, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // InterruptedWarning is the loud warning of a run that a signal stopped,
@@ -150,7 +163,8 @@ func (s *Summary) WriteText(w io.Writer) error {
 		fmt.Fprintf(w, "  %-24s %10d  %5.1f%%\n", sh.Instance, sh.Requests, 100*sh.Share)
 	}
 	if s.UserWaits > 0 {
-		fmt.Fprintf(w, "%d requests waited for an idle user (their wait counts in their latency): raise -users\n", s.UserWaits)
+		fmt.Fprintf(w, "%s waited for an idle user (%s counts in %s latency): raise -users\n",
+			requests(s.UserWaits), plural(s.UserWaits, "its wait", "their wait"), plural(s.UserWaits, "its", "their"))
 	}
 	writeDetails(w, "errors", s.ErrorDetails)
 	writeDetails(w, "WRONG ANSWERS", s.WrongDetails)
