@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"errors"
 	"math"
 	"os"
 	"os/exec"
@@ -127,8 +129,8 @@ func TestJudgeAndMarkdown(t *testing.T) {
 		"| reference: a featureless gin + go-redis handler (one `GET`, no log, no metrics), same nginx settings, 3 processes (wrk, 64 connections) | 22000 req/s, p50 2.50 ms, p99 8.00 ms | 55% of the proxy ceiling; `GET /profile` reached 0.91× its rate |",
 		"| CPU per request of the featureless handler | its processes 28.0 µs, nginx 20.0 µs, Redis 7.0 µs; Redis commands 1.000 | |",
 		"| GET /profile vs the featureless gin + go-redis handler, same run | rate ≥ the handler's | rate 0.91× (20000 vs 22000 req/s); CPU 1.25× (35.0 vs 28.0 µs) | no |",
-		"| the featureless handler, the same load | 10000 of 10000 req/s asked, p50 0.50 ms, p99 3.50 ms, p99.9 6.00 ms | |",
-		"| the proxy ceiling (`GET /` of the trivial upstream), the same load | 9990 of 10000 req/s asked, p50 0.25 ms, p99 1.25 ms, p99.9 2.00 ms | |",
+		"| the featureless handler, the same load | 10000 of 10000 req/s asked, p50 0.50 ms, p99 3.50 ms, p99.9 6.00 ms; 0 errors | |",
+		"| the proxy ceiling (`GET /` of the trivial upstream), the same load | 9990 of 10000 req/s asked, p50 0.25 ms, p99 1.25 ms, p99.9 2.00 ms; 0 errors | |",
 		"| p99 at half the maximum rate (open model) | < 5 ms | 4.00 ms at 10000 req/s; same load: the featureless handler 3.50 ms, the proxy ceiling 1.25 ms | yes |",
 	} {
 		if !strings.Contains(md.String(), w) {
@@ -160,6 +162,110 @@ func TestJudgeAndMarkdown(t *testing.T) {
 	}
 	if _, err := replaceBetween("no markers", "x"); err == nil {
 		t.Error("replaceBetween without markers: got no error")
+	}
+}
+
+// TestTargetsRestOnValidRuns: a target is met only by loadtest runs with
+// no errors that reached the rate they were asked and passed their
+// thresholds; the target's result says which run was not, and why, and
+// the rows of the runs show their errors and shortfall.
+func TestTargetsRestOnValidRuns(t *testing.T) {
+	good := func() *Results {
+		r := &Results{Settings: Settings{Replicas: 3, Workers: 64}}
+		r.Profile.Half = Figure{Rate: 10000, Asked: 10000, Requests: 100000, Latency: Latency{P99: 4}}
+		r.Storm = Storm{Reads: Figure{Rate: 10000, Asked: 10000, Requests: 100000, Latency: Latency{P99: 6}}, P99Ratio: 1.5}
+		r.Sessions = Sessions{SmallCount: 1000, MemoryCount: 100000, LargeCount: 1000000,
+			LookupSmall: Figure{Requests: 1000, Latency: Latency{P50: 1}}, LookupLarge: Figure{Requests: 1000, Latency: Latency{P50: 1.05}}}
+		return r
+	}
+	tests := []struct {
+		name    string
+		spoil   func(r *Results)
+		unmet   map[string]string // target name prefix → text its result has
+		rowText string            // in the Markdown's rows
+	}{
+		{"Valid", func(*Results) {}, nil, "p99.9 0.00 ms; 0 errors | |"},
+		{"HalfWithErrors", func(r *Results) { r.Profile.Half.Errors = 12 },
+			map[string]string{"p99 at": "4.00 ms at 10000 req/s; 12 errors", "read p99": "quiet reads: 12 errors"}, "p99.9 0.00 ms; 12 errors | |"},
+		{"HalfShortOfTheRate", func(r *Results) { r.Profile.Half.Shortfall, r.Profile.Half.Rate = true, 8000 },
+			map[string]string{"p99 at": "4.00 ms at 8000 req/s; short of the asked rate (8000 of 10000 req/s)", "read p99": "quiet reads: short of the asked rate"}, "8000 of 10000 req/s asked, p50 0.00 ms, p99 4.00 ms, p99.9 0.00 ms; 0 errors, short of the asked rate | |"},
+		{"HalfFailed", func(r *Results) { r.Profile.Half.Failed = "thresholds breached: error rate 2% > 1%" },
+			map[string]string{"p99 at": "loadtest failed: thresholds breached: error rate 2% > 1%", "read p99": "quiet reads: loadtest failed"}, "0 errors, loadtest failed its thresholds"},
+		// A reference of the same load that had errors is named as such
+		// beside the target, which rests on GET /profile's run alone.
+		{"ReferenceWithErrors", func(r *Results) {
+			r.Featureless = &Reference{Half: &Figure{Rate: 10000, Asked: 10000, Errors: 5, Latency: Latency{P99: 3.5}}}
+		}, nil, "same load: the featureless handler 3.50 ms (5 errors) | yes |"},
+		{"StormReadsWithAnError", func(r *Results) { r.Storm.Reads.Errors = 1 },
+			map[string]string{"read p99": "1.5× (6.00 vs 4.00 ms); reads beside the storm: 1 error"}, "(1.5× quiet); 1 error; logins"},
+		{"LargeLookupWithErrors", func(r *Results) { r.Sessions.LookupLarge.Errors = 3 },
+			map[string]string{"lookup p50": "lookup among 1000000: 3 errors"}, "| lookup among 1000000 sessions | 0 req/s, p50 1.050 ms, p99 0.00 ms; 3 errors | |"},
+		{"SmallLookupShort", func(r *Results) { r.Sessions.LookupSmall.Shortfall = true },
+			map[string]string{"lookup p50": "lookup among 1000: short of the asked rate"}, "p99 0.00 ms; 0 errors, short of the asked rate | |"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := good()
+			tc.spoil(r)
+			r.judge()
+			for _, prefix := range []string{"p99 at", "read p99", "lookup p50"} {
+				want, unmet := tc.unmet[prefix]
+				for _, tg := range r.Targets {
+					if !strings.HasPrefix(tg.Name, prefix) {
+						continue
+					}
+					if tg.Met == unmet || !strings.Contains(tg.Result, want) {
+						t.Errorf("target %q: met %v, result %q; want met %v and a result with %q", tg.Name, tg.Met, tg.Result, !unmet, want)
+					}
+				}
+			}
+			var md strings.Builder
+			r.Markdown(&md)
+			if !strings.Contains(md.String(), tc.rowText) {
+				t.Errorf("Markdown lacks %q:\n%s", tc.rowText, md.String())
+			}
+		})
+	}
+}
+
+// TestCheckRun: wrong answers end the benchmark; a run that breached its
+// thresholds is kept, with loadtest's own words for why, and its errors
+// and shortfall reach the figure.
+func TestCheckRun(t *testing.T) {
+	exit1 := errors.New("exit status 1")
+	tests := []struct {
+		name       string
+		rep        loadReport
+		waitErr    error
+		tail       []string
+		wantErr    bool
+		wantFailed string
+	}{
+		{"Passed", loadReport{Requests: 10}, nil, []string{"set-up done"}, false, ""},
+		{"Breached", loadReport{Requests: 10, Errors: 2, Shortfall: true}, exit1,
+			[]string{"WARNING: achieved 80 req/s", "loadtest: thresholds breached: error rate 20.00% > 1.00%"}, false, "thresholds breached: error rate 20.00% > 1.00%"},
+		{"FailedWithoutAWord", loadReport{Requests: 10}, exit1, nil, false, "exit status 1"},
+		{"Wrong", loadReport{Requests: 10, Wrong: 1}, exit1, nil, true, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := tc.rep
+			err := checkRun("x", &rep, tc.waitErr, tc.tail)
+			if (err != nil) != tc.wantErr || rep.Failed != tc.wantFailed {
+				t.Fatalf("checkRun = %v, Failed %q; want an error %v, Failed %q", err, rep.Failed, tc.wantErr, tc.wantFailed)
+			}
+			if tc.wantErr {
+				return
+			}
+			f := figure(&rep)
+			if f.Errors != rep.Errors || f.Shortfall != rep.Shortfall || f.Failed != tc.wantFailed {
+				t.Errorf("figure = %+v, want the report's errors, shortfall and failure", f)
+			}
+			js, _ := json.Marshal(f)
+			if rep.Shortfall && !strings.Contains(string(js), `"shortfall":true`) {
+				t.Errorf("the figure's JSON %s does not record the shortfall", js)
+			}
+		})
 	}
 }
 

@@ -29,6 +29,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -331,7 +332,9 @@ type loadReport struct {
 	AchievedRate float64  `json:"achievedRate"`
 	AskedRate    *float64 `json:"askedRate"`
 	Shortfall    bool     `json:"shortfall"`
-	All          struct {
+	// Failed is why loadtest exited non-zero, if it did.
+	Failed string `json:"-"`
+	All    struct {
 		Latency Latency `json:"latencyMs"`
 	} `json:"all"`
 	Kinds []struct {
@@ -446,11 +449,37 @@ func (b *bench) load(ctx context.Context, name string, measure bool, args ...str
 	if measure && before == nil {
 		return nil, nil, nil, errors.New("loadtest printed no set-up line")
 	}
-	if rep.Wrong > 0 {
-		return nil, nil, nil, fmt.Errorf("loadtest %s: %d wrong answers (see %s.txt)", name, rep.Wrong, name)
+	if err := checkRun(name, &rep, waitErr, tail); err != nil {
+		return nil, nil, nil, err
 	}
 	fmt.Fprintf(b.log, "  %-22s %9.0f req/s  p50 %7.3f ms  p99 %7.3f ms  errors %d\n", name, rep.AchievedRate, rep.All.Latency.P50, rep.All.Latency.P99, rep.Errors)
+	if fl := figure(&rep).flaws(); fl != "" {
+		fmt.Fprintf(b.log, "  %s is no valid figure: %s (see %s.txt); the targets that rest on it are not met\n", name, fl, name)
+	}
 	return &rep, before, after, nil
+}
+
+// checkRun reads how the loadtest run name ended, from its report, its
+// exit (waitErr) and the last lines of its stderr (tail). Wrong answers
+// end the benchmark: a service that answers one user with another's
+// profile has no figures worth taking. A run that breached its thresholds
+// is kept, with why in rep.Failed, and so are its errors and shortfall:
+// the benchmark goes on, and the figure shows them and meets no target.
+func checkRun(name string, rep *loadReport, waitErr error, tail []string) error {
+	if rep.Wrong > 0 {
+		return fmt.Errorf("loadtest %s: %d wrong answers (see %s.txt)", name, rep.Wrong, name)
+	}
+	if waitErr == nil {
+		return nil
+	}
+	rep.Failed = waitErr.Error()
+	for _, line := range slices.Backward(tail) {
+		if why, ok := strings.CutPrefix(line, "loadtest: "); ok {
+			rep.Failed = why
+			break
+		}
+	}
+	return nil
 }
 
 func (b *bench) url(port int) string { return "http://127.0.0.1:" + strconv.Itoa(port) }
@@ -458,7 +487,7 @@ func (b *bench) url(port int) string { return "http://127.0.0.1:" + strconv.Itoa
 func (b *bench) dur() string { return b.o.duration.String() }
 
 func figure(r *loadReport) Figure {
-	return Figure{Rate: r.AchievedRate, Latency: r.All.Latency, Requests: r.Requests, Errors: r.Errors}
+	return Figure{Rate: r.AchievedRate, Latency: r.All.Latency, Requests: r.Requests, Errors: r.Errors, Shortfall: r.Shortfall, Failed: r.Failed}
 }
 
 func (b *bench) ceilings(ctx context.Context, res *Results) error {
