@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"redis-session-app/loadtest/internal/scenario"
 )
 
 // TestProxyConfigOfTheRepository rewrites the real nginx.conf and has nginx
@@ -266,6 +269,57 @@ func TestCheckRun(t *testing.T) {
 				t.Errorf("the figure's JSON %s does not record the shortfall", js)
 			}
 		})
+	}
+}
+
+// TestJourneyUsers: the users of mixed and churn are few enough that each
+// sends at least one whole journey (1.25 of them) in the run, and at least
+// one; with bench's earlier 200 users, mixed at 100 req/s for 10s gave
+// each 5 of its 12 steps and no logout.
+func TestJourneyUsers(t *testing.T) {
+	tests := []struct {
+		scenario string
+		rate     int
+		d        time.Duration
+		want     int
+	}{
+		{"mixed", 100, 10 * time.Second, 66},  // 12 steps: 1000 / 15
+		{"churn", 100, 10 * time.Second, 160}, // 5 steps: 1000 / 6.25
+		{"mixed", 100, 2 * time.Minute, 800},
+		{"mixed", 1, time.Second, 1},
+		{"churn", 10000, 2 * time.Minute, maxJourneyUsers},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprintf("%s-%d-%s", tc.scenario, tc.rate, tc.d), func(t *testing.T) {
+			j := scenario.DefaultJourney(tc.scenario)
+			got := journeyUsers(tc.rate, tc.d, j)
+			if got != tc.want {
+				t.Errorf("journeyUsers = %d, want %d", got, tc.want)
+			}
+			perUser := float64(tc.rate) * tc.d.Seconds() / float64(got)
+			if steps := len(j.Plan()); got > 1 && perUser < float64(steps) {
+				t.Errorf("%d users get %.1f requests each, fewer than the journey's %d steps", got, perUser, steps)
+			}
+		})
+	}
+}
+
+// TestJourneyRowSaysWhenNoSessionEnded: a journey run whose kinds have no
+// logout finished no session, and its row says so.
+func TestJourneyRowSaysWhenNoSessionEnded(t *testing.T) {
+	r := &Results{Journeys: []Journey{
+		{Scenario: "mixed", Users: 200, Kinds: []KindFigure{{Kind: "login"}, {Kind: "profile"}}},
+		{Scenario: "churn", Users: 160, Kinds: []KindFigure{{Kind: "login"}, {Kind: "profile"}, {Kind: "logout"}}},
+	}}
+	var md strings.Builder
+	r.Markdown(&md)
+	for _, want := range []string{
+		"| `mixed` at 0 req/s (open model, 200 users) | login p99 0.0 ms, profile p99 0.0 ms; 0 errors; no session reached its logout | |",
+		"| `churn` at 0 req/s (open model, 160 users) | login p99 0.0 ms, profile p99 0.0 ms, logout p99 0.0 ms; 0 errors | |",
+	} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("Markdown lacks %q:\n%s", want, md.String())
+		}
 	}
 }
 

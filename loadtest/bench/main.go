@@ -796,20 +796,40 @@ func (b *bench) loginStorm(ctx context.Context, res *Results) error {
 	return nil
 }
 
+// journeys runs mixed and churn at -journey-rate, with their default
+// journeys, each with as few users as lets every one of them go through
+// a whole journey (journeyUsers).
 func (b *bench) journeys(ctx context.Context, res *Results) error {
 	for _, sc := range []string{"mixed", "churn"} {
+		users := journeyUsers(b.o.journeyRate, b.o.duration, scenario.DefaultJourney(sc))
 		rep, _, _, err := b.load(ctx, sc, false, "-scenario", sc, "-target", b.url(b.nginxPort),
-			"-rate", strconv.Itoa(b.o.journeyRate), "-duration", b.dur(), "-users", "200", "-max-error-rate", "1")
+			"-rate", strconv.Itoa(b.o.journeyRate), "-duration", b.dur(), "-users", strconv.Itoa(users), "-max-error-rate", "1")
 		if err != nil {
 			return err
 		}
-		j := Journey{Scenario: sc, All: figure(rep)}
+		j := Journey{Scenario: sc, Users: users, All: figure(rep)}
 		for _, k := range rep.Kinds {
 			j.Kinds = append(j.Kinds, KindFigure{k.Kind, k.Rate, k.Latency})
+		}
+		if !j.completed() {
+			fmt.Fprintf(b.log, "  %s: no session reached its logout (see %s.txt)\n", sc, sc)
 		}
 		res.Journeys = append(res.Journeys, j)
 	}
 	return nil
+}
+
+// maxJourneyUsers is loadtest's bound on -users.
+const maxJourneyUsers = 100_000
+
+// journeyUsers is how many users an open-model run of journey j at rate
+// requests a second for d shares out among, so that each sends at least
+// 1.25 journeys' worth of steps and goes through one whole, logout
+// included: with more, each would do only the start of its journey, and
+// logins would be a larger share of the requests than a journey has.
+func journeyUsers(rate int, d time.Duration, j scenario.Journey) int {
+	steps := float64(len(j.Plan()))
+	return min(maxJourneyUsers, max(1, int(float64(rate)*d.Seconds()/(steps*1.25))))
 }
 
 // sessionScale fills Redis with cloned sessions: it measures lookups among

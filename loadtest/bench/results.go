@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -205,9 +206,18 @@ type Storm struct {
 
 // Journey is a mixed or churn run.
 type Journey struct {
-	Scenario string       `json:"scenario"`
-	All      Figure       `json:"all"`
-	Kinds    []KindFigure `json:"kinds"`
+	Scenario string `json:"scenario"`
+	// Users is how many users shared the run: absent from runs before
+	// the benchmark chose it from the rate.
+	Users int          `json:"users,omitempty"`
+	All   Figure       `json:"all"`
+	Kinds []KindFigure `json:"kinds"`
+}
+
+// completed tells whether some session of the run reached its logout,
+// the last step of every journey.
+func (j Journey) completed() bool {
+	return slices.ContainsFunc(j.Kinds, func(k KindFigure) bool { return k.Kind == "logout" })
 }
 
 // KindFigure is one kind of request within a journey.
@@ -359,7 +369,15 @@ func (r *Results) Markdown(w io.Writer) {
 		for _, k := range j.Kinds {
 			kinds = append(kinds, fmt.Sprintf("%s p99 %.1f ms", k.Kind, k.Latency.P99))
 		}
-		fmt.Fprintf(w, "| `%s` at %.0f req/s (open model) | %s%s | |\n", j.Scenario, j.All.Rate, strings.Join(kinds, ", "), j.All.outcome())
+		users := ""
+		if j.Users > 0 {
+			users = fmt.Sprintf(", %d users", j.Users)
+		}
+		done := ""
+		if !j.completed() {
+			done = "; no session reached its logout"
+		}
+		fmt.Fprintf(w, "| `%s` at %.0f req/s (open model%s) | %s%s%s | |\n", j.Scenario, j.All.Rate, users, strings.Join(kinds, ", "), j.All.outcome(), done)
 	}
 	s := r.Sessions
 	fmt.Fprintf(w, "| Redis memory per live session at %d sessions | %.0f bytes | |\n", s.MemoryCount, s.BytesPerSession)
