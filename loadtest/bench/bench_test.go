@@ -134,7 +134,7 @@ func TestJudgeAndMarkdown(t *testing.T) {
 		"| GET /profile vs the featureless gin + go-redis handler, same run | rate ≥ the handler's | rate 0.91× (20000 vs 22000 req/s); CPU 1.25× (35.0 vs 28.0 µs) | no |",
 		"| the featureless handler, the same load | 10000 of 10000 req/s asked, p50 0.50 ms, p99 3.50 ms, p99.9 6.00 ms; 0 errors | |",
 		"| the proxy ceiling (`GET /` of the trivial upstream), the same load | 9990 of 10000 req/s asked, p50 0.25 ms, p99 1.25 ms, p99.9 2.00 ms; 0 errors | |",
-		"| p99 at half the maximum rate (open model) | < 5 ms | 4.00 ms at 10000 req/s; same load: the featureless handler 3.50 ms, the proxy ceiling 1.25 ms | yes |",
+		"| p99 at half the rate loadtest reached (open model) | < 5 ms | 4.00 ms at 10000 req/s; same load: the featureless handler 3.50 ms, the proxy ceiling 1.25 ms | yes |",
 	} {
 		if !strings.Contains(md.String(), w) {
 			t.Errorf("Markdown lacks %q:\n%s", w, md.String())
@@ -396,6 +396,47 @@ func TestParseWrk(t *testing.T) {
 	for _, bad := range []string{"", "no summary\n", `{"requests":1,"durationUs":0}`, `{"requests":`} {
 		if _, err := parseWrk(bad); err == nil {
 			t.Errorf("parseWrk(%q): got no error", bad)
+		}
+	}
+}
+
+// TestLookupWithinTenPercent: the lookup target is met when the p50 among
+// many sessions is within 10% of the p50 among few, either way: a large
+// drop is as far from "within 10%" as a rise.
+func TestLookupWithinTenPercent(t *testing.T) {
+	tests := []struct {
+		large float64 // p50 among many, ms; among few it is 1
+		met   bool
+	}{
+		{1, true}, {1.05, true}, {1.10, true}, {0.95, true}, {0.90, true},
+		{1.11, false}, {0.89, false}, {0.79, false}, {0, false},
+	}
+	for _, tc := range tests {
+		r := &Results{Sessions: Sessions{SmallCount: 1000, LargeCount: 1000000,
+			LookupSmall: Figure{Requests: 1, Latency: Latency{P50: 1}}, LookupLarge: Figure{Requests: 1, Latency: Latency{P50: tc.large}}}}
+		r.judge()
+		if got, ok := targetMet(t, r.Targets, "lookup p50"); !ok || got != tc.met {
+			t.Errorf("lookup p50 %.2f vs 1 ms: met %v (present %v), want %v", tc.large, got, ok, tc.met)
+		}
+	}
+}
+
+// TestLabelsSayWhatWasMeasured: the half rate is loadtest's own maximum
+// (not wrk's), and the memory per session holds at the clones' sessions
+// per user.
+func TestLabelsSayWhatWasMeasured(t *testing.T) {
+	r := &Results{Sessions: Sessions{MemoryCount: 100000, BytesPerSession: 800}}
+	r.judge()
+	var md strings.Builder
+	r.Markdown(&md)
+	for _, want := range []string{
+		"| p99 at half the rate loadtest reached (open model) | < 5 ms |",
+		"| reads at half the rate `loadtest` reached beside a login storm |",
+		"| Redis memory per live session at 100000 sessions, 100 per user | 800 bytes | |",
+		"| Redis memory per live session at 100000 sessions, 100 per user | < 300 bytes | 800 bytes | no |",
+	} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("Markdown lacks %q:\n%s", want, md.String())
 		}
 	}
 }

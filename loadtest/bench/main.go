@@ -177,7 +177,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		{"ceilings", b.ceilings},
 		{"profile at the maximum rate", b.profileMax},
 		{"the featureless reference at the maximum rate", b.featurelessMax},
-		{"profile at half the maximum rate", b.profileHalf},
+		{"profile at half the rate loadtest reached", b.profileHalf},
 		{"a login storm beside reads", b.loginStorm},
 		{"mixed and churn", b.journeys},
 		{"sessions: memory and lookup at scale", b.sessionScale},
@@ -564,6 +564,12 @@ func (b *bench) profileMax(ctx context.Context, res *Results) error {
 	return nil
 }
 
+// clonedSessionsPerUser is how many of the cloned sessions share a user,
+// SESSION_MAX_PER_USER's default. The figure of memory per session holds
+// at that many: a user's idx:{uid} is shared by its sessions, so fewer per
+// user cost more each.
+const clonedSessionsPerUser = 100
+
 // featurelessKeyPrefix is the prefix of the featureless reference's keys
 // (its KEY_PREFIX), followed by a token.
 const featurelessKeyPrefix = "featureless:"
@@ -695,7 +701,7 @@ func (b *bench) halfRate(res *Results) string {
 	return strconv.Itoa(max(1, int(full/2)))
 }
 
-// profileHalf loads GET /profile at half the maximum rate, open model,
+// profileHalf loads GET /profile at half the rate loadtest reached (halfRate), open model,
 // and then the proxy ceiling's trivial upstream at the same rate with the
 // same generator: the latency nothing behind this nginx can beat here.
 func (b *bench) profileHalf(ctx context.Context, res *Results) error {
@@ -712,7 +718,7 @@ func (b *bench) profileHalf(ctx context.Context, res *Results) error {
 	return nil
 }
 
-// halfLoad runs loadtest's open model at half the maximum rate (halfRate)
+// halfLoad runs loadtest's open model at half the rate loadtest reached (halfRate)
 // against the nginx on port, with the scenario that args give.
 func (b *bench) halfLoad(ctx context.Context, res *Results, name string, port int, args ...string) (Figure, error) {
 	args = append(args, "-target", b.url(port), "-rate", b.halfRate(res), "-duration", b.dur(), "-max-error-rate", "0.01")
@@ -727,7 +733,7 @@ func (b *bench) halfLoad(ctx context.Context, res *Results, name string, port in
 	return f, nil
 }
 
-// loginStorm runs reads at half the maximum rate while a closed model of
+// loginStorm runs reads at half the rate loadtest reached while a closed model of
 // logins hammers the hashers, and compares the reads' p99 with the quiet
 // one.
 func (b *bench) loginStorm(ctx context.Context, res *Results) error {
@@ -842,7 +848,7 @@ func (b *bench) sessionScale(ctx context.Context, res *Results) error {
 	}
 	// The benchmark's own sessions, from every load so far, stay; the
 	// clones are counted on top.
-	c := &cloner{fields: tmpl, perUser: 100}
+	c := &cloner{fields: tmpl, perUser: clonedSessionsPerUser}
 	small := filepath.Join(b.dir, "sessions-small.txt")
 	if err := b.cloneTo(c, 1000, 1000, small); err != nil {
 		return err

@@ -272,15 +272,15 @@ func (r *Results) judge() {
 	}
 	half := fmt.Sprintf("%.2f ms at %.0f req/s", p.Half.Latency.P99, p.Half.Rate)
 	halfValid := valid(&half, namedFigure{"", p.Half})
-	add("p99 at half the maximum rate (open model)", "< 5 ms", half+r.halfReferences(), halfValid && p.Half.Requests > 0 && p.Half.Latency.P99 < 5)
+	add("p99 at half the rate loadtest reached (open model)", "< 5 ms", half+r.halfReferences(), halfValid && p.Half.Requests > 0 && p.Half.Latency.P99 < 5)
 	add("Redis commands per GET /profile", "1 (one round trip)", fmt.Sprintf("%.3f", p.RedisCommandsPerRequest), p.RedisCommandsPerRequest > 0.99 && p.RedisCommandsPerRequest < 1.01)
-	add(fmt.Sprintf("Redis memory per live session at %d sessions", r.Sessions.MemoryCount), "< 300 bytes", fmt.Sprintf("%.0f bytes", r.Sessions.BytesPerSession), r.Sessions.BytesPerSession > 0 && r.Sessions.BytesPerSession < 300)
+	add(fmt.Sprintf("Redis memory per live session at %d sessions, %d per user", r.Sessions.MemoryCount, clonedSessionsPerUser), "< 300 bytes", fmt.Sprintf("%.0f bytes", r.Sessions.BytesPerSession), r.Sessions.BytesPerSession > 0 && r.Sessions.BytesPerSession < 300)
 	if r.Sessions.LargeCount > 0 {
 		s := r.Sessions
 		lr := ratio(s.LookupLarge.Latency.P50, s.LookupSmall.Latency.P50)
 		result := fmt.Sprintf("%+.0f%% (%.3f vs %.3f ms)", 100*(lr-1), s.LookupLarge.Latency.P50, s.LookupSmall.Latency.P50)
 		ok := valid(&result, namedFigure{fmt.Sprintf("lookup among %d", s.LargeCount), s.LookupLarge}, namedFigure{fmt.Sprintf("lookup among %d", s.SmallCount), s.LookupSmall})
-		add(fmt.Sprintf("lookup p50 at %d sessions vs %d", s.LargeCount, s.SmallCount), "within 10%", result, ok && lr > 0 && lr <= 1.10)
+		add(fmt.Sprintf("lookup p50 at %d sessions vs %d", s.LargeCount, s.SmallCount), "within 10%", result, ok && lr >= 0.90 && lr <= 1.10)
 	}
 	storm := fmt.Sprintf("%.1f× (%.2f vs %.2f ms)", r.Storm.P99Ratio, r.Storm.Reads.Latency.P99, p.Half.Latency.P99)
 	stormValid := valid(&storm, namedFigure{"reads beside the storm", r.Storm.Reads}, namedFigure{"quiet reads", p.Half})
@@ -362,7 +362,7 @@ func (r *Results) Markdown(w io.Writer) {
 		fmt.Fprintf(w, "| CPU per request of the featureless handler | its processes %.1f µs, nginx %.1f µs, Redis %.1f µs; Redis commands %.3f | |\n", f.CPUMicros, f.NginxCPUMicros, f.RedisCPUMicros, f.RedisCommandsPerRequest)
 	}
 	fmt.Fprintf(w, "| Redis commands per `GET /profile` | %.3f (%s; the replicas' background commands add %.4f) | |\n", p.RedisCommandsPerRequest, commandList(p.RedisCommands), p.RedisBackgroundPerRequest)
-	fmt.Fprintf(w, "| reads at half the maximum rate beside a login storm | p99 %.2f ms (%.1f× quiet)%s; logins %.0f/s, p99 %.0f ms, %d refused or failed | |\n",
+	fmt.Fprintf(w, "| reads at half the rate `loadtest` reached beside a login storm | p99 %.2f ms (%.1f× quiet)%s; logins %.0f/s, p99 %.0f ms, %d refused or failed | |\n",
 		r.Storm.Reads.Latency.P99, r.Storm.P99Ratio, r.Storm.Reads.outcome(), r.Storm.Logins.Rate, r.Storm.Logins.Latency.P99, r.Storm.Logins.Errors)
 	for _, j := range r.Journeys {
 		var kinds []string
@@ -380,7 +380,7 @@ func (r *Results) Markdown(w io.Writer) {
 		fmt.Fprintf(w, "| `%s` at %.0f req/s (open model%s) | %s%s%s | |\n", j.Scenario, j.All.Rate, users, strings.Join(kinds, ", "), j.All.outcome(), done)
 	}
 	s := r.Sessions
-	fmt.Fprintf(w, "| Redis memory per live session at %d sessions | %.0f bytes | |\n", s.MemoryCount, s.BytesPerSession)
+	fmt.Fprintf(w, "| Redis memory per live session at %d sessions, %d per user | %.0f bytes | |\n", s.MemoryCount, clonedSessionsPerUser, s.BytesPerSession)
 	fmt.Fprintf(w, "| lookup among %d sessions | %.0f req/s, p50 %.3f ms, p99 %.2f ms%s | |\n", s.SmallCount, s.LookupSmall.Rate, s.LookupSmall.Latency.P50, s.LookupSmall.Latency.P99, s.LookupSmall.outcome())
 	if s.LargeCount > 0 {
 		fmt.Fprintf(w, "| lookup among %d sessions | %.0f req/s, p50 %.3f ms, p99 %.2f ms%s | |\n", s.LargeCount, s.LookupLarge.Rate, s.LookupLarge.Latency.P50, s.LookupLarge.Latency.P99, s.LookupLarge.outcome())
