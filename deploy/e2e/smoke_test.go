@@ -218,6 +218,17 @@ func TestStack(t *testing.T) {
 		if id := r.header.Get("X-Request-Id"); id == "" {
 			t.Errorf("login: got no X-Request-Id, want one on every response")
 		}
+		// The replicas trust nginx's X-Forwarded-For (TRUSTED_PROXIES):
+		// without it every client would be nginx's address, sharing one
+		// login limit per address and listed with nginx's IP.
+		r = s.mustDo(t, "GET", "/auth/sessions", token, "")
+		var list struct{ Sessions []struct{ IP string } }
+		if err := json.Unmarshal([]byte(r.body), &list); err != nil || len(list.Sessions) != 1 {
+			t.Fatalf("GET /auth/sessions: got %d %s, want the one session", r.status, r.body)
+		}
+		if nginxIP := s.subnetPrefix() + ".10"; list.Sessions[0].IP == nginxIP || list.Sessions[0].IP == "" {
+			t.Errorf("the session's IP is %q, nginx's own address (%s): the replicas do not trust nginx's X-Forwarded-For", list.Sessions[0].IP, nginxIP)
+		}
 	})
 	if token == "" {
 		t.Fatal("no session to go on with")

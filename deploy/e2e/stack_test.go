@@ -42,6 +42,17 @@ type stack struct {
 	images   map[string]string // image of each *_IMAGE variable
 }
 
+// subnetPrefix is the stack's SUBNET_PREFIX: nginx is its .10.
+func (s *stack) subnetPrefix() string {
+	prefix := ""
+	for _, kv := range s.env {
+		if v, ok := strings.CutPrefix(kv, "SUBNET_PREFIX="); ok {
+			prefix = v
+		}
+	}
+	return prefix
+}
+
 // image returns the image the stack uses for one *_IMAGE variable.
 func (s *stack) image(name string) string { return s.images[name] }
 

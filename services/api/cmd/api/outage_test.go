@@ -51,6 +51,39 @@ func TestRedisOutage(t *testing.T) {
 	}
 }
 
+// TestRedisJustInTimeIsAnOutage: a Redis that answers every call just
+// within REDIS_TIMEOUT still gets a request of several calls its 503
+// within twice that (the request's store budget), rather than an answer
+// after the sum of its calls. GET /auth/sessions makes three round trips
+// (the lookup, the listing limit, the listing), so with each reply held
+// back for three quarters of the timeout it would otherwise answer 200
+// after more than twice it.
+func TestRedisJustInTimeIsAnOutage(t *testing.T) {
+	t.Parallel()
+	const timeout = time.Second
+	rds := redistest.Start(t)
+	proxy := startProxy(t, rds.Addr())
+	r := startReplica(t, baseEnv(proxy.Addr(), "just-in-time").with("REDIS_TIMEOUT", timeout.String()))
+	r.register(t, "just-in-time", pw)
+	tok := r.login(t, "just-in-time", pw)
+	r.sessions(t, tok) // the scripts are cached: each call is one round trip
+
+	proxy.slow(timeout * 3 / 4)
+	start := time.Now()
+	res := r.do(t, http.MethodGet, "/auth/sessions", "", "X-Session-Id", tok)
+	took := time.Since(start)
+	wantJSON(t, res, http.StatusServiceUnavailable, `{"error":"Session store unavailable"}`)
+	if got := res.header.Get("Retry-After"); got != "1" {
+		t.Errorf("Retry-After got %q, want %q", got, "1")
+	}
+	t.Logf("503 in %v", took)
+
+	proxy.set(proxyUp)
+	if list := r.sessions(t, tok); len(list) != 1 {
+		t.Errorf("after Redis answered in time again: %d sessions listed, want 1", len(list))
+	}
+}
+
 // checkCausesLogged checks that the access log line of every 503 among
 // lines says why the store failed, beyond what the client was told, and
 // that no line holds the token.

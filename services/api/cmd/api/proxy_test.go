@@ -5,6 +5,7 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
 )
 
 // proxyMode is how a faultProxy treats traffic.
@@ -19,6 +20,10 @@ const (
 	// proxyHang keeps connections open but never answers, as a Redis stuck
 	// in a slow command or a silently dropped network would.
 	proxyHang
+	// proxySlow forwards everything, holding back each reply from Redis
+	// for the proxy's delay, as a Redis that answers every call just in
+	// time would.
+	proxySlow
 )
 
 // faultProxy is a TCP proxy on loopback in front of a real Redis, so that a
@@ -30,6 +35,7 @@ type faultProxy struct {
 
 	mu    sync.Mutex
 	mode  proxyMode
+	delay time.Duration // of each reply, in proxySlow
 	conns map[net.Conn]bool // true for connections to the upstream
 }
 
@@ -49,6 +55,14 @@ func startProxy(t testing.TB, upstream string) *faultProxy {
 }
 
 func (p *faultProxy) Addr() string { return p.ln.Addr().String() }
+
+// slow switches to proxySlow with each reply held back for d.
+func (p *faultProxy) slow(d time.Duration) {
+	p.mu.Lock()
+	p.delay = d
+	p.mu.Unlock()
+	p.set(proxySlow)
+}
 
 // set switches the mode; connections open at the time follow it.
 func (p *faultProxy) set(m proxyMode) {
@@ -118,12 +132,35 @@ func (p *faultProxy) handle(client net.Conn) {
 		_, _ = io.Copy(up, client)
 		up.Close()
 	}()
-	_, _ = io.Copy(client, up)
+	p.copyReplies(client, up)
 	if p.current() == proxyHang {
 		hold(client)
 		return
 	}
 	client.Close()
+}
+
+// copyReplies copies Redis's replies to the client, holding each read of
+// them back for the delay while the proxy is slow.
+func (p *faultProxy) copyReplies(client, up net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := up.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			mode, delay := p.mode, p.delay
+			p.mu.Unlock()
+			if mode == proxySlow {
+				time.Sleep(delay)
+			}
+			if _, err := client.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // hold reads and drops everything the client sends until it hangs up or the
