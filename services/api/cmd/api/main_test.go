@@ -121,6 +121,32 @@ func TestMainProcess(t *testing.T) {
 		}
 	})
 
+	// Flags stop at the first argument that is not one: after a stray
+	// argument, -host would be ignored and the replica would listen on
+	// every interface. (The stray argument comes last here, so that a
+	// replica that wrongly starts listens on loopback only.)
+	t.Run("StrayArgumentExits2", func(t *testing.T) {
+		t.Parallel()
+		cmd := mainProcess(t, baseEnv(closedAddr(t), "proc").with("PORT", "0"))
+		cmd.Args = append(cmd.Args, "stray")
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if got := exitStatus(t, err); got != 2 || !strings.Contains(stderr.String(), `unexpected argument \"stray\"`) {
+				t.Errorf("exit got %d, stderr %q; want 2, naming the argument", got, stderr.String())
+			}
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Fatal("the replica started despite a stray argument")
+		}
+	})
+
 	t.Run("PortInUseExits1", func(t *testing.T) {
 		t.Parallel()
 		ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -35,7 +35,7 @@ type faultProxy struct {
 
 	mu    sync.Mutex
 	mode  proxyMode
-	delay time.Duration // of each reply, in proxySlow
+	delay time.Duration     // of each reply, in proxySlow
 	conns map[net.Conn]bool // true for connections to the upstream
 }
 

@@ -97,6 +97,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if err := fs.Parse(args[1:]); err != nil {
 			return &exitError{code: exitConfig, err: fmt.Errorf("parsing flags: %w", err)}
 		}
+		// Flag parsing stops at the first argument that is not a flag:
+		// "api x -host 127.0.0.1" would listen on every interface.
+		if fs.NArg() > 0 {
+			return &exitError{code: exitConfig, err: fmt.Errorf("parsing flags: unexpected argument %q (settings come from the environment)", fs.Arg(0))}
+		}
 	}
 
 	cfg, err := config.Parse(getenv, os.Hostname)

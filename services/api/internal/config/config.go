@@ -325,7 +325,7 @@ func (p *parser) addrs(name, def string) []string {
 	addrs := p.list(name)
 	for _, a := range addrs {
 		host, port, err := net.SplitHostPort(a)
-		if err != nil || host == "" {
+		if err != nil || host == "" || strings.ContainsFunc(host, unicode.IsSpace) {
 			p.fail(name, a, "is not host:port")
 			continue
 		}
@@ -337,7 +337,11 @@ func (p *parser) addrs(name, def string) []string {
 }
 
 // prefixes reads IPs and CIDRs. An IPv4-mapped IPv6 address is taken as the
-// IPv4 address it maps, which is how peers show up.
+// IPv4 address it maps, which is how peers show up, in a CIDR too
+// (::ffff:10.0.0.0/104 is 10.0.0.0/8): as written it would match no peer.
+// A CIDR with bits set past its length (10.0.0.1/24) is refused: it is
+// either a mistyped address or a mistyped length, and masking it would
+// trust a whole network where one address was meant.
 func (p *parser) prefixes(name string) []netip.Prefix {
 	var out []netip.Prefix
 	for _, e := range p.list(name) {
@@ -347,7 +351,15 @@ func (p *parser) prefixes(name string) []netip.Prefix {
 				p.fail(name, e, "is not an IP address or CIDR")
 				continue
 			}
-			out = append(out, pre.Masked())
+			if pre != pre.Masked() {
+				p.fail(name, e, fmt.Sprintf("has bits set past its /%d (the network is %s)", pre.Bits(), pre.Masked()))
+				continue
+			}
+			if pre.Addr().Is4In6() {
+				// Masked, it is at least a /96: ::ffff:0:0/96 maps IPv4.
+				pre = netip.PrefixFrom(pre.Addr().Unmap(), pre.Bits()-96)
+			}
+			out = append(out, pre)
 			continue
 		}
 		addr, err := netip.ParseAddr(e)

@@ -160,8 +160,11 @@ func TestVariables(t *testing.T) {
 
 		{name: "TRUSTED_PROXIES", value: "10.0.0.1", field: proxies, want: prefixes("10.0.0.1/32")},
 		{name: "TRUSTED_PROXIES", value: "172.18.0.0/16, ::1,fd00::/8", field: proxies, want: prefixes("172.18.0.0/16", "::1/128", "fd00::/8")},
-		{name: "TRUSTED_PROXIES", value: "10.1.2.3/8", field: proxies, want: prefixes("10.0.0.0/8")},
+		{name: "TRUSTED_PROXIES", value: "10.1.2.3/8", wantErr: "has bits set past its /8 (the network is 10.0.0.0/8)"},
 		{name: "TRUSTED_PROXIES", value: "::ffff:10.0.0.1", field: proxies, want: prefixes("10.0.0.1/32")},
+		{name: "TRUSTED_PROXIES", value: "::ffff:10.0.0.0/104", field: proxies, want: prefixes("10.0.0.0/8")},
+		{name: "TRUSTED_PROXIES", value: "::ffff:127.0.0.1/128", field: proxies, want: prefixes("127.0.0.1/32")},
+		{name: "REDIS_ADDR", value: "host with space:6379", wantErr: "is not host:port"},
 		{name: "TRUSTED_PROXIES", value: "nginx", wantErr: "not an IP address or CIDR"},
 		{name: "TRUSTED_PROXIES", value: "10.0.0.0/33", wantErr: "not an IP address or CIDR"},
 		{name: "TRUSTED_PROXIES", value: "fe80::1%eth0", wantErr: "not an IP address or CIDR"},
