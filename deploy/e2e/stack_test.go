@@ -32,14 +32,17 @@ var defaultImages = map[string]string{
 // stack is one running copy of docker-compose.yml under its own project
 // name, ports and subnet, so it never clashes with `make up` or another run.
 type stack struct {
-	compose  []string // "docker compose" or "docker-compose"
-	file     string
-	project  string
-	env      []string
-	nginx    string // base URL of nginx on loopback
-	prom     string // base URL of Prometheus on loopback
-	replicas []string
-	images   map[string]string // image of each *_IMAGE variable
+	compose []string // "docker compose" or "docker-compose"
+	file    string
+	// secondFile is merged over file, as a docker-compose.override.yml
+	// would be (testdata/second-file.yml).
+	secondFile string
+	project    string
+	env        []string
+	nginx      string // base URL of nginx on loopback
+	prom       string // base URL of Prometheus on loopback
+	replicas   []string
+	images     map[string]string // image of each *_IMAGE variable
 }
 
 // subnetPrefix is the stack's SUBNET_PREFIX: nginx is its .10.
@@ -103,11 +106,16 @@ func startStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	second, err := filepath.Abs("testdata/second-file.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
 	s := &stack{
-		compose:  composeTool(t),
-		file:     file,
-		project:  "e2e" + randomHex(t, 4),
-		replicas: []string{"api1", "api2", "api3"},
+		compose:    composeTool(t),
+		file:       file,
+		secondFile: second,
+		project:    "e2e" + randomHex(t, 4),
+		replicas:   []string{"api1", "api2", "api3"},
 	}
 
 	env := os.Environ()
@@ -168,7 +176,7 @@ func startStack(t *testing.T) *stack {
 func (s *stack) run(timeout time.Duration, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	full := append(append([]string{}, s.compose[1:]...), "-p", s.project, "-f", s.file)
+	full := append(append([]string{}, s.compose[1:]...), "-p", s.project, "-f", s.file, "-f", s.secondFile)
 	full = append(full, args...)
 	cmd := exec.CommandContext(ctx, s.compose[0], full...)
 	cmd.Env = s.env
