@@ -40,6 +40,8 @@ func TestMetrics(t *testing.T) {
 		`api_sessions_created_total 2`,
 		`api_sessions_revoked_total{reason="revoke"} 1`,
 		`api_build_info{revision="unknown",version="dev"} 1`,
+		// The scrape itself, and nothing else.
+		`api_http_requests_in_flight 1`,
 		// Nothing failed: the handshake commands an older Redis refuses
 		// (CLIENT SETINFO, CLIENT MAINT_NOTIFICATIONS) and NOSCRIPT are
 		// not errors an alert should see.

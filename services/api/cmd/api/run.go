@@ -214,6 +214,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	})
 
 	var running handlers
+	metrics.RegisterInFlight(reg, running.running.Load)
 	srv := &http.Server{
 		Handler:           running.track(closeWhileDraining(handler, draining.Load)),
 		ReadHeaderTimeout: readHeaderTimeout,

@@ -151,6 +151,17 @@ func New(reg prometheus.Registerer, version, revision string) *Metrics {
 	return m
 }
 
+// RegisterInFlight adds api_http_requests_in_flight to reg, read from
+// running at each scrape: the requests whose handlers run at that moment
+// (the scrape itself included). The server counts them anyway, for its
+// shutdown; a gauge of its own would cost two more atomic adds a request.
+func RegisterInFlight(reg prometheus.Registerer, running func() int64) {
+	promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "api_http_requests_in_flight",
+		Help: "HTTP requests whose handlers are running, this scrape included.",
+	}, func() float64 { return float64(running()) })
+}
+
 // registerOnce registers c unless an equal collector is already there.
 func registerOnce(reg prometheus.Registerer, c prometheus.Collector) {
 	err := reg.Register(c)
