@@ -65,6 +65,7 @@ type load struct {
 
 type result struct {
 	stream   string
+	sent     time.Time
 	status   int // 0 when no answer came
 	instance string
 	elapsed  time.Duration
@@ -92,8 +93,9 @@ func startLoad(streams ...stream) *load {
 }
 
 func (l *load) record(s stream, send func() (response, error)) {
+	sent := time.Now()
 	r, err := send()
-	res := result{stream: s.name, status: r.status, instance: r.instance(), elapsed: r.elapsed}
+	res := result{stream: s.name, sent: sent, status: r.status, instance: r.instance(), elapsed: r.elapsed}
 	if err != nil {
 		res.failure = err.Error()
 	}
@@ -114,6 +116,7 @@ func (l *load) stop() report {
 
 // report sums up a load's results.
 type report struct {
+	results   []result
 	requests  int
 	perStream map[string]int
 	failed    int
@@ -124,7 +127,7 @@ type report struct {
 }
 
 func newReport(results []result) report {
-	r := report{perStream: map[string]int{}, failures: map[string]int{}, statuses: map[int]int{}, instances: map[string]int{}}
+	r := report{results: results, perStream: map[string]int{}, failures: map[string]int{}, statuses: map[int]int{}, instances: map[string]int{}}
 	for _, res := range results {
 		r.requests++
 		r.perStream[res.stream]++
@@ -139,6 +142,27 @@ func newReport(results []result) report {
 	}
 	slices.Sort(r.latencies)
 	return r
+}
+
+// sentBetween is the report of the requests sent from from to to.
+func (r report) sentBetween(from, to time.Time) report {
+	var within []result
+	for _, res := range r.results {
+		if !res.sent.Before(from) && res.sent.Before(to) {
+			within = append(within, res)
+		}
+	}
+	return newReport(within)
+}
+
+// slowerThan is the share of requests that took longer than d.
+func (r report) slowerThan(d time.Duration) float64 {
+	if len(r.latencies) == 0 {
+		return 0
+	}
+	// latencies is sorted: the slow ones are at its end.
+	fast, _ := slices.BinarySearch(r.latencies, d+1)
+	return float64(len(r.latencies)-fast) / float64(len(r.latencies))
 }
 
 // quantile is the q-quantile of the latencies (nearest rank).

@@ -555,7 +555,9 @@ func (s *stack) testPartitions(t *testing.T) {
 		l := reads()
 		time.Sleep(time.Second)
 		s.disconnect(t, api3, s.edge)
+		cut := time.Now()
 		time.Sleep(8 * time.Second) // under load with api3 unreachable
+		back := time.Now()
 		s.reconnect(t, api3, s.edge)
 		rep := l.stop()
 		t.Logf("api3 cut off edge for 8 s: %v", rep)
@@ -565,6 +567,17 @@ func (s *stack) testPartitions(t *testing.T) {
 		}
 		if p99 := rep.quantile(0.99); p99 >= 2500*time.Millisecond {
 			t.Errorf("p99 latency %v, want under 2.5 s", p99)
+		}
+		// nginx sees api3 fail within proxy_read_timeout (2 s) of the cut
+		// and from then on leaves it out (max_fails=1 fail_timeout=1s),
+		// trying it with one request every 1-2 s: of 100 requests a
+		// second, about 1 % wait a timeout. A replica never left out
+		// costs every third request proxy_connect_timeout (1 s).
+		const slow = 500 * time.Millisecond
+		leftOut := rep.sentBetween(cut.Add(2*time.Second), back)
+		t.Logf("sent from 2 s after the cut until api3 was back: %v, %.1f%% slower than %v", leftOut, 100*leftOut.slowerThan(slow), slow)
+		if share := leftOut.slowerThan(slow); share >= 0.05 {
+			t.Errorf("from 2 s after api3 was cut off, %.1f%% of %d requests took longer than %v, want under 5%%: nginx does not leave the unreachable replica out", 100*share, leftOut.requests, slow)
 		}
 
 		if got := inspect(t, api3).NetworkSettings.Networks[s.edge.Name].IPAddress; got != api3.ip {
