@@ -100,7 +100,8 @@ func (r response) String() string {
 	return fmt.Sprintf("%d from %q: %s", r.status, r.instance(), strings.TrimSpace(string(r.body)))
 }
 
-// do sends one request; token, when set, goes in X-Session-Id.
+// do sends one request, with body as JSON; token, when set, goes in
+// X-Session-Id.
 func (c *client) do(ctx context.Context, method, path, token string, body any) (response, error) {
 	var rd io.Reader
 	if body != nil {
@@ -110,7 +111,12 @@ func (c *client) do(ctx context.Context, method, path, token string, body any) (
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.url(path), rd)
+	return c.send(ctx, method, path, token, rd)
+}
+
+// send is do with the body as it is; nil for none.
+func (c *client) send(ctx context.Context, method, path, token string, body io.Reader) (response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.url(path), body)
 	if err != nil {
 		return response{}, err
 	}
@@ -271,4 +277,32 @@ func (c *client) eventuallyNotReady(t testing.TB) {
 		}
 		return nil
 	})
+}
+
+// trickle is a JSON body that arrives in pieces, gap apart, as from a
+// client on a slow link. It has no length, so Go's client sends it
+// chunked and flushes each piece: nginx cannot hold it whole and streams
+// it to the replica as it comes, and the request is in flight there until
+// its last piece.
+type trickle struct {
+	pieces []string
+	gap    time.Duration
+	sent   int
+}
+
+// newTrickle is "{ }" in four pieces spread over d.
+func newTrickle(d time.Duration) *trickle {
+	return &trickle{pieces: []string{"{", " ", " ", "}"}, gap: d / 3}
+}
+
+func (b *trickle) Read(p []byte) (int, error) {
+	if b.sent == len(b.pieces) {
+		return 0, io.EOF
+	}
+	if b.sent > 0 {
+		time.Sleep(b.gap) // the link's pace, not a wait for a condition
+	}
+	n := copy(p, b.pieces[b.sent])
+	b.sent++
+	return n, nil
 }

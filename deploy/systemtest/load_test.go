@@ -51,6 +51,37 @@ func loginStream(c *client, u credentials, every time.Duration) stream {
 	}}
 }
 
+// refreshStream refreshes sessions through c every interval, each with
+// the token the last refresh of that session handed out, so a refresh
+// whose answer was lost leaves a revoked token behind; anything but 200 is
+// a failure, and a 503 (which changes nothing) keeps the old token. The
+// route reads and ignores a body: each one trickles in over bodyTime, so
+// the request is in flight at its replica all that time, and nginx never
+// sends a POST that a replica has received to another. Each of tokens
+// (sessions of one user, more than are ever in flight together) carries
+// one request at a time.
+func refreshStream(c *client, tokens []string, every, bodyTime time.Duration) stream {
+	idle := make(chan string, len(tokens))
+	for _, token := range tokens {
+		idle <- token
+	}
+	return stream{name: "POST /auth/refresh", every: every, send: func() (response, error) {
+		token := <-idle
+		r, err := c.send(context.Background(), http.MethodPost, "/auth/refresh", token, newTrickle(bodyTime))
+		if err == nil && r.status != http.StatusOK {
+			err = fmt.Errorf("refresh: got %v, want 200", r)
+		}
+		if err == nil {
+			var renewed string
+			if renewed, err = sessionID(r); err == nil {
+				token = renewed
+			}
+		}
+		idle <- token
+		return r, err
+	}}
+}
+
 // load sends its streams open-loop: a request leaves at its time whether
 // or not earlier ones have been answered, so a stalled replica shows up as
 // latency and failures instead of slowing the load down.

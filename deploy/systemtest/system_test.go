@@ -498,11 +498,17 @@ func (s *stack) testReplicaStartsBeforeRedis(t *testing.T) {
 }
 
 // Load of the fault and partition cases: 100 profile reads and 2 logins
-// a second through nginx, far below what the published port carries and
-// light enough for a busy 2-core machine.
+// a second through nginx (and in the rolling restart 20 refreshes), far
+// below what the published port carries and light enough for a busy
+// 2-core machine.
 const (
 	readEvery  = 10 * time.Millisecond
 	loginEvery = 500 * time.Millisecond
+
+	// The rolling restart's refreshes, each with a body that takes this
+	// long to arrive.
+	refreshEvery    = 50 * time.Millisecond
+	refreshBodyTime = 300 * time.Millisecond
 )
 
 // testZeroFailuresUnderFaults: with nginx's retries, losing a replica,
@@ -529,7 +535,22 @@ func (s *stack) testZeroFailuresUnderFaults(t *testing.T) {
 		rep.wantNoFailures(t)
 	})
 	t.Run("RollingRestart", func(t *testing.T) {
-		l := traffic()
+		// Reads and logins that a stopping replica drops nginx sends
+		// again elsewhere; a refresh it has received it never does. A
+		// refresh every 50 ms whose body takes 300 ms keeps about two in
+		// flight at each replica when its SIGTERM comes: a replica that
+		// does not finish them before it exits fails them with 502.
+		ru := newUser(t, "faults-refresh")
+		s.nginx.api.register(t, ru)
+		var tokens []string
+		for range 16 {
+			tokens = append(tokens, s.nginx.api.login(t, ru))
+		}
+		l := startLoad(
+			profileStream(s.nginx.api, token, u.Username, readEvery),
+			loginStream(s.nginx.api, u, loginEvery),
+			refreshStream(s.nginx.api, tokens, refreshEvery, refreshBodyTime),
+		)
 		time.Sleep(2 * time.Second)
 		for _, r := range s.replicas {
 			stop(t, r)  // SIGTERM: the replica drains and exits
