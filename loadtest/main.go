@@ -161,7 +161,7 @@ func prepareUsers(ctx context.Context, o options, transport http.RoundTripper, e
 	if login {
 		what = "registering and logging in"
 	}
-	fmt.Fprintf(stderr, "set-up (not timed): %s %d users %s0..%d on %s\n", what, o.users, o.userPrefix, o.users-1, o.target)
+	fmt.Fprintf(stderr, "set-up (not timed): %s %s %s0..%d on %s\n", what, report.Counted(uint64(o.users), "user", "users"), o.userPrefix, o.users-1, o.target)
 	setup := &scenario.Setup{
 		// Each request is bounded by -timeout, as in the timed phase, and
 		// the whole set-up by -setup-timeout (the Deadline).
@@ -179,8 +179,8 @@ func prepareUsers(ctx context.Context, o options, transport http.RoundTripper, e
 	if !login && sr.Existing > 0 {
 		existed += fmt.Sprintf(" (%d took the password: logged in and out)", sr.Checked)
 	}
-	fmt.Fprintf(stderr, "%s in %.1fs: %d users registered, %s, %d logged in, %.0fs waiting on Retry-After\n",
-		setupDone, sr.Took.Seconds(), sr.Registered, existed, sr.LoggedIn, sr.Waited.Seconds())
+	fmt.Fprintf(stderr, "%s in %.1fs: %s registered, %s, %d logged in, %.0fs waiting on Retry-After\n",
+		setupDone, sr.Took.Seconds(), report.Counted(uint64(sr.Registered), "user", "users"), existed, sr.LoggedIn, sr.Waited.Seconds())
 	return users, nil
 }
 

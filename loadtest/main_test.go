@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -68,25 +67,22 @@ func TestCheckTarget(t *testing.T) {
 		{"http://remote:8080", false, ""},
 		{"http://unresolved:8080", false, ""},
 	}
-	// A resolver that sends nothing anywhere.
-	hosts := map[string][]string{
-		"localhost":     {"127.0.0.1", "::1"},
-		"vm":            {"127.0.0.1"},
-		"both-loopback": {"127.0.1.1", "::1"},
-		"mixed":         {"127.0.0.1", "192.0.2.1"},
-		"remote":        {"192.0.2.1"},
-		"example.com":   {"192.0.2.2"},
+	// A hosts file of its own: names are looked up there only, never in
+	// DNS.
+	hosts := filepath.Join(t.TempDir(), "hosts")
+	err := os.WriteFile(hosts, []byte(`# comment
+127.0.0.1	localhost vm  # trailing comment
+::1	localhost both-loopback
+127.0.1.1 Both-Loopback.
+127.0.0.1 mixed
+192.0.2.1 mixed remote
+fe80::1%lo zoned
+192.0.2.2 example.com
+`), 0o600)
+	if err != nil {
+		t.Fatal(err)
 	}
-	lookup := func(_ context.Context, host string) ([]net.IPAddr, error) {
-		var addrs []net.IPAddr
-		for _, a := range hosts[host] {
-			addrs = append(addrs, net.IPAddr{IP: net.ParseIP(a)})
-		}
-		if addrs == nil {
-			return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
-		}
-		return addrs, nil
-	}
+	lookup := hostsFile(hosts)
 	for _, tc := range tests {
 		t.Run(tc.target, func(t *testing.T) {
 			got, err := checkTarget(tc.target, tc.allowRemote, lookup)

@@ -283,7 +283,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		o.limits.MaxP99[k] = d
 	}
 
-	base, err := checkTarget(o.target, o.allowRemote, net.DefaultResolver.LookupIPAddr)
+	base, err := checkTarget(o.target, o.allowRemote, hostsFile("/etc/hosts"))
 	if err != nil {
 		return o, err
 	}
@@ -347,7 +347,7 @@ func resolvedPath(path string) string {
 
 // checkTarget checks that target is an http(s) URL without query or
 // fragment and, unless remote is allowed, that it names this machine's
-// loopback (see loopbackHost, which resolves a name with lookup); it
+// loopback (see loopbackHost, which looks a name up with lookup); it
 // returns the base URL without a trailing slash. The dialer checks again
 // what the name resolves to.
 func checkTarget(target string, allowRemote bool, lookup lookupIPs) (string, error) {
@@ -368,7 +368,7 @@ func checkTarget(target string, allowRemote bool, lookup lookupIPs) (string, err
 	if !allowRemote {
 		host, ok := loopbackHost(u.Hostname(), lookup)
 		if !ok {
-			return "", fmt.Errorf("-target %q is not a loopback address; to load another host you run, add -allow-remote", target)
+			return "", fmt.Errorf("-target %q is neither a loopback address nor a name that /etc/hosts gives loopback addresses only (without -allow-remote no name is looked up in DNS); to load another host you run, add -allow-remote", target)
 		}
 		if host != u.Hostname() {
 			u.Host = net.JoinHostPort(host, u.Port())
@@ -386,9 +386,46 @@ type lookupIPs func(ctx context.Context, host string) ([]net.IPAddr, error)
 // lookupTimeout bounds the resolution of a -target name.
 const lookupTimeout = 5 * time.Second
 
+// hostsFile looks a name up in the hosts file at path, and nowhere else:
+// without -allow-remote a -target is not looked up in DNS, which would
+// send a query off this machine. Names match regardless of case and of a
+// trailing dot; an address with a zone (fe80::1%lo) is left out.
+func hostsFile(path string) lookupIPs {
+	return func(_ context.Context, host string) ([]net.IPAddr, error) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		var addrs []net.IPAddr
+		for line := range strings.SplitSeq(string(b), "\n") {
+			line, _, _ = strings.Cut(line, "#")
+			f := strings.Fields(line)
+			ip := net.ParseIP(first(f))
+			if ip == nil {
+				continue
+			}
+			if slices.ContainsFunc(f[1:], func(name string) bool { return strings.EqualFold(strings.TrimSuffix(name, "."), host) }) {
+				addrs = append(addrs, net.IPAddr{IP: ip})
+			}
+		}
+		if len(addrs) == 0 {
+			return nil, fmt.Errorf("%s is not in %s", host, path)
+		}
+		return addrs, nil
+	}
+}
+
+// first is the first of fields, "" when there is none.
+func first(fields []string) string {
+	if len(fields) == 0 {
+		return ""
+	}
+	return fields[0]
+}
+
 // loopbackHost tells whether host names only this machine's loopback: a
 // loopback address, or a name that resolves to loopback addresses only
-// (localhost, or another from /etc/hosts). It returns the host as the
+// (localhost, or another that lookup, /etc/hosts, gives). It returns the host as the
 // dialer is to reach it: a name in lower case without the trailing dot
 // of an absolute one (Go's resolver would ask DNS for "localhost."), and
 // a short IPv4 form such as 127.1, which Go's resolver does not read, as

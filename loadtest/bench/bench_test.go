@@ -88,6 +88,18 @@ func TestParseCommandStats(t *testing.T) {
 	}
 }
 
+// TestFigureKeepsTheAskedRate: every open-model figure says what it was
+// asked, so that a shortfall reads "3000 of 4000 req/s".
+func TestFigureKeepsTheAskedRate(t *testing.T) {
+	asked := 4000.0
+	if f := figure(&loadReport{AchievedRate: 3000, AskedRate: &asked, Shortfall: true}); f.Asked != 4000 || f.Rate != 3000 || !f.Shortfall {
+		t.Errorf("figure = %+v, want rate 3000 of 4000 asked, a shortfall", f)
+	}
+	if f := figure(&loadReport{AchievedRate: 3000}); f.Asked != 0 {
+		t.Errorf("closed-model figure = %+v, want nothing asked", f)
+	}
+}
+
 func TestParseBenchmarkCSV(t *testing.T) {
 	out := "\"test\",\"rps\",\"avg_latency_ms\"\n\"GET\",\"123456.79\",\"0.2\"\n"
 	if v, err := parseBenchmarkCSV(out); err != nil || v != 123456.79 {

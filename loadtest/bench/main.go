@@ -487,7 +487,11 @@ func (b *bench) url(port int) string { return "http://127.0.0.1:" + strconv.Itoa
 func (b *bench) dur() string { return b.o.duration.String() }
 
 func figure(r *loadReport) Figure {
-	return Figure{Rate: r.AchievedRate, Latency: r.All.Latency, Requests: r.Requests, Errors: r.Errors, Shortfall: r.Shortfall, Failed: r.Failed}
+	f := Figure{Rate: r.AchievedRate, Latency: r.All.Latency, Requests: r.Requests, Errors: r.Errors, Shortfall: r.Shortfall, Failed: r.Failed}
+	if r.AskedRate != nil {
+		f.Asked = *r.AskedRate
+	}
+	return f
 }
 
 func (b *bench) ceilings(ctx context.Context, res *Results) error {
@@ -726,11 +730,7 @@ func (b *bench) halfLoad(ctx context.Context, res *Results, name string, port in
 	if err != nil {
 		return Figure{}, err
 	}
-	f := figure(rep)
-	if rep.AskedRate != nil {
-		f.Asked = *rep.AskedRate
-	}
-	return f, nil
+	return figure(rep), nil
 }
 
 // loginStorm runs reads at half the rate loadtest reached while a closed model of

@@ -262,6 +262,23 @@ func TestCountsInWords(t *testing.T) {
 	}
 }
 
+// TestHeadlineCountsInWords: one worker, user and request read as such.
+func TestHeadlineCountsInWords(t *testing.T) {
+	for _, tc := range []struct {
+		workers, users int
+		requests       uint64
+		want           string
+	}{
+		{1, 1, 1, "(closed model, 1 worker, 1 user): 1 request in"},
+		{2, 3, 4, "(closed model, 2 workers, 3 users): 4 requests in"},
+	} {
+		s := &report.Summary{Scenario: "read", Target: "http://127.0.0.1:1", Model: "closed", Workers: tc.workers, Users: tc.users, Requests: tc.requests}
+		if got := s.Headline(); !strings.Contains(got, tc.want) {
+			t.Errorf("Headline() = %q, want it to contain %q", got, tc.want)
+		}
+	}
+}
+
 // TestInterruptedRunIsReported: every form of the report of an interrupted
 // run says so, and its run check fails, however good its figures.
 func TestInterruptedRunIsReported(t *testing.T) {

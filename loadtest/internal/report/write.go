@@ -32,12 +32,12 @@ func FormatMs(v float64) string {
 
 // Headline says in one line what was asked and what was achieved.
 func (s *Summary) Headline() string {
-	load := fmt.Sprintf("closed model, %d workers", s.Workers)
+	load := "closed model, " + Counted(uint64(s.Workers), "worker", "workers")
 	if s.Model == "open" {
 		load = fmt.Sprintf("open model, %s", s.Schedule)
 	}
-	line := fmt.Sprintf("scenario %s against %s (%s, %d users): %d requests in %.1fs, achieved %s/s",
-		s.Scenario, s.Target, load, s.Users, s.Requests, s.ElapsedSeconds, formatRate(s.AchievedRate))
+	line := fmt.Sprintf("scenario %s against %s (%s, %s): %s in %.1fs, achieved %s/s",
+		s.Scenario, s.Target, load, Counted(uint64(s.Users), "user", "users"), Counted(s.Requests, "request", "requests"), s.ElapsedSeconds, formatRate(s.AchievedRate))
 	if s.AskedRate != nil {
 		line += fmt.Sprintf(" of %s/s asked", formatRate(*s.AskedRate))
 	}
@@ -84,6 +84,11 @@ func requests(n uint64) string {
 	return fmt.Sprintf("%d %s", n, plural(n, "request", "requests"))
 }
 
+// Counted is n with the noun that goes with it: "1 user", "2 users".
+func Counted(n uint64, one, many string) string {
+	return strconv.FormatUint(n, 10) + " " + plural(n, one, many)
+}
+
 // plural is one when n is 1, else many.
 func plural(n uint64, one, many string) string {
 	if n == 1 {
@@ -111,11 +116,11 @@ func (s *Summary) LoginLimitHint() string {
 		return ""
 	}
 	hint := fmt.Sprintf("HINT: %d of %d logins were answered 429 Too Many Requests: the target's login rate limits refused them. "+
-		"Each replica allows LOGIN_LIMIT_PER_USER logins per account (default 10/m; this run's %d users share all of its logins) "+
+		"Each replica allows LOGIN_LIMIT_PER_USER logins per account (default 10/m; this run's %s share all of its logins) "+
 		"and LOGIN_LIMIT_PER_IP per client address (default 30/m; all of this generator's requests come from one), "+
 		"and the stack's nginx, when in front, allows one address 50 a second on /auth/ (burst 500): on a test deployment raise both replica limits "+
 		"(LOGIN_LIMIT_PER_USER=100000/m LOGIN_LIMIT_PER_IP=100000/m make up), or spread the logins over more -users",
-		k.RateLimited, k.Requests, s.Users)
+		k.RateLimited, k.Requests, Counted(uint64(s.Users), "user", "users"))
 	if s.Model == "closed" {
 		hint += "; in the closed model a refused login comes back at once and its worker sends the next, " +
 			"so the rates and latencies above are mostly the limiter's"
