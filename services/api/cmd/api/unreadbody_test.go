@@ -53,6 +53,46 @@ func TestBodyRefusedUnreadIsAnsweredAtOnce(t *testing.T) {
 	}
 }
 
+// TestChunkedBodyOverTheLimitIsAnsweredAtOnce: a chunked body that goes
+// over the limit is answered 413 as soon as it does, and the connection
+// closed, though the body has not ended: net/http would otherwise read on
+// through the rest of it before answering, until the read timeout when
+// it stalls.
+func TestChunkedBodyOverTheLimitIsAnsweredAtOnce(t *testing.T) {
+	t.Parallel()
+	r := startReplica(t, baseEnv(redistest.Start(t).Addr(), "chunked"))
+	r.register(t, "chunked-body", "password-1")
+	token := r.login(t, "chunked-body", "password-1")
+	for _, path := range []string{"/auth/login", "/auth/logout"} {
+		t.Run(strings.ReplaceAll(path, "/", "_"), func(t *testing.T) {
+			conn, err := net.Dial("tcp", r.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			// One byte over the limit, and then nothing: no last chunk.
+			_, err = conn.Write([]byte("POST " + path + " HTTP/1.1\r\nHost: localhost\r\nX-Session-Id: " + token +
+				"\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk(strings.Repeat("a", 65_537))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Far below the read timeout the answer would wait for.
+			_ = conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatalf("no answer while the body stalls: %v", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusRequestEntityTooLarge || !resp.Close {
+				t.Errorf("got %d, closing %v; want 413, closing", resp.StatusCode, resp.Close)
+			}
+		})
+	}
+	if res := r.profile(t, token); res.status != http.StatusOK {
+		t.Errorf("the session answered %d after its refused logout", res.status)
+	}
+}
+
 // TestIgnoredBodyIsReadBeforeAnythingIsDone: a route that takes no body
 // reads one that was sent before it acts, so a body that is too large or
 // breaks off refuses the whole request and the session is as it was.

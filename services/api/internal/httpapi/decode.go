@@ -46,7 +46,11 @@ func readLimited(c *gin.Context) ([]byte, error) {
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return nil, errTooLarge
+			// Closed after the answer, as for a declared length over the
+			// limit: net/http would read on through what is left of a
+			// chunked body (up to 256 KiB) before answering, and one that
+			// stalls would get its answer at the read timeout.
+			return nil, refuseUnread(c, errTooLarge)
 		}
 		return nil, badRequest("could not read the request body")
 	}
@@ -57,8 +61,8 @@ func readLimited(c *gin.Context) ([]byte, error) {
 // body of a request to a route that takes none (logout, refresh, a
 // revocation...). A body over maxBodyBytes is then a 413, and one that
 // breaks off (a malformed chunk, a client or nginx hanging up, nginx
-// refusing it as too large and closing the upstream connection) a 400 or
-// 499, and in each case nothing has been done. Left to net/http, such a
+// refusing it as too large and closing the upstream connection) a 400,
+// and in each case nothing has been done. Left to net/http, such a
 // body was read only after the handler had revoked or refreshed the
 // session: nginx answered 413 and the client lost its session all the
 // same. A request without a body (the usual one, GET /profile included)
