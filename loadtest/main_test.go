@@ -54,6 +54,10 @@ func TestCheckTarget(t *testing.T) {
 		{"http://localhost..", false, ""},
 		// inet_aton's short forms, which Go's resolver does not read.
 		{"http://127.1:8080", false, "http://127.0.0.1:8080"},
+		{"http://127.1:8080", true, "http://127.0.0.1:8080"},
+		{"http://10.1:8080", true, "http://10.0.0.1:8080"},
+		// A zone the dialer's check cannot read: refused here too.
+		{"http://[::1%25lo]:8080", false, ""},
 		{"http://127.0.1", false, "http://127.0.0.1"},
 		{"http://127.65535", false, "http://127.0.255.255"},
 		{"http://127.16777216", false, ""},

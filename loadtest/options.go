@@ -365,16 +365,21 @@ func checkTarget(target string, allowRemote bool, lookup lookupIPs) (string, err
 			return "", fmt.Errorf("-target %q: port %s is not in [1, 65535]", target, p)
 		}
 	}
+	host := u.Hostname()
+	if ip := shortIPv4(host); ip != nil {
+		// Go's dialer does not read 127.1, with -allow-remote or not.
+		host = ip.String()
+	}
 	if !allowRemote {
-		host, ok := loopbackHost(u.Hostname(), lookup)
-		if !ok {
+		var ok bool
+		if host, ok = loopbackHost(host, lookup); !ok {
 			return "", fmt.Errorf("-target %q is neither a loopback address nor a name that /etc/hosts gives loopback addresses only (without -allow-remote no name is looked up in DNS); to load another host you run, add -allow-remote", target)
 		}
-		if host != u.Hostname() {
-			u.Host = net.JoinHostPort(host, u.Port())
-			if u.Port() == "" {
-				u.Host = host
-			}
+	}
+	if host != u.Hostname() {
+		u.Host = net.JoinHostPort(host, u.Port())
+		if u.Port() == "" {
+			u.Host = host
 		}
 	}
 	return strings.TrimRight(u.String(), "/"), nil
