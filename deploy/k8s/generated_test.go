@@ -94,6 +94,14 @@ func kubernetesNginxConf(src []byte, namespace string) ([]byte, error) {
 	if n := len(upstreamZone.FindAll(src, -1)); n != 1 {
 		return nil, fmt.Errorf("%s: found %d zone lines in upstream api, want 1: adapt kubernetesNginxConf", nginxSource, n)
 	}
+	if n := bytes.Count(src, []byte("\nworker_processes auto;\n")); n != 1 {
+		return nil, fmt.Errorf("%s: found %d lines `worker_processes auto;`, want 1: adapt kubernetesNginxConf", nginxSource, n)
+	}
+	// auto starts a worker per CPU of the node, not of the pod: on a large
+	// node dozens of workers of some 3.6 MB each would pass the proxy's
+	// 128 MiB limit before any traffic, on a quota of one CPU.
+	src = bytes.Replace(src, []byte("\nworker_processes auto;\n"),
+		[]byte("\n# Kubernetes: one worker, the proxy's CPU limit (proxy.yaml), not one per CPU of the node.\nworker_processes 1;\n"), 1)
 	host := "api." + namespace + ".svc.cluster.local"
 	out := upstreamServer.ReplaceAll(src, []byte("${1}server "+host+":3000 resolve${2}"))
 	out = upstreamZone.ReplaceAllFunc(out, func(zone []byte) []byte {
@@ -104,7 +112,7 @@ func kubernetesNginxConf(src []byte, namespace string) ([]byte, error) {
 		"#   go test ./deploy/k8s -run TestGenerated -update\n" +
 		"# Edit nginx.conf instead. The differences: the upstream server is the\n" +
 		"# API's headless Service, re-resolved (`resolve`, nginx >= 1.27.3), and\n" +
-		"# there is no backup server line.\n"
+		"# there is no backup server line; one worker process, the proxy's CPU limit.\n"
 	return append([]byte(header), out...), nil
 }
 
