@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -386,31 +385,28 @@ func checkTarget(target string, allowRemote bool, lookup lookupIPs) (string, err
 }
 
 // lookupIPs resolves a host name to its addresses.
-type lookupIPs func(ctx context.Context, host string) ([]net.IPAddr, error)
-
-// lookupTimeout bounds the resolution of a -target name.
-const lookupTimeout = 5 * time.Second
+type lookupIPs func(host string) ([]net.IP, error)
 
 // hostsFile looks a name up in the hosts file at path, and nowhere else:
 // without -allow-remote a -target is not looked up in DNS, which would
 // send a query off this machine. Names match regardless of case and of a
 // trailing dot; an address with a zone (fe80::1%lo) is left out.
 func hostsFile(path string) lookupIPs {
-	return func(_ context.Context, host string) ([]net.IPAddr, error) {
+	return func(host string) ([]net.IP, error) {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return nil, err
 		}
-		var addrs []net.IPAddr
+		var addrs []net.IP
 		for line := range strings.SplitSeq(string(b), "\n") {
 			line, _, _ = strings.Cut(line, "#")
 			f := strings.Fields(line)
-			ip := net.ParseIP(first(f))
-			if ip == nil {
+			if len(f) < 2 {
 				continue
 			}
-			if slices.ContainsFunc(f[1:], func(name string) bool { return strings.EqualFold(strings.TrimSuffix(name, "."), host) }) {
-				addrs = append(addrs, net.IPAddr{IP: ip})
+			ip := net.ParseIP(f[0])
+			if ip != nil && slices.ContainsFunc(f[1:], func(name string) bool { return strings.EqualFold(strings.TrimSuffix(name, "."), host) }) {
+				addrs = append(addrs, ip)
 			}
 		}
 		if len(addrs) == 0 {
@@ -418,14 +414,6 @@ func hostsFile(path string) lookupIPs {
 		}
 		return addrs, nil
 	}
-}
-
-// first is the first of fields, "" when there is none.
-func first(fields []string) string {
-	if len(fields) == 0 {
-		return ""
-	}
-	return fields[0]
 }
 
 // loopbackHost tells whether host names only this machine's loopback: a
@@ -446,16 +434,9 @@ func loopbackHost(host string, lookup lookupIPs) (string, bool) {
 	if name == "" || strings.HasSuffix(name, ".") {
 		return host, false
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
-	defer cancel()
-	addrs, err := lookup(ctx, name)
-	if err != nil || len(addrs) == 0 {
+	addrs, err := lookup(name)
+	if err != nil || len(addrs) == 0 || slices.ContainsFunc(addrs, func(ip net.IP) bool { return !ip.IsLoopback() }) {
 		return host, false
-	}
-	for _, a := range addrs {
-		if !a.IP.IsLoopback() {
-			return host, false
-		}
 	}
 	return name, true
 }

@@ -574,6 +574,12 @@ func (b *bench) profileMax(ctx context.Context, res *Results) error {
 // user cost more each.
 const clonedSessionsPerUser = 100
 
+// writeSessionLine writes one line of loadtest's -sessions-file: a user
+// and the token of one of its sessions.
+func writeSessionLine(w io.Writer, user, token string) {
+	fmt.Fprintf(w, "%s %s\n", user, token)
+}
+
 // featurelessKeyPrefix is the prefix of the featureless reference's keys
 // (its KEY_PREFIX), followed by a token.
 const featurelessKeyPrefix = "featureless:"
@@ -659,7 +665,7 @@ func (b *bench) featurelessMax(ctx context.Context, res *Results) error {
 	file := filepath.Join(b.dir, "sessions-featureless.txt")
 	var lines strings.Builder
 	for _, u := range b.wrkUsers {
-		fmt.Fprintf(&lines, "%s %s\n", u.Name, u.Token)
+		writeSessionLine(&lines, u.Name, u.Token)
 	}
 	if err := os.WriteFile(file, []byte(lines.String()), 0o600); err != nil {
 		return err

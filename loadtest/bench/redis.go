@@ -151,7 +151,7 @@ func (c *cloner) clone(r redisCLI, n, keep int, sessions io.Writer) error {
 		writeRESP(w, "ZADD", "idx:{"+uid+"}", f["ct"], member)
 		writeRESP(w, "PEXPIREAT", "idx:{"+uid+"}", f["abs"])
 		if sessions != nil && i%every == 0 && keep > 0 {
-			fmt.Fprintf(sessions, "%s %s\n", user, token)
+			writeSessionLine(sessions, user, token)
 			keep--
 		}
 		c.made++

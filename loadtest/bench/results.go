@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"redis-session-app/loadtest/internal/report"
 )
 
 // Results is everything one benchmark run measured; its JSON form is
@@ -87,7 +89,7 @@ type Figure struct {
 func (f Figure) flaws() string {
 	var why []string
 	if f.Errors > 0 {
-		why = append(why, errorCount(f.Errors))
+		why = append(why, report.Counted(f.Errors, "error", "errors"))
 	}
 	if f.Shortfall {
 		why = append(why, fmt.Sprintf("short of the asked rate (%.0f of %.0f req/s)", f.Rate, f.Asked))
@@ -101,7 +103,7 @@ func (f Figure) flaws() string {
 // outcome is what a row of a loadtest run says after its figures: its
 // errors, and its shortfall if it had one.
 func (f Figure) outcome() string {
-	out := "; " + errorCount(f.Errors)
+	out := "; " + report.Counted(f.Errors, "error", "errors")
 	if f.Shortfall {
 		out += ", short of the asked rate"
 	}
@@ -109,13 +111,6 @@ func (f Figure) outcome() string {
 		out += ", loadtest failed its thresholds"
 	}
 	return out
-}
-
-func errorCount(n uint64) string {
-	if n == 1 {
-		return "1 error"
-	}
-	return fmt.Sprintf("%d errors", n)
 }
 
 // valid tells whether every one of figs is a valid figure; when one is
