@@ -137,9 +137,7 @@ func TestJudgeAndMarkdown(t *testing.T) {
 	if got := r.Featureless.ShareOfProxy; got != 0.55 {
 		t.Errorf("featureless share of the proxy ceiling = %g, want 0.55", got)
 	}
-	var md strings.Builder
-	r.Markdown(&md)
-	for _, w := range []string{
+	wantMarkdown(t, r,
 		"| target | goal | this run | met |", "50% of the proxy ceiling", "| no |",
 		"| reference: a featureless gin + go-redis handler (one `GET`, no log, no metrics), same nginx settings, 3 processes (wrk, 64 connections) | 22000 req/s, p50 2.50 ms, p99 8.00 ms | 55% of the proxy ceiling; `GET /profile` reached 0.91× its rate |",
 		"| CPU per request of the featureless handler | its processes 28.0 µs, nginx 20.0 µs, Redis 7.0 µs; Redis commands 1.000 | |",
@@ -147,11 +145,7 @@ func TestJudgeAndMarkdown(t *testing.T) {
 		"| the featureless handler, the same load | 10000 of 10000 req/s asked, p50 0.50 ms, p99 3.50 ms, p99.9 6.00 ms; 0 errors | |",
 		"| the proxy ceiling (`GET /` of the trivial upstream), the same load | 9990 of 10000 req/s asked, p50 0.25 ms, p99 1.25 ms, p99.9 2.00 ms; 0 errors | |",
 		"| p99 at half the rate loadtest reached (open model) | < 5 ms | 4.00 ms at 10000 req/s; same load: the featureless handler 3.50 ms, the proxy ceiling 1.25 ms | yes |",
-	} {
-		if !strings.Contains(md.String(), w) {
-			t.Errorf("Markdown lacks %q:\n%s", w, md.String())
-		}
-	}
+	)
 
 	// Met when GET /profile answers at least as fast as the reference.
 	r.Targets = nil
@@ -166,7 +160,7 @@ func TestJudgeAndMarkdown(t *testing.T) {
 	if _, ok := targetMet(t, r.Targets, "GET /profile vs the featureless"); ok {
 		t.Error("a run without the reference has its target")
 	}
-	md.Reset()
+	var md strings.Builder
 	r.Markdown(&md)
 	if strings.Contains(md.String(), "featureless") || strings.Contains(md.String(), "same load") {
 		t.Errorf("a run without the references shows them:\n%s", md.String())
@@ -234,11 +228,7 @@ func TestTargetsRestOnValidRuns(t *testing.T) {
 					}
 				}
 			}
-			var md strings.Builder
-			r.Markdown(&md)
-			if !strings.Contains(md.String(), tc.rowText) {
-				t.Errorf("Markdown lacks %q:\n%s", tc.rowText, md.String())
-			}
+			wantMarkdown(t, r, tc.rowText)
 		})
 	}
 }
@@ -323,16 +313,10 @@ func TestJourneyRowSaysWhenNoSessionEnded(t *testing.T) {
 		{Scenario: "mixed", Users: 200, Kinds: []KindFigure{{Kind: "login"}, {Kind: "profile"}}},
 		{Scenario: "churn", Users: 160, Kinds: []KindFigure{{Kind: "login"}, {Kind: "profile"}, {Kind: "logout"}}},
 	}}
-	var md strings.Builder
-	r.Markdown(&md)
-	for _, want := range []string{
+	wantMarkdown(t, r,
 		"| `mixed` at 0 req/s (open model, 200 users) | login p99 0.0 ms, profile p99 0.0 ms; 0 errors; no session reached its logout | |",
 		"| `churn` at 0 req/s (open model, 160 users) | login p99 0.0 ms, profile p99 0.0 ms, logout p99 0.0 ms; 0 errors | |",
-	} {
-		if !strings.Contains(md.String(), want) {
-			t.Errorf("Markdown lacks %q:\n%s", want, md.String())
-		}
-	}
+	)
 }
 
 // targetMet finds the one target whose name starts with prefix.
@@ -439,16 +423,22 @@ func TestLookupWithinTenPercent(t *testing.T) {
 func TestLabelsSayWhatWasMeasured(t *testing.T) {
 	r := &Results{Sessions: Sessions{MemoryCount: 100000, BytesPerSession: 800}}
 	r.judge()
-	var md strings.Builder
-	r.Markdown(&md)
-	for _, want := range []string{
+	wantMarkdown(t, r,
 		"| p99 at half the rate loadtest reached (open model) | < 5 ms |",
 		"| reads at half the rate `loadtest` reached beside a login storm |",
 		"| Redis memory per live session at 100000 sessions, 100 per user | 800 bytes | |",
 		"| Redis memory per live session at 100000 sessions, 100 per user | < 300 bytes | 800 bytes | no |",
-	} {
-		if !strings.Contains(md.String(), want) {
-			t.Errorf("Markdown lacks %q:\n%s", want, md.String())
+	)
+}
+
+// wantMarkdown checks that r's Markdown holds every one of rows.
+func wantMarkdown(t *testing.T, r *Results, rows ...string) {
+	t.Helper()
+	var md strings.Builder
+	r.Markdown(&md)
+	for _, row := range rows {
+		if !strings.Contains(md.String(), row) {
+			t.Errorf("Markdown lacks %q:\n%s", row, md.String())
 		}
 	}
 }
