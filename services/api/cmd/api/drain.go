@@ -41,12 +41,15 @@ func (h *handlers) track(next http.Handler) http.Handler {
 	})
 }
 
+// inFlight is how many handlers run now.
+func (h *handlers) inFlight() int64 { return h.running.Load() }
+
 // settle waits until no handler runs or grace has passed, and returns how
 // many still run. Only a shutdown calls it, so it polls.
 func (h *handlers) settle(grace time.Duration) int64 {
 	deadline := time.Now().Add(grace)
 	for {
-		n := h.running.Load()
+		n := h.inFlight()
 		if n == 0 || !time.Now().Before(deadline) {
 			return n
 		}

@@ -214,7 +214,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	})
 
 	var running handlers
-	metrics.RegisterInFlight(reg, running.running.Load)
+	metrics.RegisterInFlight(reg, running.inFlight)
 	srv := &http.Server{
 		Handler:           running.track(closeWhileDraining(handler, draining.Load)),
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -279,7 +279,7 @@ func serve(ctx context.Context, logger *slog.Logger, srv *http.Server, ln net.Li
 		// connections (every 500 ms at last), so one whose request ended
 		// just before the deadline, or that never sent a whole request,
 		// reads as still busy.
-		cut := running.running.Load()
+		cut := running.inFlight()
 		if cut > 0 {
 			// Requests still in flight are the replica's failures (503
 			// in their log lines), not clients that hung up.
