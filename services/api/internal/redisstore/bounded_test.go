@@ -37,7 +37,7 @@ func TestCapCountsLiveSessionsOnly(t *testing.T) {
 		t.Errorf("capped: got %d, want 0", capped)
 	}
 	lookup(t, e.store, oldest.Token)
-	if got, want := e.rdb.ZCard(ctx, "idx:{"+uid+"}").Val(), int64(2); got != want {
+	if got, want := e.rdb.ZCard(ctx, "i:{"+uid+"}").Val(), int64(2); got != want {
 		t.Errorf("index members: got %v, want %v", got, want)
 	}
 }
@@ -165,7 +165,7 @@ func legacySessions(t *testing.T, rdb redis.UniversalClient, uid string, now tim
 		rdb.HSet(ctx, key, "uid", uid, "user", "Alice", "id", id, "ct", s(ct), "seen", s(ct),
 			"exp", s(exp), "abs", s(ct+24*time.Hour.Milliseconds()), "ua", "old", "ip", "127.0.0.1")
 		rdb.PExpireAt(ctx, key, time.UnixMilli(exp))
-		rdb.ZAdd(ctx, "idx:{"+uid+"}", redis.Z{Score: float64(ct), Member: member})
+		rdb.ZAdd(ctx, "i:{"+uid+"}", redis.Z{Score: float64(ct), Member: member})
 		ids = append(ids, id)
 		tokens = append(tokens, token)
 	}
@@ -197,7 +197,7 @@ func TestLegacyIndexOverTheCap(t *testing.T) {
 	for i, want := range []int64{6, 3, 3} { // index members after each login
 		mine = append(mine, create(t, e.store, uid))
 		e.clock.Advance(time.Millisecond)
-		if got := e.rdb.ZCard(ctx, "idx:{"+uid+"}").Val(); got != want {
+		if got := e.rdb.ZCard(ctx, "i:{"+uid+"}").Val(); got != want {
 			t.Errorf("after login %d: index members %d, want %d", i, got, want)
 		}
 	}

@@ -239,7 +239,7 @@ func TestLostAnswerSettles(t *testing.T) {
 			first, last := create(t, store, carol.ID), create(t, store, carol.ID)
 			// Added after the logins, which would have tidied them away,
 			// and older than both sessions: the first call's batch.
-			if err := direct.ZAdd(ctx, "idx:{"+carol.ID+"}", goneMembers(carol.ID, first)...).Err(); err != nil {
+			if err := direct.ZAdd(ctx, "i:{"+carol.ID+"}", goneMembers(carol.ID, first)...).Err(); err != nil {
 				t.Fatal(err)
 			}
 			arm()
@@ -360,7 +360,7 @@ func TestLogoutAllOverABatchFinishesPastTheBudget(t *testing.T) {
 	store := redisstore.NewSessions(rdb, redisstore.SessionOptions{})
 	uid := newUserID(t)
 	first, last := create(t, store, uid), create(t, store, uid)
-	if err := e.rdb.ZAdd(ctx, "idx:{"+uid+"}", goneMembers(uid, first)...).Err(); err != nil {
+	if err := e.rdb.ZAdd(ctx, "i:{"+uid+"}", goneMembers(uid, first)...).Err(); err != nil {
 		t.Fatal(err)
 	}
 	// Loads the script, so that the first call under the hook is one.

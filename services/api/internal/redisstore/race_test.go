@@ -151,7 +151,7 @@ func TestConcurrentRefresh(t *testing.T) {
 			t.Fatalf("Revoke: %v", err)
 		}
 	}
-	if got := e.rdb.ZCard(ctx, "idx:{"+uid+"}").Val(); got != 0 {
+	if got := e.rdb.ZCard(ctx, "i:{"+uid+"}").Val(); got != 0 {
 		t.Errorf("index members left: got %v, want 0", got)
 	}
 }

@@ -38,30 +38,44 @@ local function extend(key, at)
 end
 `
 
-// luaDropIDMap deletes the id map entry of the session at key (index member
-// member), if it has one and it names that session. An entry is only ever
-// believed together with its session, so this only spares Redis the
-// memory of an entry until it would have expired.
-//
-// It reads with pcall: a key of another type than expected (written by
-// hand, say) answers WRONGTYPE, which must not abort the script it runs
-// in after that script has written.
-const luaDropIDMap = `
-local function dropIDMap(key, member, idmapPrefix)
-  local id = redis.pcall('HGET', key, 'id')
-  if type(id) ~= 'string' then
-    return
+// luaRecord reads session records (see record.go; string.sub counts from
+// 1, so each offset there is one more here). verified(v, verifier) tells
+// whether v, a GET's answer, is a record of the format this version writes
+// whose verifier is the given one: every script that acts on a token checks
+// the token's secret this way, in the same atomic step, so a token with a
+// right session id and a wrong secret does nothing. It reads with pcall: a
+// key of another type (written by hand, say) answers WRONGTYPE, which must
+// not abort a script after it has written, and is no record.
+const luaRecord = `
+local function verified(v, verifier)
+  return type(v) == 'string' and #v >= 51 and string.byte(v, 1) == 1 and string.sub(v, 2, 17) == verifier
+end
+local function getRecord(key, verifier)
+  local v = redis.pcall('GET', key)
+  if verified(v, verifier) then
+    return v
   end
-  if redis.pcall('GET', idmapPrefix .. id) == member then
-    redis.call('DEL', idmapPrefix .. id)
+  return nil
+end
+local function u48(s, i)
+  local a, b, c, d, e, f = string.byte(s, i, i + 5)
+  return ((((a * 256 + b) * 256 + c) * 256 + d) * 256 + e) * 256 + f
+end
+local function p48(n)
+  local t = {}
+  for k = 6, 1, -1 do
+    t[k] = n % 256
+    n = math.floor(n / 256)
   end
+  return string.char(t[1], t[2], t[3], t[4], t[5], t[6])
 end
 `
 
-// createScript stores a session, its id map entry and its index member,
-// drops index members past the absolute lifetime by score, and, when the
-// user is over the cap, revokes the oldest sessions beyond it. It returns
-// how many it revoked for the cap.
+// createScript stores a session record and its index member, puts its
+// User-Agent into the user's UA table, drops index members past the
+// absolute lifetime by score, and, when the user is over the cap, revokes
+// the oldest sessions beyond it. It returns how many it revoked for the
+// cap.
 //
 // Only when the index holds more than cap members does it look at them,
 // and then at the cap + 1 newest: members whose session is gone are
@@ -71,19 +85,23 @@ end
 // of the oldest members go as well (only an index over the cap from
 // before has any).
 //
-// KEYS: session key, index key, id map key.
-// ARGV: deadline, member, createdAt, expiresAt, absolute end, cap, cutoff
-// (members scored at or below it are past the absolute lifetime), session
-// key prefix, id map prefix, then the session's field/value pairs.
+// The UA table stays at most cap + 1 entries: when it holds more than cap
+// after the login's own entry, it keeps only the references of the live
+// sessions among the cap + 1 newest index members (at most cap distinct
+// ones once the cap is enforced) and the new one.
 //
-// A session it revokes for the cap loses its id map entry too.
-var createScript = redis.NewScript(scriptdeadline.Prelude + luaExtend + luaDropIDMap + `
+// KEYS: session key, index key, UA table key.
+// ARGV: deadline, public id (the member), createdAt, expiresAt, absolute
+// end, cap, cutoff (members scored at or below it are past the absolute
+// lifetime), session key prefix, the record, its UA reference, the
+// User-Agent.
+var createScript = redis.NewScript(scriptdeadline.Prelude + luaExtend + `
 local member, cap, prefix = ARGV[2], tonumber(ARGV[6]), ARGV[8]
-redis.call('HSET', KEYS[1], unpack(ARGV, 10))
-redis.call('PEXPIREAT', KEYS[1], ARGV[4])
-redis.call('SET', KEYS[3], member, 'PXAT', ARGV[4])
+redis.call('SET', KEYS[1], ARGV[9], 'PXAT', ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[3], member)
 extend(KEYS[2], ARGV[5])
+redis.call('HSET', KEYS[3], ARGV[10], ARGV[11])
+extend(KEYS[3], ARGV[5])
 
 -- ZREMRANGEBYSCORE has no LIMIT; the lowest ranks are the lowest scores.
 local over = redis.call('ZCOUNT', KEYS[2], '-inf', ARGV[7])
@@ -91,155 +109,159 @@ if over > 0 then
   redis.call('ZREMRANGEBYRANK', KEYS[2], 0, math.min(over, cap) - 1)
 end
 
-local n = redis.call('ZCARD', KEYS[2])
-if n <= cap then
-  return 0
-end
-local live, drop, revoke = 1, {}, {}
--- Revoking a member drops its id map entry while its session still holds
--- the id to find it by.
-local function revokeMember(m)
-  dropIDMap(prefix .. m, m, ARGV[9])
-  drop[#drop + 1] = m
-  revoke[#revoke + 1] = prefix .. m
-end
-for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, cap, 'REV')) do
-  if m ~= member then
-    if redis.call('EXISTS', prefix .. m) == 0 then
-      drop[#drop + 1] = m
-    elseif live < cap then
-      live = live + 1
-    else
-      revokeMember(m)
-    end
-  end
-end
-if live >= cap and n > cap + 1 then
-  for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, math.min(n - cap - 1, cap) - 1)) do
-    if m ~= member then
-      revokeMember(m)
-    end
-  end
-end
 local capped = 0
-if #revoke > 0 then
-  capped = redis.call('DEL', unpack(revoke))
+local n = redis.call('ZCARD', KEYS[2])
+if n > cap then
+  local live, drop, revoke = 1, {}, {}
+  local function revokeMember(m)
+    drop[#drop + 1] = m
+    revoke[#revoke + 1] = prefix .. m
+  end
+  for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, cap, 'REV')) do
+    if m ~= member then
+      if redis.call('EXISTS', prefix .. m) == 0 then
+        drop[#drop + 1] = m
+      elseif live < cap then
+        live = live + 1
+      else
+        revokeMember(m)
+      end
+    end
+  end
+  if live >= cap and n > cap + 1 then
+    for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, math.min(n - cap - 1, cap) - 1)) do
+      if m ~= member then
+        revokeMember(m)
+      end
+    end
+  end
+  if #revoke > 0 then
+    capped = redis.call('DEL', unpack(revoke))
+  end
+  if #drop > 0 then
+    redis.call('ZREM', KEYS[2], unpack(drop))
+  end
 end
-if #drop > 0 then
-  redis.call('ZREM', KEYS[2], unpack(drop))
+
+if redis.call('HLEN', KEYS[3]) > cap then
+  local keep = {[ARGV[10]] = true}
+  for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, cap, 'REV')) do
+    local r = redis.pcall('GETRANGE', prefix .. m, 41, 48)
+    if type(r) == 'string' and #r == 8 then
+      keep[r] = true
+    end
+  end
+  local del = {}
+  for _, f in ipairs(redis.call('HKEYS', KEYS[3])) do
+    if not keep[f] then
+      del[#del + 1] = f
+    end
+  end
+  if #del > 0 then
+    redis.call('HDEL', KEYS[3], unpack(del))
+  end
 end
 return capped
 `)
 
-// touchScript slides the idle expiry of a session that still exists, and
-// of its id map entry; a session revoked since it was read is not brought
-// back. The new expiry is never past the absolute end and never earlier
-// than the current one, so a slower replica cannot shorten what a faster
-// one extended.
+// touchScript slides the idle expiry of a session that still exists under
+// the token's secret; a session revoked or refreshed since it was read is
+// not brought back or touched. The new expiry is never past the absolute
+// end and never earlier than the current one, so a slower replica cannot
+// shorten what a faster one extended.
 //
-// KEYS: session key. ARGV: deadline, now, idle timeout (ms), id map prefix.
-// Returns {lastSeen, expiresAt} as written, or nil when the key is gone.
-var touchScript = redis.NewScript(scriptdeadline.Prelude + `
-local f = redis.call('HMGET', KEYS[1], 'abs', 'exp', 'seen', 'id')
-local abs, cur, seen = tonumber(f[1]), tonumber(f[2]), tonumber(f[3])
-if not abs or not cur or not seen or not f[4] then
+// KEYS: session key. ARGV: deadline, now, idle timeout (ms), verifier.
+// Returns {lastSeen, expiresAt} as written, or nil when the session is
+// gone or has another secret.
+var touchScript = redis.NewScript(scriptdeadline.Prelude + luaRecord + `
+local v = getRecord(KEYS[1], ARGV[4])
+if not v then
   return false
 end
+local seen, cur, abs = u48(v, 24), u48(v, 30), u48(v, 36)
 local now = tonumber(ARGV[2])
 local exp = math.min(now + tonumber(ARGV[3]), abs)
 if exp <= cur then
   return {seen, cur}
 end
-redis.call('HSET', KEYS[1], 'seen', ARGV[2], 'exp', exp)
+-- lastSeen and expiresAt are adjacent; SETRANGE keeps the key's expiry.
+redis.call('SETRANGE', KEYS[1], 23, p48(now) .. p48(exp))
 redis.call('PEXPIREAT', KEYS[1], exp)
--- A no-op for a session of the previous version, which has no entry
--- until it is listed or refreshed.
-redis.call('PEXPIREAT', ARGV[4] .. f[4], exp)
 return {now, exp}
 `)
 
-// refreshScript moves a session to a new key (a new token) with the same
-// fields, seen and expiry renewed within the absolute end, swaps the index
-// member (the score, createdAt, stays) and points the id map entry at the
-// new member. Without RENAME: the new key is written, then the old one
-// deleted, inside one script.
+// refreshScript gives a session a new secret: its record, under the same
+// key (so the same id, index member and createdAt), gets the new verifier,
+// seen and expiry renewed within the absolute end. The old token stops
+// working with the write; of concurrent refreshes the first to run finds
+// its verifier and wins, the others find another one.
 //
-// KEYS: old session key, new session key, index key.
-// ARGV: deadline, old member, new member, now, idle timeout (ms), maximum
-// lifetime (ms), id map prefix, then the names of the fields to return.
-// Returns the new key's values of those fields, or nil when the old key is
-// gone, unreadable or already over.
-var refreshScript = redis.NewScript(scriptdeadline.Prelude + luaExtend + `
-local f = redis.call('HGETALL', KEYS[1])
-if #f == 0 then
+// KEYS: session key, UA table key.
+// ARGV: deadline, old verifier, new verifier, now, idle timeout (ms),
+// maximum lifetime (ms).
+// Returns {the new record, its User-Agent or ''}, or nil when the session
+// is gone, has another secret or is already over.
+var refreshScript = redis.NewScript(scriptdeadline.Prelude + luaRecord + `
+local v = getRecord(KEYS[1], ARGV[2])
+if not v then
   return false
 end
-local h = {}
-for i = 1, #f, 2 do
-  h[f[i]] = f[i + 1]
-end
-local abs, ct, cur = tonumber(h['abs']), tonumber(h['ct']), tonumber(h['exp'])
+local ct, cur, abs = u48(v, 18), u48(v, 30), u48(v, 36)
 local now = tonumber(ARGV[4])
 -- Like Lookup, a session over by the caller's clock, or by the maximum
 -- lifetime now in force, is not found even if Redis has not expired it.
-if not abs or not ct or not cur or not h['id'] or cur <= now or abs <= now or ct + tonumber(ARGV[6]) <= now then
+if cur <= now or abs <= now or ct + tonumber(ARGV[6]) <= now then
   return false
 end
 local exp = math.min(now + tonumber(ARGV[5]), abs)
-redis.call('HSET', KEYS[2], unpack(f))
-redis.call('HSET', KEYS[2], 'seen', ARGV[4], 'exp', exp, 'idm', '1')
-redis.call('PEXPIREAT', KEYS[2], exp)
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[3], ARGV[2])
-redis.call('ZADD', KEYS[3], h['ct'], ARGV[3])
-extend(KEYS[3], h['abs'])
-redis.call('SET', ARGV[7] .. h['id'], ARGV[3], 'PXAT', exp)
--- An absent field answers '' rather than nil, as a lookup reads it.
-local v = redis.call('HMGET', KEYS[2], unpack(ARGV, 8))
-for i = 1, #ARGV - 7 do
-  if not v[i] then
-    v[i] = ''
-  end
+local nv = string.sub(v, 1, 1) .. ARGV[3] .. string.sub(v, 18, 23) .. p48(now) .. p48(exp) .. string.sub(v, 36)
+redis.call('SET', KEYS[1], nv, 'PXAT', exp)
+local ua = redis.pcall('HGET', KEYS[2], string.sub(v, 42, 49))
+if type(ua) ~= 'string' then
+  ua = ''
 end
-return v
+return {nv, ua}
 `)
 
-// revokeScript deletes a session, its index member and its id map entry,
-// and returns 1 if the session existed. Then it also writes the caller's
-// receipt (see Sessions.receipt).
+// revokeScript deletes a session and its index member when the token's
+// secret is the session's, and returns 1; then it also writes the caller's
+// receipt (see Sessions.receipt). A session already gone has its member
+// dropped too; one with another secret is left alone.
 //
-// KEYS: session key, index key, receipt key. ARGV: deadline, member, id
-// map prefix, the receipt's lifetime (ms).
-var revokeScript = redis.NewScript(scriptdeadline.Prelude + luaDropIDMap + `
-dropIDMap(KEYS[1], ARGV[2], ARGV[3])
-local n = redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[2])
-if n == 1 then
-  redis.call('SET', KEYS[3], '1', 'PX', ARGV[4])
+// KEYS: session key, index key, receipt key. ARGV: deadline, public id,
+// verifier, the receipt's lifetime (ms).
+var revokeScript = redis.NewScript(scriptdeadline.Prelude + luaRecord + `
+local v = redis.pcall('GET', KEYS[1])
+if not verified(v, ARGV[3]) then
+  if not v then
+    redis.call('ZREM', KEYS[2], ARGV[2])
+  end
+  return 0
 end
-return n
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('SET', KEYS[3], '1', 'PX', ARGV[4])
+return 1
 `)
 
 // revokeAllScript deletes the sessions of the oldest batch members of an
 // index and those members. It returns {sessions that existed, members
 // left}: more than zero only for an index that held more than the batch,
-// which the caller then runs it again on. The sessions' id map entries
-// are left to expire with them (at the latest when each session would
-// have): finding them would cost a read per index member, and an entry is
-// only ever believed together with the session it names.
+// which the caller then runs it again on.
 //
 // On the first call of a logout-all (ARGV[4] true) it returns {-1, 0} and
-// deletes nothing when the caller's session is gone: revoked by a request
-// that raced this one, or expired.
+// deletes nothing when the caller's session is gone (revoked by a request
+// that raced this one, or expired) or has another secret.
 //
 // Every call that gets past that check writes its receipt, holding what
 // it returns, "<ended> <members left>" (see Sessions.receipt).
 //
 // KEYS: index key, the caller's session key, receipt key. ARGV: deadline,
 // session key prefix, batch, whether this is the first call (and checks
-// the caller's session), the receipt's lifetime (ms).
-var revokeAllScript = redis.NewScript(scriptdeadline.Prelude + `
-if ARGV[4] == '1' and redis.call('EXISTS', KEYS[2]) == 0 then
+// the caller's session), the receipt's lifetime (ms), the caller's
+// verifier.
+var revokeAllScript = redis.NewScript(scriptdeadline.Prelude + luaRecord + `
+if ARGV[4] == '1' and not getRecord(KEYS[2], ARGV[6]) then
   return {-1, 0}
 end
 local ms = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1)
@@ -258,65 +280,53 @@ redis.call('SET', KEYS[3], n .. ' ' .. left, 'PX', ARGV[5])
 return {n, left}
 `)
 
-// revokeByIDScript deletes the session an id map entry names, the entry
-// and the index member: three keys, whatever the size of the index.
-// Returns 1 if the session existed, and then also writes the caller's
-// receipt (see Sessions.receipt).
+// revokeByIDScript deletes the session of a public id and its index
+// member: a fixed handful of keys, whatever the size of the index. The
+// session key of an id is in the caller's user's keys, so no other user's
+// session can be named. Returns 1 if the session existed, and then also
+// writes the caller's receipt (see Sessions.receipt).
 //
-// It returns -1 and deletes nothing when the caller's own session is gone:
-// revoked by a request that raced this one (two sessions revoking each
-// other at once would otherwise both succeed), or expired. A revoked
-// token revokes nothing, as it logs nothing out.
+// It returns -1 and deletes nothing when the caller's own session is gone
+// (revoked by a request that raced this one: two sessions revoking each
+// other at once would otherwise both succeed; or expired) or has another
+// secret. A revoked token revokes nothing, as it logs nothing out, and
+// knowing a session's id (listings show them) is not knowing its secret.
 //
-// KEYS: id map key, index key, receipt key, the caller's session key.
-// ARGV: deadline, session key prefix, the receipt's lifetime (ms).
-var revokeByIDScript = redis.NewScript(scriptdeadline.Prelude + `
-if redis.call('EXISTS', KEYS[4]) == 0 then
+// KEYS: the session key of the id, index key, receipt key, the caller's
+// session key. ARGV: deadline, the id, the receipt's lifetime (ms), the
+// caller's verifier.
+var revokeByIDScript = redis.NewScript(scriptdeadline.Prelude + luaRecord + `
+if not getRecord(KEYS[4], ARGV[4]) then
   return -1
 end
-local m = redis.call('GET', KEYS[1])
-if not m then
-  return 0
-end
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], m)
-local n = redis.call('DEL', ARGV[2] .. m)
+local n = redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[2])
 if n == 1 then
   redis.call('SET', KEYS[3], '1', 'PX', ARGV[3])
 end
 return n
 `)
 
-// listRepairScript tidies what a listing found: it drops index members
-// whose session is gone, and gives a live session of the previous version
-// (one without the id map flag) its id map entry, once, so that it can be
-// revoked by id. A listing reads with plain commands (see Sessions.List);
-// this runs only when it found something to tidy, and checks again, since
-// a session may have ended between the listing's reads and this script.
+// listTidyScript drops index members whose session a listing found gone.
+// A listing reads with plain commands (see Sessions.List); this runs only
+// when it found something to tidy, and checks again, since a session may
+// have been created under a member between the listing's reads and this
+// script (a refresh keeps its key, so it never is).
 //
 // It runs without a deadline: what it writes changes nothing a client can
 // see. Its work is bounded by the cap, like the listing's.
 //
-// KEYS: index key. ARGV: session key prefix, id map prefix, the id map
-// flag's field name, the number of gone members, those members, then one
-// (member, public id, expiry) triple per session to give an id map entry.
-var listRepairScript = redis.NewScript(`
-local prefix, idmap, flag, n = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+// KEYS: index key. ARGV: session key prefix, then the gone members.
+var listTidyScript = redis.NewScript(`
+local prefix = ARGV[1]
 local gone = {}
-for i = 5, 4 + n do
+for i = 2, #ARGV do
   if redis.call('EXISTS', prefix .. ARGV[i]) == 0 then
     gone[#gone + 1] = ARGV[i]
   end
 end
 if #gone > 0 then
   redis.call('ZREM', KEYS[1], unpack(gone))
-end
-for i = 5 + n, #ARGV, 3 do
-  local key = prefix .. ARGV[i]
-  if redis.call('EXISTS', key) == 1 then
-    redis.call('SET', idmap .. ARGV[i + 1], ARGV[i], 'PXAT', ARGV[i + 2])
-    redis.call('HSET', key, flag, '1')
-  end
 end
 return #gone
 `)

@@ -286,7 +286,7 @@ func TestRefresh(t *testing.T) {
 	if len(list) != 1 || list[0].ID != iss.Session.ID {
 		t.Errorf("List after refresh: got %+v, want the one session %v", list, iss.Session.ID)
 	}
-	if got, want := e.rdb.ZCard(ctx, "idx:{"+uid+"}").Val(), int64(1); got != want {
+	if got, want := e.rdb.ZCard(ctx, "i:{"+uid+"}").Val(), int64(1); got != want {
 		t.Errorf("index members: got %v, want %v", got, want)
 	}
 	if got, want := expireTimeMs(t, e, got.Token), want.ExpiresAt.UnixMilli(); got != want {
@@ -321,7 +321,7 @@ func TestRevoke(t *testing.T) {
 	wantNotFound(t, "second Revoke", e.store.Revoke(ctx, iss.Token))
 	wantNotFound(t, "Revoke of a malformed token", e.store.Revoke(ctx, "x"))
 	lookup(t, e.store, other.Token)
-	if got, want := e.rdb.ZCard(ctx, "idx:{"+uid+"}").Val(), int64(1); got != want {
+	if got, want := e.rdb.ZCard(ctx, "i:{"+uid+"}").Val(), int64(1); got != want {
 		t.Errorf("index members: got %v, want %v", got, want)
 	}
 }
@@ -374,7 +374,7 @@ func TestRevokeAll(t *testing.T) {
 		wantNotFound(t, "Lookup after RevokeAll", err)
 	}
 	lookup(t, e.store, bobs.Token)
-	if n := e.rdb.Exists(ctx, "idx:{"+alice+"}").Val(); n != 0 {
+	if n := e.rdb.Exists(ctx, "i:{"+alice+"}").Val(); n != 0 {
 		t.Errorf("EXISTS of the index: got %v, want 0", n)
 	}
 }
@@ -445,7 +445,7 @@ func TestList(t *testing.T) {
 	poll.For(t, 3*time.Second, "short session expires", func() bool {
 		return e.rdb.Exists(ctx, sessionKey(stale.Token)).Val() == 0
 	})
-	idx := "idx:{" + uid + "}"
+	idx := "i:{" + uid + "}"
 	if got, want := e.rdb.ZCard(ctx, idx).Val(), int64(4); got != want {
 		t.Fatalf("index members before List: got %v, want %v", got, want)
 	}
@@ -499,7 +499,7 @@ func TestMaxPerUser(t *testing.T) {
 			t.Errorf("session %d: Lookup error %v, want live %v", i, err, live)
 		}
 	}
-	if got, want := e.rdb.ZCard(ctx, "idx:{"+uid+"}").Val(), int64(2); got != want {
+	if got, want := e.rdb.ZCard(ctx, "i:{"+uid+"}").Val(), int64(2); got != want {
 		t.Errorf("index members: got %v, want %v", got, want)
 	}
 }
@@ -599,7 +599,7 @@ func TestRedisHoldsNoToken(t *testing.T) {
 }
 
 func sessionKey(token string) string {
-	return "sess:{" + token[:11] + "}:" + sha256Hex(token)
+	return "s:{" + token[:11] + "}:" + token[11:33]
 }
 
 func expireTimeMs(t testing.TB, e *env, token string) int64 {
