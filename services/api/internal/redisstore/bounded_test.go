@@ -55,8 +55,8 @@ func TestDefaultCap(t *testing.T) {
 	wantNotFound(t, "Lookup of the 101st newest session", err)
 }
 
-// TestRevokeByIDAfterRefresh: the id map follows the session to its new
-// token.
+// TestRevokeByIDAfterRefresh: a refresh keeps the session's key and id,
+// so the id revokes the session under its new token.
 func TestRevokeByIDAfterRefresh(t *testing.T) {
 	e := newEnv(t, redisstore.SessionOptions{})
 	ctx := context.Background()
@@ -73,140 +73,100 @@ func TestRevokeByIDAfterRefresh(t *testing.T) {
 	_, err = e.store.Lookup(ctx, next.Token)
 	wantNotFound(t, "Lookup of the refreshed token", err)
 	wantNotFound(t, "RevokeByID again", e.store.RevokeByID(ctx, caller.Token, iss.Session.ID))
-	if n := e.rdb.Exists(ctx, "sid:{"+uid+"}:"+iss.Session.ID).Val(); n != 0 {
-		t.Errorf("id map entry after revocation: EXISTS %d, want 0", n)
+	if got := e.rdb.ZScore(ctx, "i:{"+uid+"}", iss.Session.ID).Err(); !errors.Is(got, redis.Nil) {
+		t.Errorf("index member after revocation: got %v, want %v", got, redis.Nil)
 	}
 }
 
-// TestRevocationDropsIDMap: a logout and a revocation for the cap delete
-// the session's id map entry with it, where logout-all leaves the entries
-// to expire (finding them would cost a read per index member); after a
-// refresh, a revocation of the old token (already gone) keeps the entry,
-// which names the new one.
-func TestRevocationDropsIDMap(t *testing.T) {
-	e := newEnv(t, redisstore.SessionOptions{MaxPerUser: 2})
+// TestUATableBounded: the UA table holds each User-Agent once, at most
+// cap + 1 entries however many distinct ones log in, expires with the
+// index, and a session whose entry is gone is listed with an empty one.
+func TestUATableBounded(t *testing.T) {
+	const limit = 3
+	e := newEnv(t, redisstore.SessionOptions{MaxPerUser: limit})
 	ctx := context.Background()
 	uid := newUserID(t)
-	idMap := func(iss session.Issued) int64 {
-		return e.rdb.Exists(ctx, "sid:{"+uid+"}:"+iss.Session.ID).Val()
+	table, index := "ua:{"+uid+"}", "i:{"+uid+"}"
+	for range 2 {
+		if _, _, err := e.store.Create(ctx, session.NewSession{UserID: uid, Username: "Alice", UserAgent: "same"}); err != nil {
+			t.Fatalf("Create: %v", err)
+		}
 	}
-
-	loggedOut := create(t, e.store, uid)
-	if err := e.store.Revoke(ctx, loggedOut.Token); err != nil {
-		t.Fatalf("Revoke: %v", err)
+	if got := e.rdb.HLen(ctx, table).Val(); got != 1 {
+		t.Errorf("UA table of two logins with one User-Agent: got %d entries, want 1", got)
 	}
-	if n := idMap(loggedOut); n != 0 {
-		t.Errorf("id map entry after logout: EXISTS %d, want 0", n)
+	for i := range 10 {
+		e.clock.Advance(time.Millisecond)
+		if _, _, err := e.store.Create(ctx, session.NewSession{UserID: uid, Username: "Alice", UserAgent: "agent-" + strconv.Itoa(i)}); err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+		if got := e.rdb.HLen(ctx, table).Val(); got > limit+1 {
+			t.Errorf("after login %d: UA table holds %d entries, want at most %d", i, got, limit+1)
+		}
 	}
-
-	e.clock.Advance(time.Second)
-	oldest := create(t, e.store, uid)
-	e.clock.Advance(time.Second)
-	refreshed := create(t, e.store, uid)
-	next, err := e.store.Refresh(ctx, refreshed.Token)
-	if err != nil {
-		t.Fatalf("Refresh: %v", err)
-	}
-	wantNotFound(t, "Revoke of the refreshed session's old token", e.store.Revoke(ctx, refreshed.Token))
-	if n := idMap(refreshed); n != 1 {
-		t.Errorf("id map entry of a refreshed session after a revocation of its old token: EXISTS %d, want 1", n)
-	}
-	e.clock.Advance(time.Second)
-	_, capped, err := e.store.Create(ctx, session.NewSession{UserID: uid, Username: "Alice"})
-	if err != nil || capped != 1 {
-		t.Fatalf("Create over the cap: capped %d, err %v; want 1, nil", capped, err)
-	}
-	if n := idMap(oldest); n != 0 {
-		t.Errorf("id map entry of the session revoked for the cap: EXISTS %d, want 0", n)
-	}
-
-	if _, err := e.store.RevokeAll(ctx, next.Token); err != nil {
-		t.Fatalf("RevokeAll: %v", err)
-	}
-	if n := idMap(next); n != 1 {
-		t.Errorf("id map entry after logout-all: EXISTS %d, want 1 (left to expire)", n)
-	}
-	wantNotFound(t, "RevokeByID after logout-all", e.store.RevokeByID(ctx, create(t, e.store, uid).Token, next.Session.ID))
-}
-
-// TestIDMapExpiresWithSession: the id map entry carries the session's
-// expiry, also after a touch slides it.
-func TestIDMapExpiresWithSession(t *testing.T) {
-	e := newEnv(t, redisstore.SessionOptions{IdleTimeout: time.Hour})
-	ctx := context.Background()
-	uid := newUserID(t)
-	iss := create(t, e.store, uid)
-	e.clock.Advance(45 * time.Minute)
-	lookup(t, e.store, iss.Token) // touches
-	key := "sid:{" + uid + "}:" + iss.Session.ID
-	got, err := e.rdb.Do(ctx, "PEXPIRETIME", key).Int64()
-	if err != nil {
-		t.Fatalf("PEXPIRETIME: %v", err)
-	}
-	if want := expireTimeMs(t, e, iss.Token); got != want {
-		t.Errorf("id map entry expires at %d, want the session's %d", got, want)
-	}
-}
-
-// legacySessions stores n live sessions of uid as the previous version
-// did (no id map entries), created a millisecond apart before now, and
-// returns their public ids and tokens, oldest first.
-func legacySessions(t *testing.T, rdb redis.UniversalClient, uid string, now time.Time, n int) (ids, tokens []string) {
-	t.Helper()
-	ctx := context.Background()
-	for i := range n {
-		token := uid + (strconv.Itoa(i) + strings.Repeat("L", 43))[:43]
-		member := sha256Hex(token)
-		id := ("legacy" + strconv.Itoa(i) + "xxxxxxxxxxxxxxxxxxxxxx")[:22]
-		ct := now.Add(-time.Minute).UnixMilli() - int64(n-i)
-		exp := now.Add(time.Hour).UnixMilli()
-		key := "sess:{" + uid + "}:" + member
-		s := func(v int64) string { return strconv.FormatInt(v, 10) }
-		rdb.HSet(ctx, key, "uid", uid, "user", "Alice", "id", id, "ct", s(ct), "seen", s(ct),
-			"exp", s(exp), "abs", s(ct+24*time.Hour.Milliseconds()), "ua", "old", "ip", "127.0.0.1")
-		rdb.PExpireAt(ctx, key, time.UnixMilli(exp))
-		rdb.ZAdd(ctx, "i:{"+uid+"}", redis.Z{Score: float64(ct), Member: member})
-		ids = append(ids, id)
-		tokens = append(tokens, token)
-	}
-	return ids, tokens
-}
-
-// TestLegacyIndexOverTheCap: an index the previous version left with more
-// live sessions than the cap is worked down by logins, a bounded slice at
-// a time, to the cap newest; the sessions it held can be revoked by id
-// once listed.
-func TestLegacyIndexOverTheCap(t *testing.T) {
-	e := newEnv(t, redisstore.SessionOptions{MaxPerUser: 3})
-	ctx := context.Background()
-	uid := newUserID(t)
-	ids, tokens := legacySessions(t, e.rdb, uid, e.clock.Now(), 10)
-
 	list, err := e.store.List(ctx, uid)
 	if err != nil {
 		t.Fatalf("List: %v", err)
 	}
-	if len(list) != 3 || list[0].ID != ids[9] {
-		t.Fatalf("List: got %d sessions, newest %+v, want the 3 newest, %s first", len(list), list, ids[9])
+	for i, s := range list {
+		if want := "agent-" + strconv.Itoa(9-i); s.UserAgent != want {
+			t.Errorf("listed session %d: User-Agent %q, want %q", i, s.UserAgent, want)
+		}
 	}
-	if err := e.store.RevokeByID(ctx, tokens[8], ids[9]); err != nil {
-		t.Fatalf("RevokeByID of a listed legacy session: %v", err)
+	tableEnd := e.rdb.Do(ctx, "PEXPIRETIME", table).Val()
+	if indexEnd := e.rdb.Do(ctx, "PEXPIRETIME", index).Val(); tableEnd != indexEnd {
+		t.Errorf("UA table expires at %v, want the index's %v", tableEnd, indexEnd)
+	}
+
+	e.rdb.Del(ctx, table)
+	list, err = e.store.List(ctx, uid)
+	if err != nil {
+		t.Fatalf("List without the UA table: %v", err)
+	}
+	if len(list) != limit || list[0].UserAgent != "" {
+		t.Errorf("List without the UA table: got %+v, want %d sessions with empty User-Agents", list, limit)
+	}
+}
+
+// TestIndexOverTheCap: an index left with more live sessions than the cap
+// (made under a higher one) is worked down by logins, a bounded slice at
+// a time, to the cap newest; a listing shows the cap newest meanwhile.
+func TestIndexOverTheCap(t *testing.T) {
+	e := newEnv(t, redisstore.SessionOptions{MaxPerUser: 10})
+	ctx := context.Background()
+	uid := newUserID(t)
+	var old []session.Issued
+	for range 10 {
+		old = append(old, create(t, e.store, uid))
+		e.clock.Advance(time.Millisecond)
+	}
+	low := redisstore.NewSessions(e.rdb, redisstore.SessionOptions{MaxPerUser: 3, Now: e.clock.Now})
+
+	list, err := low.List(ctx, uid)
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	if len(list) != 3 || list[0].ID != old[9].Session.ID {
+		t.Fatalf("List: got %d sessions, newest %+v, want the 3 newest, %s first", len(list), list, old[9].Session.ID)
+	}
+	if err := low.RevokeByID(ctx, old[8].Token, old[9].Session.ID); err != nil {
+		t.Fatalf("RevokeByID of a listed session: %v", err)
 	}
 
 	var mine []session.Issued
 	for i, want := range []int64{6, 3, 3} { // index members after each login
-		mine = append(mine, create(t, e.store, uid))
+		mine = append(mine, create(t, low, uid))
 		e.clock.Advance(time.Millisecond)
 		if got := e.rdb.ZCard(ctx, "i:{"+uid+"}").Val(); got != want {
 			t.Errorf("after login %d: index members %d, want %d", i, got, want)
 		}
 	}
 	for _, iss := range mine {
-		lookup(t, e.store, iss.Token)
+		lookup(t, low, iss.Token)
 	}
 	for i := range 9 {
-		if n := e.rdb.Exists(ctx, "sess:{"+uid+"}:"+sha256Hex(tokens[i])).Val(); n != 0 {
-			t.Errorf("legacy session %d is still there", i)
+		if n := e.rdb.Exists(ctx, sessionKey(old[i].Token)).Val(); n != 0 {
+			t.Errorf("old session %d is still there", i)
 		}
 	}
 }
@@ -239,36 +199,61 @@ func TestNoTimeLeft(t *testing.T) {
 	lookup(t, e.store, iss.Token)
 }
 
-// TestRefreshOfPartialSession: a session hash without its client text
-// (written by hand, or by a version that had none) refreshes as a lookup
-// reads it, with the absent fields empty; one whose absolute end has
-// passed is refused before anything is written.
-func TestRefreshOfPartialSession(t *testing.T) {
+// TestRefreshPastAbsoluteEnd: a session whose record says its absolute
+// end has passed (Redis has not expired it yet) is refused by a refresh
+// before anything is written.
+func TestRefreshPastAbsoluteEnd(t *testing.T) {
+	e := newEnv(t, redisstore.SessionOptions{})
+	ctx := context.Background()
+	over := create(t, e.store, newUserID(t))
+	past := e.clock.Now().Add(-time.Second).UnixMilli()
+	var abs [6]byte
+	for i := range abs {
+		abs[i] = byte(past >> (8 * (5 - i)))
+	}
+	e.rdb.SetRange(ctx, sessionKey(over.Token), 35, string(abs[:])) // offset of the absolute end
+	before := readKey(t, e, over.Token)
+	_, err := e.store.Refresh(ctx, over.Token)
+	wantNotFound(t, "Refresh of a session past its absolute end", err)
+	if got := readKey(t, e, over.Token); got != before {
+		t.Errorf("session refused for a refresh: record changed, want nothing written")
+	}
+}
+
+// TestCorruptRecord: a session key holding anything but a record of this
+// version is an unknown session to every operation, which neither fails
+// nor lets anyone in.
+func TestCorruptRecord(t *testing.T) {
 	e := newEnv(t, redisstore.SessionOptions{})
 	ctx := context.Background()
 	uid := newUserID(t)
-
-	partial := create(t, e.store, uid)
-	e.rdb.HDel(ctx, sessionKey(partial.Token), "ua", "ip")
-	next, err := e.store.Refresh(ctx, partial.Token)
-	if err != nil {
-		t.Fatalf("Refresh of a session without ua and ip: %v", err)
-	}
-	if got := lookup(t, e.store, next.Token); got.ID != partial.Session.ID || got.UserAgent != "" || got.IP != "" {
-		t.Errorf("refreshed session: got id %q, user agent %q, ip %q; want id %q and empty client text", got.ID, got.UserAgent, got.IP, partial.Session.ID)
-	}
-
-	over := create(t, e.store, uid)
-	e.rdb.HSet(ctx, sessionKey(over.Token), "abs", strconv.FormatInt(e.clock.Now().Add(-time.Second).UnixMilli(), 10))
-	_, err = e.store.Refresh(ctx, over.Token)
-	wantNotFound(t, "Refresh of a session past its absolute end", err)
-	if n := e.rdb.Exists(ctx, sessionKey(over.Token)).Val(); n != 1 {
-		t.Errorf("session refused for a refresh: EXISTS %d, want 1 (nothing written)", n)
+	iss := create(t, e.store, uid)
+	good := readKey(t, e, iss.Token)
+	for _, tc := range []struct{ name, value string }{
+		{"Empty", ""},
+		{"OtherFormat", "\x02" + good[1:]},
+		{"Truncated", good[:50]},
+		{"NoUsername", good[:49] + "\x00"},
+		{"UsernameLengthPastEnd", good[:49] + "\xff" + good[50:]},
+		{"ZeroTime", good[:17] + "\x00\x00\x00\x00\x00\x00" + good[23:]},
+		{"Text", strings.Repeat("x", 80)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e.rdb.Set(ctx, sessionKey(iss.Token), tc.value, time.Hour)
+			_, err := e.store.Lookup(ctx, iss.Token)
+			wantNotFound(t, "Lookup", err)
+			_, err = e.store.Refresh(ctx, iss.Token)
+			wantNotFound(t, "Refresh", err)
+			list, err := e.store.List(ctx, uid)
+			if err != nil || len(list) != 0 {
+				t.Errorf("List: got %+v, %v, want no sessions", list, err)
+			}
+		})
 	}
 }
 
 // TestCapPastAKeyOfAnotherType: an index member whose key holds another
-// type than a hash (written by hand) does not make a login over the cap
+// type than a string (written by hand) does not make a login over the cap
 // fail after it has stored the new session.
 func TestCapPastAKeyOfAnotherType(t *testing.T) {
 	e := newEnv(t, redisstore.SessionOptions{MaxPerUser: 2})

@@ -24,8 +24,10 @@ func FuzzLookupToken(f *testing.F) {
 
 	for _, seed := range []string{
 		iss.Token,
-		iss.Token[:11] + strings.Repeat("A", 43),
-		iss.Token[:53],
+		iss.Token[:11] + strings.Repeat("A", 65),
+		iss.Token[:33] + strings.Repeat("A", 43),
+		iss.Token[:11] + iss.Token[33:],
+		iss.Token[:75],
 		iss.Token + "x",
 		"",
 		"a",
@@ -33,8 +35,8 @@ func FuzzLookupToken(f *testing.F) {
 		strings.Repeat("A", 22),
 		strings.Repeat("A", 128),
 		strings.Repeat("A", 129),
-		"{abcdefghi}" + strings.Repeat("A", 43),
-		"sess:{x}:" + strings.Repeat("A", 30),
+		"{abcdefghi}" + strings.Repeat("A", 65),
+		"s:{x}:" + strings.Repeat("A", 70),
 		strings.Repeat("é", 30),
 		"\x00\xff" + strings.Repeat("A", 30),
 	} {

@@ -2,8 +2,6 @@ package redisstore_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"strings"
 	"sync"
@@ -108,9 +106,4 @@ func wantNotFound(t testing.TB, what string, err error) {
 	if !errors.Is(err, session.ErrNotFound) {
 		t.Errorf("%s: got error %v, want %v", what, err, session.ErrNotFound)
 	}
-}
-
-func sha256Hex(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:])
 }

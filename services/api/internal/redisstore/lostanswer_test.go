@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -199,7 +199,7 @@ func TestLostAnswerSettles(t *testing.T) {
 			iss := newSession()
 			arm()
 			err := store.Revoke(ctx, iss.Token)
-			if err == nil && exists("sess:{"+alice.ID+"}:"+sha256Hex(iss.Token)) {
+			if err == nil && exists(sessionKey(iss.Token)) {
 				t.Error("the session is still there")
 			}
 			return err
@@ -382,14 +382,14 @@ func TestLogoutAllOverABatchFinishesPastTheBudget(t *testing.T) {
 	}
 }
 
-// goneMembers are 1,000 index members of sessions that are gone, as a
-// previous version left them, all older than the session oldest: one
+// goneMembers are 1,000 index members of sessions that are gone, as an
+// index over the cap (under a higher one, say) holds them, all older than the session oldest: one
 // logout-all call's batch of its own.
 func goneMembers(userID string, oldest session.Issued) []redis.Z {
 	ms := oldest.Session.CreatedAt.UnixMilli()
 	gone := make([]redis.Z, 1000)
 	for i := range gone {
-		gone[i] = redis.Z{Score: float64(ms - 2000 + int64(i)), Member: sha256Hex(userID + strconv.Itoa(i))}
+		gone[i] = redis.Z{Score: float64(ms - 2000 + int64(i)), Member: fmt.Sprintf("gone%018d", i)}
 	}
 	return gone
 }

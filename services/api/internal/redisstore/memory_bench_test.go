@@ -35,7 +35,7 @@ func BenchmarkMemory(b *testing.B) {
 		}
 		b.ReportMetric(float64(usedMemory(b, srv)-before)/float64(b.N), "B/user")
 	})
-	for _, perUser := range []int{1, 10} {
+	for _, perUser := range []int{1, 10, 100} {
 		b.Run(fmt.Sprintf("Session/%dPerUser", perUser), func(b *testing.B) {
 			srv, users, sessions := memoryStore(b)
 			var ids []session.User
@@ -56,27 +56,36 @@ func BenchmarkMemory(b *testing.B) {
 	}
 }
 
-// TestSessionHashStaysCompact checks that a session hash with the longest
-// User-Agent a session keeps stays in Redis's listpack encoding under the
-// hash-max-listpack-value every deployment sets (512, as redistest does):
-// past the limit a session costs 1.6 KB instead of 1 KB (BenchmarkMemory).
-func TestSessionHashStaysCompact(t *testing.T) {
+// TestUATableStaysCompact checks that a user's UA table holding the
+// longest User-Agent a session keeps stays in Redis's listpack encoding
+// under the hash-max-listpack-value every deployment sets (512, as
+// redistest does), and that a session key is a plain string of the
+// record's size: its 50-byte header, the username and the IP.
+func TestUATableStaysCompact(t *testing.T) {
 	e := newEnv(t, redisstore.SessionOptions{})
+	ctx := context.Background()
 	u := register(t, e.users, "alice")
 	ua := strings.Repeat("M", session.MaxClientTextLen+100) // cut to the bound
-	iss, _, err := e.store.Create(context.Background(), session.NewSession{UserID: u.ID, Username: u.Username, UserAgent: ua, IP: benchIP})
+	iss, _, err := e.store.Create(ctx, session.NewSession{UserID: u.ID, Username: u.Username, UserAgent: ua, IP: benchIP})
 	if err != nil {
 		t.Fatalf("Create: %v", err)
 	}
 	if got := len(iss.Session.UserAgent); got != session.MaxClientTextLen {
 		t.Fatalf("stored User-Agent: got %d bytes, want %d", got, session.MaxClientTextLen)
 	}
-	got, err := e.rdb.ObjectEncoding(context.Background(), sessionKey(iss.Token)).Result()
+	got, err := e.rdb.ObjectEncoding(ctx, "ua:{"+u.ID+"}").Result()
 	if err != nil {
 		t.Fatalf("OBJECT ENCODING: %v", err)
 	}
 	if got != "listpack" {
-		t.Errorf("session hash encoding: got %q, want %q", got, "listpack")
+		t.Errorf("UA table encoding: got %q, want %q", got, "listpack")
+	}
+	key := sessionKey(iss.Token)
+	if got := e.rdb.Type(ctx, key).Val(); got != "string" {
+		t.Errorf("session key type: got %q, want %q", got, "string")
+	}
+	if got, want := e.rdb.StrLen(ctx, key).Val(), int64(50+len(u.Username)+len(benchIP)); got != want {
+		t.Errorf("session record: got %d bytes, want %d", got, want)
 	}
 }
 

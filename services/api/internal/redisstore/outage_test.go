@@ -33,7 +33,7 @@ func calls(s *redisstore.Sessions, u *redisstore.Users, userID, token string) []
 		call func(ctx context.Context) error
 	}{
 		{"Lookup", func(ctx context.Context) error { _, err := s.Lookup(ctx, token); return err }},
-		{"LookupUnknown", func(ctx context.Context) error { _, err := s.Lookup(ctx, strings.Repeat("A", 54)); return err }},
+		{"LookupUnknown", func(ctx context.Context) error { _, err := s.Lookup(ctx, strings.Repeat("A", 76)); return err }},
 		{"Create", func(ctx context.Context) error {
 			_, _, err := s.Create(ctx, session.NewSession{UserID: userID, Username: "Alice"})
 			return err

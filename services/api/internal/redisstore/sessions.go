@@ -57,7 +57,6 @@ type SessionOptions struct {
 	Now func() time.Time
 }
 
-
 // Sessions keeps sessions in Redis. It implements session.Store.
 //
 // Keys, all of one user in the hash slot of {userID}:
@@ -586,7 +585,7 @@ func (k keys) index() string { return indexKey(k.userID) }
 func (k keys) uaTable() string { return "ua:{" + k.userID + "}" }
 
 func sessionKey(userID, id string) string { return "s:{" + userID + "}:" + id }
-func indexKey(userID string) string      { return "i:{" + userID + "}" }
+func indexKey(userID string) string       { return "i:{" + userID + "}" }
 
 // validPublicID reports whether id has the shape of the public ids Create
 // makes, so that a request cannot put anything else into a key name.

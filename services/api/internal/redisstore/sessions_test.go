@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -40,7 +41,7 @@ func TestCreateLookup(t *testing.T) {
 			if capped != 0 {
 				t.Errorf("capped: got %v, want 0", capped)
 			}
-			if got, want := len(iss.Token), 54; got != want {
+			if got, want := len(iss.Token), 76; got != want {
 				t.Errorf("token length: got %v, want %v", got, want)
 			}
 			if !session.ValidToken(iss.Token) {
@@ -49,8 +50,9 @@ func TestCreateLookup(t *testing.T) {
 			if !strings.HasPrefix(iss.Token, uid) {
 				t.Errorf("token %q does not start with the user id %q", iss.Token, uid)
 			}
-			if iss.Session.ID == "" || strings.Contains(iss.Token, iss.Session.ID) {
-				t.Errorf("public id %q: empty or part of the token", iss.Session.ID)
+			// The token is the user id, the public id and the secret.
+			if got := iss.Token[11:33]; iss.Session.ID == "" || got != iss.Session.ID {
+				t.Errorf("public id %q: empty or not the token's, %q", iss.Session.ID, got)
 			}
 			want := session.Session{
 				ID:                iss.Session.ID,
@@ -66,8 +68,19 @@ func TestCreateLookup(t *testing.T) {
 			if iss.Session != want {
 				t.Errorf("created session:\ngot  %+v\nwant %+v", iss.Session, want)
 			}
+			// A lookup leaves the User-Agent out: the record holds only its
+			// reference.
+			want.UserAgent = ""
 			if got := lookup(t, e.store, iss.Token); got != want {
 				t.Errorf("looked up session:\ngot  %+v\nwant %+v", got, want)
+			}
+			listed, err := e.store.List(ctx, uid)
+			if err != nil {
+				t.Fatalf("List: %v", err)
+			}
+			i := slices.IndexFunc(listed, func(s session.Session) bool { return s.ID == iss.Session.ID })
+			if i < 0 || listed[i].UserAgent != tc.wantUA {
+				t.Errorf("listed: got %+v, want %q with User-Agent %q", listed, iss.Session.ID, tc.wantUA)
 			}
 		})
 	}
@@ -83,9 +96,12 @@ func TestLookupUnknown(t *testing.T) {
 		{"Empty", ""},
 		{"TooShort", "abc"},
 		{"BadCharacters", strings.Repeat("{", 40)},
-		{"WellFormedUnknown", strings.Repeat("A", 54)},
-		{"OtherSecretSameUser", iss.Token[:11] + strings.Repeat("x", 43)},
-		{"Truncated", iss.Token[:53]},
+		{"WellFormedUnknown", strings.Repeat("A", 76)},
+		{"OldShape", iss.Token[:11] + iss.Token[33:]},
+		{"OtherSecretSameSession", iss.Token[:33] + strings.Repeat("x", 43)},
+		{"OtherSecretOneByteOff", iss.Token[:75] + otherByte(iss.Token[75])},
+		{"OtherUserSameSession", strings.Repeat("A", 11) + iss.Token[11:]},
+		{"Truncated", iss.Token[:75]},
 		{"Extended", iss.Token + "A"},
 	}
 	for _, tc := range tests {
@@ -129,8 +145,8 @@ func TestLookupIsOneCommandWhenNoTouchIsDue(t *testing.T) {
 	e.srv.ResetStats(t)
 	lookup(t, e.store, iss.Token)
 	stats := e.srv.CommandStats(t)
-	if got, want := stats["hmget"], int64(1); got != want {
-		t.Errorf("HMGET calls: got %v, want %v", got, want)
+	if got, want := stats["get"], int64(1); got != want {
+		t.Errorf("GET calls: got %v, want %v", got, want)
 	}
 	if got, want := dataCalls(stats), int64(1); got != want {
 		t.Errorf("commands sent: got %v (%v), want %v", got, stats, want)
@@ -262,8 +278,8 @@ func TestRefresh(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Refresh: %v", err)
 	}
-	if got.Token == iss.Token || !session.ValidToken(got.Token) || len(got.Token) != 54 {
-		t.Errorf("new token %q: same as the old one or malformed", got.Token)
+	if got.Token == iss.Token || !session.ValidToken(got.Token) || len(got.Token) != 76 || got.Token[:33] != iss.Token[:33] {
+		t.Errorf("new token %q: same as the old one, malformed or of another session key than %q", got.Token, iss.Token)
 	}
 	want := iss.Session
 	want.LastSeenAt = ms(now)
@@ -271,6 +287,7 @@ func TestRefresh(t *testing.T) {
 	if got.Session != want {
 		t.Errorf("refreshed session:\ngot  %+v\nwant %+v", got.Session, want)
 	}
+	want.UserAgent = "" // a lookup leaves it out
 	if looked := lookup(t, e.store, got.Token); looked != want {
 		t.Errorf("looked up after refresh:\ngot  %+v\nwant %+v", looked, want)
 	}
@@ -352,7 +369,7 @@ func TestRevokeAll(t *testing.T) {
 		{"OK", tokens[1], 2, false},
 		{"Again", tokens[1], 0, true},
 		{"OtherOfThem", tokens[2], 0, true},
-		{"Unknown", newUserID(t) + strings.Repeat("A", 43), 0, true},
+		{"Unknown", newUserID(t) + strings.Repeat("A", 65), 0, true},
 		{"Malformed", "{x}", 0, true},
 	}
 	for _, tc := range tests {
@@ -751,4 +768,59 @@ func (h revokeBeforeScript) ProcessHook(next redis.ProcessHook) redis.ProcessHoo
 
 func (revokeBeforeScript) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return next
+}
+
+// otherByte is a token character other than c.
+func otherByte(c byte) string {
+	if c == 'A' {
+		return "B"
+	}
+	return "A"
+}
+
+// TestKnownIDWrongSecret plays an attacker who knows a session's id (every
+// listing shows them) and the user id: a token of that session with
+// another secret must be refused by every operation, and change nothing.
+func TestKnownIDWrongSecret(t *testing.T) {
+	e := newEnv(t, redisstore.SessionOptions{IdleTimeout: time.Hour})
+	ctx := context.Background()
+	uid := newUserID(t)
+	victim := create(t, e.store, uid)
+	other := create(t, e.store, uid)
+	forged := victim.Token[:33] + strings.Repeat("A", 43)
+	before := readKey(t, e, victim.Token)
+	// Less than half the idle window left: a lookup would touch.
+	e.clock.Advance(40 * time.Minute)
+
+	_, err := e.store.Lookup(ctx, forged)
+	wantNotFound(t, "Lookup", err)
+	_, err = e.store.Refresh(ctx, forged)
+	wantNotFound(t, "Refresh", err)
+	wantNotFound(t, "Revoke", e.store.Revoke(ctx, forged))
+	_, err = e.store.RevokeAll(ctx, forged)
+	wantNotFound(t, "RevokeAll", err)
+	if err := e.store.RevokeByID(ctx, forged, other.Session.ID); !errors.Is(err, session.ErrCallerGone) {
+		t.Errorf("RevokeByID: got %v, want %v", err, session.ErrCallerGone)
+	}
+	if got := readKey(t, e, victim.Token); got != before {
+		t.Errorf("victim's record changed:\ngot  %x\nwant %x", got, before)
+	}
+	list, err := e.store.List(ctx, uid)
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	if len(list) != 2 {
+		t.Errorf("sessions after the forged calls: got %d, want 2", len(list))
+	}
+	lookup(t, e.store, victim.Token)
+	lookup(t, e.store, other.Token)
+}
+
+func readKey(t *testing.T, e *env, token string) string {
+	t.Helper()
+	v, err := e.rdb.Get(context.Background(), sessionKey(token)).Result()
+	if err != nil {
+		t.Fatalf("GET %s: %v", sessionKey(token), err)
+	}
+	return v
 }
