@@ -193,8 +193,8 @@ func TestRedisOutage(t *testing.T) {
 
 // TestListingInvalidUTF8: HTTP lets a User-Agent carry any byte from 0x80
 // up. A login keeps it as valid UTF-8 (U+FFFD for each run of other
-// bytes), and a session that holds such bytes anyway, stored by a version
-// that kept them as they came, is listed with U+FFFD too: the answer is
+// bytes), and a User-Agent that holds such bytes anyway in the UA table,
+// written there by hand, is listed with U+FFFD too: the answer is
 // whole, valid JSON, never a 200 cut short.
 func TestListingInvalidUTF8(t *testing.T) {
 	h, srv := newRedisHarness(t)
@@ -205,10 +205,12 @@ func TestListingInvalidUTF8(t *testing.T) {
 	rdb := srv.Client(t)
 	ctx := context.Background()
 	var stored bool
-	for _, key := range rdb.Keys(ctx, "sess:*").Val() {
-		if rdb.HGet(ctx, key, "ua").Val() == "ua" {
-			rdb.HSet(ctx, key, "ua", "old\xfe\xfeagent")
-			stored = true
+	for _, key := range rdb.Keys(ctx, "ua:*").Val() {
+		for ref, ua := range rdb.HGetAll(ctx, key).Val() {
+			if ua == "ua" {
+				rdb.HSet(ctx, key, ref, "old\xfe\xfeagent")
+				stored = true
+			}
 		}
 	}
 	if !stored {

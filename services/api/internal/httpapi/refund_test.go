@@ -107,7 +107,7 @@ func TestOutageAfterLimitsChangesNothing(t *testing.T) {
 		request func() *http.Request
 		keys    []string
 	}{
-		{"LoginSessionNotCreated", "sess:", func() *http.Request {
+		{"LoginSessionNotCreated", "s:{", func() *http.Request {
 			return newRequest(http.MethodPost, "/auth/login", `{"username":"alice","password":"correct horse"}`)
 		}, []string{"rate:rl:ip:192.0.2.10", "rate:rl:user:alice"}},
 		{"LoginUserNotRead", "user:", func() *http.Request {
@@ -116,7 +116,7 @@ func TestOutageAfterLimitsChangesNothing(t *testing.T) {
 		{"RegisterNotStored", "user:", func() *http.Request {
 			return newRequest(http.MethodPost, "/auth/register", `{"username":"bob","password":"correct horse"}`)
 		}, []string{"rate:rl:ip:192.0.2.10"}},
-		{"ListingNotRead", "idx:", func() *http.Request {
+		{"ListingNotRead", "i:{", func() *http.Request {
 			return authed(newRequest(http.MethodGet, "/auth/sessions", ""), alice)
 		}, []string{"rate:rl:sessions:{" + uid + "}"}},
 	} {

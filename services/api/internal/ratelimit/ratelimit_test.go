@@ -642,7 +642,7 @@ func TestSessionsLimitOnCluster(t *testing.T) {
 		}
 		return n
 	}
-	if got, want := slot("rate:rl:sessions:{"+uid+"}"), slot("sess:{"+uid+"}:x"); got != want {
+	if got, want := slot("rate:rl:sessions:{"+uid+"}"), slot("s:{"+uid+"}:x"); got != want {
 		t.Fatalf("listing limit key in slot %d, the user's sessions in %d", got, want)
 	}
 

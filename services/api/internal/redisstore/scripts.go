@@ -199,7 +199,7 @@ return {now, exp}
 // KEYS: session key, UA table key.
 // ARGV: deadline, old verifier, new verifier, now, idle timeout (ms),
 // maximum lifetime (ms).
-// Returns {the new record, its User-Agent or ”}, or nil when the session
+// Returns {the new record, its User-Agent, empty when missing}, or nil when the session
 // is gone, has another secret or is already over.
 var refreshScript = redis.NewScript(scriptdeadline.Prelude + luaRecord + `
 local v = getRecord(KEYS[1], ARGV[2])
