@@ -570,7 +570,7 @@ func (b *bench) profileMax(ctx context.Context, res *Results) error {
 
 // clonedSessionsPerUser is how many of the cloned sessions share a user,
 // SESSION_MAX_PER_USER's default. The figure of memory per session holds
-// at that many: a user's idx:{uid} is shared by its sessions, so fewer per
+// at that many: a user's i:{uid} and ua:{uid} are shared by its sessions, so fewer per
 // user cost more each.
 const clonedSessionsPerUser = 100
 
@@ -854,7 +854,7 @@ func (b *bench) sessionScale(ctx context.Context, res *Results) error {
 	}
 	// The benchmark's own sessions, from every load so far, stay; the
 	// clones are counted on top.
-	c := &cloner{fields: tmpl, perUser: clonedSessionsPerUser}
+	c := &cloner{tmpl: tmpl, perUser: clonedSessionsPerUser}
 	small := filepath.Join(b.dir, "sessions-small.txt")
 	if err := b.cloneTo(c, 1000, 1000, small); err != nil {
 		return err

@@ -47,14 +47,39 @@ func (r redisCLI) usedMemory() (uint64, error) {
 	return strconv.ParseUint(v, 10, 64)
 }
 
-// template reads one real session hash, made by a real login, whose shape
-// the clones copy.
-func (r redisCLI) template() (map[string]string, error) {
+// sessionTemplate is a real session, made by a real login, whose shape the
+// clones copy: its packed record (see README, "Data in Redis") and its
+// User-Agent as the user's UA table holds it.
+type sessionTemplate struct {
+	record    []byte
+	userAgent string
+}
+
+// Offsets in a session record of the fields the clones change.
+const (
+	recordFormat   = 1
+	recVerifier    = 1  // 16 bytes
+	recUARef       = 41 // 8 bytes
+	recNameLen     = 49 // then the username, then the IP
+	recHead        = 50
+	recCreated     = 17 // 6 bytes each, Unix ms big-endian
+	recExpires     = 29
+	recAbsolute    = 35
+	templateScript = `local v = redis.call('GET', KEYS[1])
+local ua = redis.call('HGET', KEYS[2], string.sub(v, 42, 49)) or ''
+local function hex(s) return (s:gsub('.', function(c) return string.format('%02x', c:byte()) end)) end
+return {hex(v), hex(ua)}`
+)
+
+// template reads one real session, made by a real login, whose shape the
+// clones copy. It reads through a script that answers in hex, since a
+// record is binary and redis-cli would print it raw.
+func (r redisCLI) template() (sessionTemplate, error) {
 	key, cursor := "", "0"
 	for range 1000 {
-		out, err := r.run("SCAN", cursor, "MATCH", "sess:*", "COUNT", "1000")
+		out, err := r.run("SCAN", cursor, "MATCH", "s:{*", "TYPE", "string", "COUNT", "1000")
 		if err != nil {
-			return nil, err
+			return sessionTemplate{}, err
 		}
 		lines := strings.Fields(out)
 		if len(lines) > 1 {
@@ -67,34 +92,67 @@ func (r redisCLI) template() (map[string]string, error) {
 		cursor = lines[0]
 	}
 	if key == "" {
-		return nil, fmt.Errorf("no session in Redis to copy")
+		return sessionTemplate{}, fmt.Errorf("no session in Redis to copy")
 	}
-	out, err := r.run("HGETALL", key)
+	uid, _, ok := strings.Cut(strings.TrimPrefix(key, "s:{"), "}")
+	if !ok {
+		return sessionTemplate{}, fmt.Errorf("session key %q: no hash tag", key)
+	}
+	out, err := r.run("EVAL", templateScript, "2", key, "ua:{"+uid+"}")
 	if err != nil {
-		return nil, err
+		return sessionTemplate{}, err
 	}
-	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
-	fields := map[string]string{}
-	for i := 0; i+1 < len(lines); i += 2 {
-		fields[lines[i]] = lines[i+1]
+	f := strings.Fields(out)
+	if len(f) == 0 {
+		return sessionTemplate{}, fmt.Errorf("session %s: empty answer", key)
 	}
-	for _, f := range []string{"uid", "user", "id", "ct", "seen", "exp", "abs"} {
-		if fields[f] == "" {
-			return nil, fmt.Errorf("session %s has no field %q: the store's layout changed, update the benchmark's clones", key, f)
+	rec, err := hex.DecodeString(f[0])
+	if err != nil {
+		return sessionTemplate{}, fmt.Errorf("session %s: %w", key, err)
+	}
+	var ua []byte
+	if len(f) > 1 {
+		if ua, err = hex.DecodeString(f[1]); err != nil {
+			return sessionTemplate{}, fmt.Errorf("User-Agent of session %s: %w", key, err)
 		}
 	}
-	return fields, nil
+	if len(rec) < recHead+1 || rec[0] != recordFormat || recHead+int(rec[recNameLen]) > len(rec) {
+		return sessionTemplate{}, fmt.Errorf("session %s is no record of format %d: the store's layout changed, update the benchmark's clones", key, recordFormat)
+	}
+	return sessionTemplate{record: rec, userAgent: string(ua)}, nil
+}
+
+// ms reads a time of the record at off.
+func (t sessionTemplate) ms(off int) string {
+	var v int64
+	for _, b := range t.record[off : off+6] {
+		v = v<<8 | int64(b)
+	}
+	return strconv.FormatInt(v, 10)
+}
+
+// withUser is the template's record for another username and verifier.
+func (t sessionTemplate) withUser(verifier []byte, user string) string {
+	rec := t.record
+	ip := rec[recHead+int(rec[recNameLen]):]
+	b := make([]byte, 0, recHead+len(user)+len(ip))
+	b = append(b, rec[:recNameLen]...)
+	copy(b[recVerifier:], verifier[:16])
+	b = append(b, byte(len(user)))
+	b = append(b, user...)
+	return string(append(b, ip...))
 }
 
 // cloner writes sessions straight into Redis in the store's layout
-// (services/api/internal/redisstore: sess:{uid}:<hex sha256(token)>, its
-// id map entry sid:{uid}:<public id> and idx:{uid}: all that Create
-// writes, so that the memory per session counts all of it), copying a
-// real session's fields, so that a million sessions cost seconds instead
-// of a million argon2id logins. The benchmark checks
-// that the service accepts a clone before it relies on them.
+// (services/api/internal/redisstore: the record s:{uid}:<public id>, the
+// index member in i:{uid} and one UA table entry per user in ua:{uid}:
+// all that Create writes, so that the memory per session counts all of
+// it), copying a real session's record with fresh ids, secrets and
+// verifiers, so that a million sessions cost seconds instead of a million
+// argon2id logins. The benchmark checks that the service accepts a clone
+// before it relies on them.
 type cloner struct {
-	fields  map[string]string
+	tmpl    sessionTemplate
 	perUser int
 	made    int
 }
@@ -134,22 +192,21 @@ func (c *cloner) clone(r redisCLI, n, keep int, sessions io.Writer) error {
 	w := bufio.NewWriterSize(stdin, 1<<20)
 	every := max(1, n/max(keep, 1))
 	var uid, user string
-	f := c.fields
+	t := c.tmpl
+	ct, exp, abs := t.ms(recCreated), t.ms(recExpires), t.ms(recAbsolute)
+	uaRef := string(t.record[recUARef : recUARef+8])
 	for i := range n {
 		if c.made%c.perUser == 0 {
 			uid, user = randomString(8), fmt.Sprintf("bench-%d", c.made/c.perUser)
+			writeRESP(w, "HSET", "ua:{"+uid+"}", uaRef, t.userAgent)
+			writeRESP(w, "PEXPIREAT", "ua:{"+uid+"}", abs)
 		}
-		token := uid + randomString(32)
-		sum := sha256.Sum256([]byte(token))
-		member := hex.EncodeToString(sum[:])
-		key := "sess:{" + uid + "}:" + member
-		id := randomString(16)
-		writeRESP(w, "HSET", key, "idm", "1", "uid", uid, "user", user, "id", id, "ct", f["ct"], "seen", f["seen"],
-			"exp", f["exp"], "abs", f["abs"], "ua", f["ua"], "ip", f["ip"])
-		writeRESP(w, "PEXPIREAT", key, f["exp"])
-		writeRESP(w, "SET", "sid:{"+uid+"}:"+id, member, "PXAT", f["exp"])
-		writeRESP(w, "ZADD", "idx:{"+uid+"}", f["ct"], member)
-		writeRESP(w, "PEXPIREAT", "idx:{"+uid+"}", f["abs"])
+		id, secret := randomString(16), randomString(32)
+		token := uid + id + secret
+		verifier := sha256.Sum256([]byte(secret))
+		writeRESP(w, "SET", "s:{"+uid+"}:"+id, t.withUser(verifier[:], user), "PXAT", exp)
+		writeRESP(w, "ZADD", "i:{"+uid+"}", ct, id)
+		writeRESP(w, "PEXPIREAT", "i:{"+uid+"}", abs)
 		if sessions != nil && i%every == 0 && keep > 0 {
 			writeSessionLine(sessions, user, token)
 			keep--
