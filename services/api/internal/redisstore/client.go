@@ -3,13 +3,14 @@
 // Sentinel-managed master or a Redis Cluster: all of a user's session keys
 // share one hash slot, and every operation is a single command or a single
 // Lua script, so each is atomic on its own. (The one exception is logout-all
-// on an index a previous version left with more than 1,000 members: one
-// script per 1,000.) Every script that writes does nothing when Redis runs
-// it after the caller stopped waiting (see package scriptdeadline).
+// on an index of more than 1,000 members: one script per 1,000.) Every
+// script that writes does nothing when Redis runs it after the caller
+// stopped waiting (see package scriptdeadline).
 //
-// Redis never holds a token, only its SHA-256: a copy of the data does not
-// let anyone in. Every key but a user record expires by itself, so Redis's
-// own expiry is all that ends a session.
+// Redis never holds a token's secret, only a verifier of it (16 bytes of
+// its SHA-256): a copy of the data does not let anyone in. Every key but a
+// user record expires by itself, so Redis's own expiry is all that ends a
+// session.
 package redisstore
 
 import (

@@ -231,7 +231,7 @@ func TestLostAnswerSettles(t *testing.T) {
 			return err
 		}},
 		{name: "LogoutAllOverABatch", write: func(t *testing.T, arm func()) error {
-			// An index a previous version left over the cap: 1,000
+			// An index over the cap (made under a higher one): 1,000
 			// members of gone sessions, the oldest, before two live
 			// ones. Every batch's answer is lost; each is settled by
 			// its own receipt and the loop goes on.
