@@ -825,3 +825,64 @@ func readKey(t *testing.T, e *env, token string) string {
 	}
 	return v
 }
+
+// TestLookupOfSessionRefreshedBeforeItsTouch: a lookup whose read found
+// the session under the old secret but whose touch runs after a refresh
+// gave it a new one does not serve it, nor touch the refreshed session: the
+// old token is gone.
+func TestLookupOfSessionRefreshedBeforeItsTouch(t *testing.T) {
+	e := newEnv(t, redisstore.SessionOptions{IdleTimeout: time.Hour})
+	iss := create(t, e.store, newUserID(t))
+	e.clock.Advance(40 * time.Minute) // less than half the idle window left: a touch is due
+	other := redisstore.NewClient(redisstore.ClientOptions{Addrs: []string{e.srv.Addr()}, Timeout: time.Second})
+	t.Cleanup(func() { _ = other.Close() })
+	// The refresher's clock is behind, so its expiry is earlier than the
+	// one the stale touch would write.
+	behind := func() time.Time { return e.clock.Now().Add(-10 * time.Minute) }
+	refresher := redisstore.NewSessions(other, redisstore.SessionOptions{IdleTimeout: time.Hour, Now: behind})
+	var next session.Issued
+	e.rdb.AddHook(&refreshBeforeScript{refresh: func(ctx context.Context) error {
+		var err error
+		next, err = refresher.Refresh(ctx, iss.Token)
+		return err
+	}})
+	if s, err := e.store.Lookup(context.Background(), iss.Token); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("Lookup of a session refreshed before its touch: got %+v, %v; want ErrNotFound", s, err)
+	}
+	if next.Token == "" {
+		t.Fatal("the refresh did not run")
+	}
+	// The refresh set seen and the expiry; the stale touch changed neither.
+	got, err := refresher.Lookup(context.Background(), next.Token)
+	if err != nil {
+		t.Fatalf("Lookup of the new token: %v", err)
+	}
+	if !got.LastSeenAt.Equal(next.Session.LastSeenAt) || !got.ExpiresAt.Equal(next.Session.ExpiresAt) {
+		t.Errorf("refreshed session: got seen %v, expires %v; want %v, %v", got.LastSeenAt, got.ExpiresAt, next.Session.LastSeenAt, next.Session.ExpiresAt)
+	}
+}
+
+// refreshBeforeScript runs refresh, once, before the first script of the
+// client it hooks.
+type refreshBeforeScript struct {
+	refresh func(context.Context) error
+	done    bool
+}
+
+func (*refreshBeforeScript) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *refreshBeforeScript) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if name := cmd.Name(); !h.done && (name == "evalsha" || name == "eval") {
+			h.done = true
+			if err := h.refresh(ctx); err != nil {
+				return err
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (*refreshBeforeScript) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}

@@ -94,7 +94,8 @@ type Store interface {
 	// revoked to make room.
 	Create(ctx context.Context, s NewSession) (issued Issued, capped int, err error)
 	// Lookup returns the live session a token names, sliding its idle
-	// expiry when due. Unknown or malformed tokens give ErrNotFound.
+	// expiry when due. Unknown or malformed tokens give ErrNotFound. Its
+	// UserAgent may be empty (a store may keep it apart, for List).
 	Lookup(ctx context.Context, token string) (Session, error)
 	// Refresh replaces the token of a live session with a new one; the old
 	// token stops working at once. ID and CreatedAt stay the same.
