@@ -165,7 +165,7 @@ func sorted(m map[string]int64) []string {
 // sessions a user has had: the user is filled to the default cap
 // (SESSION_MAX_PER_USER=100) and, before each route, its index gets
 // thousands of members whose sessions are gone, some of them past the
-// absolute lifetime, as the previous version could leave it. Each route
+// absolute lifetime, as a version without the cap could leave it. Each route
 // must stay within a bound that depends on the cap alone.
 func TestRedisCommandsAtCap(t *testing.T) {
 	t.Parallel()

@@ -19,7 +19,7 @@ import (
 // another account hammers, in parallel, the routes whose Redis work used to
 // grow with its sessions: GET /auth/sessions (two clients), DELETE
 // /auth/sessions/{bogus} and logins. The account starts with the index a
-// hoarding script could build under the previous version, which had no cap:
+// hoarding script could build under a version without the cap:
 // 3,000 live sessions. "Quiet" is the same replica without the flood.
 //
 // Reported: the victim's p50 and p99 in µs and its answers other than 200
