@@ -236,6 +236,8 @@ func TestCorruptRecord(t *testing.T) {
 		{"NoUsername", good[:49] + "\x00"},
 		{"UsernameLengthPastEnd", good[:49] + "\xff" + good[50:]},
 		{"ZeroTime", good[:17] + "\x00\x00\x00\x00\x00\x00" + good[23:]},
+		{"ExpiryPastAbsoluteEnd", good[:29] + "\xff\xff\xff\xff\xff\xff" + good[35:]},
+		{"AbsoluteEndAtCreation", good[:35] + good[17:23] + good[41:]},
 		{"Text", strings.Repeat("x", 80)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -274,4 +276,76 @@ func TestCapPastAKeyOfAnotherType(t *testing.T) {
 	}
 	lookup(t, e.store, kept.Token)
 	lookup(t, e.store, iss.Token)
+}
+
+// TestKeysOfAnotherType: keys of a user's that hold another type than the
+// store writes (by hand, say) are no session and no outage where they hold
+// a session, and where they hold the index they fail a write before it
+// changes anything, since a failed write is answered 503 and a 503 must
+// have changed nothing.
+func TestKeysOfAnotherType(t *testing.T) {
+	ctx := context.Background()
+	odd := func(t *testing.T, e *env, key string) {
+		t.Helper()
+		e.rdb.Del(ctx, key)
+		if err := e.rdb.RPush(ctx, key, "x").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("SessionKey", func(t *testing.T) {
+		e := newEnv(t, redisstore.SessionOptions{})
+		uid := newUserID(t)
+		bad := create(t, e.store, uid)
+		e.clock.Advance(time.Second)
+		good := create(t, e.store, uid)
+		odd(t, e, sessionKey(bad.Token))
+		_, err := e.store.Lookup(ctx, bad.Token)
+		wantNotFound(t, "Lookup of a key of another type", err)
+		list, err := e.store.List(ctx, uid)
+		if err != nil || len(list) != 1 || list[0].ID != good.Session.ID {
+			t.Errorf("List beside a key of another type: got %+v, %v; want the one good session", list, err)
+		}
+	})
+	t.Run("UATable", func(t *testing.T) {
+		e := newEnv(t, redisstore.SessionOptions{})
+		uid := newUserID(t)
+		odd(t, e, "ua:{"+uid+"}")
+		iss := create(t, e.store, uid)
+		list, err := e.store.List(ctx, uid)
+		if err != nil || len(list) != 1 || list[0].ID != iss.Session.ID || list[0].UserAgent != "" {
+			t.Errorf("List with a UA table of another type: got %+v, %v; want the session, without its User-Agent", list, err)
+		}
+	})
+	t.Run("Index", func(t *testing.T) {
+		e := newEnv(t, redisstore.SessionOptions{})
+		uid := newUserID(t)
+		a := create(t, e.store, uid)
+		b := create(t, e.store, uid)
+		odd(t, e, "i:{"+uid+"}")
+		keys := func() []string {
+			ks, err := e.rdb.Keys(ctx, "s:{"+uid+"}:*").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ks
+		}
+		before := keys()
+		if _, _, err := e.store.Create(ctx, session.NewSession{UserID: uid, Username: "Alice"}); err == nil {
+			t.Errorf("Create with an index of another type: succeeded, want an error")
+		}
+		if err := e.store.Revoke(ctx, a.Token); err == nil {
+			t.Errorf("Revoke with an index of another type: succeeded, want an error")
+		}
+		if err := e.store.RevokeByID(ctx, a.Token, b.Session.ID); err == nil {
+			t.Errorf("RevokeByID with an index of another type: succeeded, want an error")
+		}
+		if _, err := e.store.RevokeAll(ctx, a.Token); err == nil {
+			t.Errorf("RevokeAll with an index of another type: succeeded, want an error")
+		}
+		if got := keys(); len(got) != len(before) {
+			t.Errorf("session keys after the failed writes: %v, want %v (nothing changed)", got, before)
+		}
+		lookup(t, e.store, a.Token)
+		lookup(t, e.store, b.Token)
+	})
 }

@@ -89,8 +89,9 @@ func encodeRecord(verifier [verifierLen]byte, t sessionTimes, uaRef [uaRefLen]by
 }
 
 // decodeRecord unpacks a session record. Anything malformed (another
-// format, too short, a time that is not positive, an empty or overlong
-// username) is not a record: a corrupt value must not let anyone in.
+// format, too short, a time that is not positive, an expiry past the
+// absolute end or an absolute end not after the creation, an empty or
+// overlong username) is not a record: a corrupt value must not let anyone in.
 func decodeRecord(v string) (record, bool) {
 	if len(v) < recordHead+1 || v[0] != recordFormat {
 		return record{}, false
@@ -105,7 +106,10 @@ func decodeRecord(v string) (record, bool) {
 		expires:  getTime(v[offExpires:]),
 		absolute: getTime(v[offAbsolute:]),
 	}
-	if t.created <= 0 || t.seen <= 0 || t.expires <= 0 || t.absolute <= 0 {
+	// Every writer keeps the expiry within the absolute end, which lies
+	// after the creation: a record that says otherwise was not written by
+	// this service and must not be believed.
+	if t.created <= 0 || t.seen <= 0 || t.expires <= 0 || t.absolute <= t.created || t.expires > t.absolute {
 		return record{}, false
 	}
 	return record{

@@ -40,15 +40,22 @@ end
 
 // luaRecord reads session records (see record.go; string.sub counts from
 // 1, so each offset there is one more here). verified(v, verifier) tells
-// whether v, a GET's answer, is a record of the format this version writes
-// whose verifier is the given one: every script that acts on a token checks
-// the token's secret this way, in the same atomic step, so a token with a
-// right session id and a wrong secret does nothing. It reads with pcall: a
-// key of another type (written by hand, say) answers WRONGTYPE, which must
-// not abort a script after it has written, and is no record.
+// whether v, a GET's answer, is a record of the format this version
+// writes, with its expiry within its absolute end as every writer keeps
+// it (decodeRecord checks the same), whose verifier is the given one:
+// every script that acts on a token checks the token's secret this way, in
+// the same atomic step, so a token with a right session id and a wrong
+// secret does nothing. It reads with pcall: a key of another type (written
+// by hand, say) answers WRONGTYPE, which must not abort a script after it
+// has written, and is no record.
 const luaRecord = `
+local function u48(s, i)
+  local a, b, c, d, e, f = string.byte(s, i, i + 5)
+  return ((((a * 256 + b) * 256 + c) * 256 + d) * 256 + e) * 256 + f
+end
 local function verified(v, verifier)
   return type(v) == 'string' and #v >= 51 and string.byte(v, 1) == 1 and string.sub(v, 2, 17) == verifier
+    and u48(v, 30) <= u48(v, 36) and u48(v, 18) < u48(v, 36)
 end
 local function getRecord(key, verifier)
   local v = redis.pcall('GET', key)
@@ -56,10 +63,6 @@ local function getRecord(key, verifier)
     return v
   end
   return nil
-end
-local function u48(s, i)
-  local a, b, c, d, e, f = string.byte(s, i, i + 5)
-  return ((((a * 256 + b) * 256 + c) * 256 + d) * 256 + e) * 256 + f
 end
 local function p48(n)
   local t = {}
@@ -97,10 +100,14 @@ end
 // User-Agent.
 var createScript = redis.NewScript(scriptdeadline.Prelude + luaExtend + `
 local member, cap, prefix = ARGV[2], tonumber(ARGV[6]), ARGV[8]
-redis.call('SET', KEYS[1], ARGV[9], 'PXAT', ARGV[4])
+-- The index first: an index of another type (written by hand) fails the
+-- ZADD before anything is written, so the 503 that follows changed
+-- nothing. A UA table of another type only costs the listing its
+-- User-Agents.
 redis.call('ZADD', KEYS[2], ARGV[3], member)
 extend(KEYS[2], ARGV[5])
-redis.call('HSET', KEYS[3], ARGV[10], ARGV[11])
+redis.call('SET', KEYS[1], ARGV[9], 'PXAT', ARGV[4])
+redis.pcall('HSET', KEYS[3], ARGV[10], ARGV[11])
 extend(KEYS[3], ARGV[5])
 
 -- ZREMRANGEBYSCORE has no LIMIT; the lowest ranks are the lowest scores.
@@ -143,7 +150,8 @@ if n > cap then
   end
 end
 
-if redis.call('HLEN', KEYS[3]) > cap then
+local held = redis.pcall('HLEN', KEYS[3])
+if type(held) == 'number' and held > cap then
   local keep = {[ARGV[10]] = true}
   for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, cap, 'REV')) do
     local r = redis.pcall('GETRANGE', prefix .. m, 41, 48)
@@ -238,8 +246,9 @@ if not verified(v, ARGV[3]) then
   end
   return 0
 end
-redis.call('DEL', KEYS[1])
+-- The index first: one of another type fails before anything is deleted.
 redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('DEL', KEYS[1])
 redis.call('SET', KEYS[3], '1', 'PX', ARGV[4])
 return 1
 `)
@@ -299,8 +308,9 @@ var revokeByIDScript = redis.NewScript(scriptdeadline.Prelude + luaRecord + `
 if not getRecord(KEYS[4], ARGV[4]) then
   return -1
 end
-local n = redis.call('DEL', KEYS[1])
+-- The index first: one of another type fails before anything is deleted.
 redis.call('ZREM', KEYS[2], ARGV[2])
+local n = redis.call('DEL', KEYS[1])
 if n == 1 then
   redis.call('SET', KEYS[3], '1', 'PX', ARGV[3])
 end

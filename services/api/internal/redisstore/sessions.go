@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -174,7 +175,7 @@ func (s *Sessions) Lookup(ctx context.Context, token string) (session.Session, e
 	}
 	v, err := s.c.Get(ctx, k.session).Result()
 	switch {
-	case errors.Is(err, redis.Nil):
+	case errors.Is(err, redis.Nil), wrongType(err):
 		return session.Session{}, session.ErrNotFound
 	case err != nil:
 		return session.Session{}, scriptdeadline.Unavailable("looking up session", err)
@@ -465,11 +466,13 @@ func (s *Sessions) List(ctx context.Context, userID string) ([]session.Session, 
 		uas = p.HGetAll(ctx, k.uaTable())
 		return nil
 	})
-	if err != nil && !errors.Is(err, redis.Nil) {
+	// Each command's own error is looked at below: a key of another type
+	// (written by hand) is skipped, not an outage.
+	if err != nil && !errors.Is(err, redis.Nil) && !wrongType(err) {
 		return nil, scriptdeadline.Unavailable("listing sessions", err)
 	}
 	table, err := uas.Result()
-	if err != nil {
+	if err != nil && !wrongType(err) {
 		return nil, scriptdeadline.Unavailable("listing sessions", err)
 	}
 	now := s.now()
@@ -480,6 +483,8 @@ func (s *Sessions) List(ctx context.Context, userID string) ([]session.Session, 
 		switch {
 		case errors.Is(err, redis.Nil):
 			gone = append(gone, members[i])
+			continue
+		case wrongType(err):
 			continue
 		case err != nil:
 			return nil, scriptdeadline.Unavailable("listing sessions", err)
@@ -553,6 +558,14 @@ func (s *Sessions) receipted(key string, kept *string) func(context.Context) (bo
 		}
 		return true, nil
 	}
+}
+
+// wrongType reports whether err is Redis refusing a command for a key of
+// another type than the command's: one written by hand, which holds no
+// session (as a record of another format holds none), not an outage.
+func wrongType(err error) bool {
+	var rerr redis.Error
+	return errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "WRONGTYPE ")
 }
 
 // keys are the parts of a token and the Redis names that belong to it.
