@@ -3,6 +3,8 @@ package redisstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -348,4 +350,135 @@ func TestKeysOfAnotherType(t *testing.T) {
 		lookup(t, e.store, a.Token)
 		lookup(t, e.store, b.Token)
 	})
+}
+
+// TestLoginEndsSessionsPastTheLifetime: a login drops the sessions past
+// the absolute lifetime, by its own clock, from the index and from Redis
+// both, and keeps the live ones listed and reachable by logout-all. A
+// replica whose clock runs behind (here one second) must not go on
+// serving a session that the index no longer holds.
+func TestLoginEndsSessionsPastTheLifetime(t *testing.T) {
+	const life = 24 * time.Hour
+	ctx := context.Background()
+	e := newEnv(t, redisstore.SessionOptions{IdleTimeout: life, MaxLifetime: life})
+	ahead := redisstore.NewSessions(e.rdb, redisstore.SessionOptions{IdleTimeout: life, MaxLifetime: life,
+		Now: func() time.Time { return e.clock.Now().Add(time.Second) }})
+	uid := newUserID(t)
+	old := create(t, e.store, uid)
+	e.clock.Advance(time.Hour)
+	live := create(t, e.store, uid)
+	// Half a second of the old session's lifetime is left by this clock,
+	// none by the one ahead.
+	e.clock.Advance(life - time.Hour - 500*time.Millisecond)
+	lookup(t, e.store, old.Token)
+	caller := create(t, ahead, uid)
+
+	_, err := e.store.Lookup(ctx, old.Token)
+	wantNotFound(t, "Lookup of a session a login found past its lifetime", err)
+	list, err := e.store.List(ctx, uid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, s := range list {
+		ids = append(ids, s.ID)
+	}
+	if want := []string{caller.Session.ID, live.Session.ID}; !slices.Equal(ids, want) {
+		t.Errorf("listing: %v, want %v (the new and the live session)", ids, want)
+	}
+	if n, err := e.store.RevokeAll(ctx, caller.Token); err != nil || n != 2 {
+		t.Errorf("RevokeAll: %d, %v; want 2, nil", n, err)
+	}
+	_, err = e.store.Lookup(ctx, live.Token)
+	wantNotFound(t, "Lookup of the live session after logout-all", err)
+}
+
+// TestLogoutAllOfTheOldestSessionOverABatch: a logout-all whose caller is
+// the oldest session of an index over one call's batch ends every
+// session: the calls after the first, which ended the caller's own, do
+// not check it again.
+func TestLogoutAllOfTheOldestSessionOverABatch(t *testing.T) {
+	e := newEnv(t, redisstore.SessionOptions{})
+	ctx := context.Background()
+	uid := newUserID(t)
+	caller := create(t, e.store, uid)
+	e.clock.Advance(10 * time.Second)
+	newest := create(t, e.store, uid)
+	ms := caller.Session.CreatedAt.UnixMilli()
+	gone := make([]redis.Z, 1000)
+	for i := range gone {
+		gone[i] = redis.Z{Score: float64(ms + 1 + int64(i)), Member: fmt.Sprintf("gone%018d", i)}
+	}
+	if err := e.rdb.ZAdd(ctx, "i:{"+uid+"}", gone...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.store.RevokeAll(ctx, caller.Token); err != nil || n != 2 {
+		t.Fatalf("RevokeAll by the oldest session: %d, %v; want 2, nil", n, err)
+	}
+	_, err := e.store.Lookup(ctx, newest.Token)
+	wantNotFound(t, "Lookup of the newest session after logout-all", err)
+}
+
+// TestRefreshUnderALoweredLifetime: a refresh by a replica that runs a
+// lower SESSION_MAX_LIFETIME counts it from the creation, not from the
+// last use, and answers the ends it allows.
+func TestRefreshUnderALoweredLifetime(t *testing.T) {
+	ctx := context.Background()
+	t.Run("Past", func(t *testing.T) {
+		e := newEnv(t, redisstore.SessionOptions{IdleTimeout: time.Hour, MaxLifetime: 24 * time.Hour})
+		iss := create(t, e.store, newUserID(t))
+		e.clock.Advance(40 * time.Minute)
+		if s := lookup(t, e.store, iss.Token); !s.LastSeenAt.After(iss.Session.CreatedAt) {
+			t.Fatalf("the lookup did not touch the session")
+		}
+		e.clock.Advance(10 * time.Minute)
+		lowered := redisstore.NewSessions(e.rdb, redisstore.SessionOptions{IdleTimeout: time.Hour, MaxLifetime: 45 * time.Minute, Now: e.clock.Now})
+		_, err := lowered.Refresh(ctx, iss.Token)
+		wantNotFound(t, "Refresh past the lowered lifetime, seen 10 minutes ago", err)
+	})
+	t.Run("Within", func(t *testing.T) {
+		e := newEnv(t, redisstore.SessionOptions{IdleTimeout: 24 * time.Hour, MaxLifetime: 24 * time.Hour})
+		iss := create(t, e.store, newUserID(t))
+		e.clock.Advance(90 * time.Minute)
+		lowered := redisstore.NewSessions(e.rdb, redisstore.SessionOptions{IdleTimeout: time.Hour, MaxLifetime: 2 * time.Hour, Now: e.clock.Now})
+		got, err := lowered.Refresh(ctx, iss.Token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		end := iss.Session.CreatedAt.Add(2 * time.Hour)
+		if got.Session.AbsoluteExpiresAt.After(end) || got.Session.ExpiresAt.After(end) {
+			t.Errorf("refreshed ends %v and %v, want at most %v", got.Session.ExpiresAt, got.Session.AbsoluteExpiresAt, end)
+		}
+	})
+}
+
+// TestTouchNeverShortens: of two replicas whose clocks differ by ten
+// minutes, both due to touch one session, the touch of the one behind,
+// whose read came before the other's touch, does not write an expiry
+// earlier than the one ahead wrote.
+func TestTouchNeverShortens(t *testing.T) {
+	const idle = time.Hour
+	base := time.Now()
+	at := func(d time.Duration) func() time.Time { return func() time.Time { return base.Add(d) } }
+	e := newEnv(t, redisstore.SessionOptions{IdleTimeout: idle, Now: at(0)})
+	ahead := redisstore.NewSessions(e.rdb, redisstore.SessionOptions{IdleTimeout: idle, Now: at(50 * time.Minute)})
+	rdb := redisstore.NewClient(redisstore.ClientOptions{Addrs: []string{e.srv.Addr()}, Timeout: time.Second})
+	t.Cleanup(func() { _ = rdb.Close() })
+	behind := redisstore.NewSessions(rdb, redisstore.SessionOptions{IdleTimeout: idle, Now: at(40 * time.Minute)})
+	iss := create(t, e.store, newUserID(t))
+	want := ms(base.Add(50*time.Minute + idle))
+	rdb.AddHook(&refreshBeforeScript{refresh: func(ctx context.Context) error {
+		s, err := ahead.Lookup(ctx, iss.Token)
+		if err == nil && !s.ExpiresAt.Equal(want) {
+			t.Errorf("the replica ahead touched to %v, want %v", s.ExpiresAt, want)
+		}
+		return err
+	}})
+	lookup(t, behind, iss.Token)
+	if got := lookup(t, ahead, iss.Token); got.ExpiresAt.Before(want) {
+		t.Errorf("expiry %v after both touches, want no earlier than %v", got.ExpiresAt, want)
+	}
+	if got := expireTimeMs(t, e, iss.Token); got < want.UnixMilli() {
+		t.Errorf("Redis expiry %d after both touches, want no earlier than %d", got, want.UnixMilli())
+	}
 }

@@ -75,8 +75,8 @@ end
 `
 
 // createScript stores a session record and its index member, puts its
-// User-Agent into the user's UA table, drops index members past the
-// absolute lifetime by score, and, when the user is over the cap, revokes
+// User-Agent into the user's UA table, ends the sessions past the absolute
+// lifetime by their index score, and, when the user is over the cap, revokes
 // the oldest sessions beyond it. It returns how many it revoked for the
 // cap.
 //
@@ -110,10 +110,19 @@ redis.call('SET', KEYS[1], ARGV[9], 'PXAT', ARGV[4])
 redis.pcall('HSET', KEYS[3], ARGV[10], ARGV[11])
 extend(KEYS[3], ARGV[5])
 
--- ZREMRANGEBYSCORE has no LIMIT; the lowest ranks are the lowest scores.
-local over = redis.call('ZCOUNT', KEYS[2], '-inf', ARGV[7])
-if over > 0 then
-  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, math.min(over, cap) - 1)
+-- Sessions created at or before the cutoff are past the absolute lifetime
+-- by this replica's clock. Their keys go with their members: a replica
+-- whose clock is behind (or that still runs a longer lifetime) would
+-- otherwise serve a session that no listing, cap or logout-all reaches
+-- any more. At most cap of them per login.
+local past = redis.call('ZRANGE', KEYS[2], '-inf', ARGV[7], 'BYSCORE', 'LIMIT', 0, cap)
+if #past > 0 then
+  local ks = {}
+  for i, m in ipairs(past) do
+    ks[i] = prefix .. m
+  end
+  redis.call('DEL', unpack(ks))
+  redis.call('ZREM', KEYS[2], unpack(past))
 end
 
 local capped = 0
