@@ -238,6 +238,7 @@ func TestCorruptRecord(t *testing.T) {
 		{"NoUsername", good[:49] + "\x00"},
 		{"UsernameLengthPastEnd", good[:49] + "\xff" + good[50:]},
 		{"ZeroTime", good[:17] + "\x00\x00\x00\x00\x00\x00" + good[23:]},
+		{"ZeroLastSeen", good[:23] + "\x00\x00\x00\x00\x00\x00" + good[29:]},
 		{"ExpiryPastAbsoluteEnd", good[:29] + "\xff\xff\xff\xff\xff\xff" + good[35:]},
 		{"AbsoluteEndAtCreation", good[:35] + good[17:23] + good[41:]},
 		{"Text", strings.Repeat("x", 80)},
@@ -248,6 +249,9 @@ func TestCorruptRecord(t *testing.T) {
 			wantNotFound(t, "Lookup", err)
 			_, err = e.store.Refresh(ctx, iss.Token)
 			wantNotFound(t, "Refresh", err)
+			if got := readKey(t, e, iss.Token); got != tc.value {
+				t.Errorf("Refresh of a corrupt record rewrote it, want it left as it was")
+			}
 			list, err := e.store.List(ctx, uid)
 			if err != nil || len(list) != 0 {
 				t.Errorf("List: got %+v, %v, want no sessions", list, err)

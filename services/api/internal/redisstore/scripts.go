@@ -41,8 +41,9 @@ end
 // luaRecord reads session records (see record.go; string.sub counts from
 // 1, so each offset there is one more here). verified(v, verifier) tells
 // whether v, a GET's answer, is a record of the format this version
-// writes, with its expiry within its absolute end as every writer keeps
-// it (decodeRecord checks the same), whose verifier is the given one:
+// writes (decodeRecord's checks: positive times, the expiry within the
+// absolute end, that end after the creation, a username within the
+// value), whose verifier is the given one:
 // every script that acts on a token checks the token's secret this way, in
 // the same atomic step, so a token with a right session id and a wrong
 // secret does nothing. It reads with pcall: a key of another type (written
@@ -55,7 +56,9 @@ local function u48(s, i)
 end
 local function verified(v, verifier)
   return type(v) == 'string' and #v >= 51 and string.byte(v, 1) == 1 and string.sub(v, 2, 17) == verifier
+    and u48(v, 18) > 0 and u48(v, 24) > 0 and u48(v, 30) > 0
     and u48(v, 30) <= u48(v, 36) and u48(v, 18) < u48(v, 36)
+    and string.byte(v, 50) > 0 and 50 + string.byte(v, 50) <= #v
 end
 local function getRecord(key, verifier)
   local v = redis.pcall('GET', key)
