@@ -259,7 +259,10 @@ func (s *Sessions) Refresh(ctx context.Context, token string) (session.Issued, e
 		return session.Issued{}, fmt.Errorf("refreshing session: %w", err)
 	}
 	next := token[:userIDLen+publicIDLen] + secret
-	nk, _ := keysOf(next)
+	// The new token names the same keys; only its secret's verifier is
+	// another.
+	nk := old
+	nk.verifier = verifierOf(secret)
 
 	now := s.now()
 	dl, err := scriptdeadline.At(ctx, s.timeout)
@@ -589,7 +592,7 @@ func keysOf(token string) (keys, bool) {
 }
 
 // prefix is the session key of the user without the public id.
-func (k keys) prefix() string { return "s:{" + k.userID + "}:" }
+func (k keys) prefix() string { return sessionKey(k.userID, "") }
 
 // index is the key of the user's index.
 func (k keys) index() string { return indexKey(k.userID) }
