@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	mrand "math/rand/v2"
 	"net/netip"
 	"os"
@@ -404,10 +405,12 @@ func (s *stack) startReplicas(t *testing.T, specs ...replicaSpec) []*node {
 	return nodes
 }
 
-// named gives a request the run's container name and labels.
+// named gives a request the run's container name and labels: a copy of
+// them, since testcontainers adds its own labels to the request's map, and
+// replicas start at once.
 func (s *stack) named(req testcontainers.ContainerRequest, name string) testcontainers.ContainerRequest {
 	req.Name = "systemtest-" + s.runID + "-" + name
-	req.Labels = s.labels
+	req.Labels = maps.Clone(s.labels)
 	return req
 }
 
