@@ -74,10 +74,7 @@ type SessionOptions struct {
 // drops them. The UA table holds at most MaxPerUser + 1 entries. Every
 // call's work is bounded by the cap (see scripts.go).
 type Sessions struct {
-	c redis.UniversalClient
-	// lookups sends the GETs of concurrent lookups to Redis as pipelines;
-	// nil where the client has no autopipeliner (see NewSessions).
-	lookups    *redis.AutoPipeliner
+	c          redis.UniversalClient
 	timeout    time.Duration // of c's calls, for script deadlines
 	idle       time.Duration
 	maxLife    time.Duration
@@ -103,55 +100,7 @@ func NewSessions(c redis.UniversalClient, o SessionOptions) *Sessions {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	// Every authenticated request is a lookup. Through go-redis's
-	// autopipeliner the GETs of lookups in flight at once go out as one
-	// pipeline, one write and one read for the batch instead of one of
-	// each per request, while a lone lookup is sent at once. Measured with
-	// one replica and 16 connections: 101 to 114 µs of replica CPU per
-	// GET /profile against 127 to 132 without it, and Redis spends half
-	// the CPU per lookup under load (make bench). Its blocking face is
-	// used: the deferred one, whose wait can follow ctx, cost the replica
-	// more than it saved (144 to 169 µs). Only an invalid configuration or
-	// a client without an autopipeliner (a Ring) makes this fail, and
-	// lookups then send their GET on their own.
-	if ap, err := c.AutoPipelineWithOptions(&redis.AutoPipelineOptions{MaxQueuedCommands: maxQueuedLookups}); err == nil {
-		s.lookups = ap
-	}
 	return s
-}
-
-// maxQueuedLookups bounds the lookups waiting in the autopipeliner. In
-// normal work there is at most one per request in flight; while Redis does
-// not answer they would pile up for as long as it stays silent, and past
-// this bound a lookup fails at once (503) instead of holding memory.
-const maxQueuedLookups = 10_000
-
-// get reads key for a lookup. The autopipeliner runs each pipeline on a
-// context of its own, bounded by the connection's timeouts only: a GET that
-// finds a batch in flight waits for it, then for its own, which may need a
-// new connection first, and measured with a Redis that stopped answering,
-// that came to three client timeouts. So the GET runs on a goroutine of its
-// own, and the lookup waits for it as a plain call would: until ctx ends
-// or one client timeout has passed. A GET given up on still finishes, its
-// goroutine with it, within the bound of the pipelines; how many can wait
-// is bounded by maxQueuedLookups.
-func (s *Sessions) get(ctx context.Context, key string) (string, error) {
-	if s.lookups == nil {
-		return s.c.Get(ctx, key).Result()
-	}
-	if err := ctx.Err(); err != nil {
-		return "", err // a plain call would not send it either
-	}
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	got := make(chan *redis.StringCmd, 1)
-	go func() { got <- s.lookups.Get(ctx, key) }()
-	select {
-	case cmd := <-got:
-		return cmd.Result()
-	case <-ctx.Done():
-		return "", ctx.Err()
-	}
 }
 
 // Create opens a session for ns.UserID, which must be an id this package's
@@ -214,7 +163,7 @@ func (s *Sessions) Create(ctx context.Context, ns session.NewSession) (session.I
 }
 
 // Lookup returns the session token names. When more than half of the idle
-// window is left it costs one GET (see get) and writes nothing; otherwise a script
+// window is left it costs one GET and writes nothing; otherwise a script
 // slides the expiry, and the session is returned as read when that script
 // fails. The session's UserAgent is left empty: the record holds only its
 // reference, and reading the text would cost a second command on the hot
@@ -224,7 +173,7 @@ func (s *Sessions) Lookup(ctx context.Context, token string) (session.Session, e
 	if !ok {
 		return session.Session{}, session.ErrNotFound
 	}
-	v, err := s.get(ctx, k.session)
+	v, err := s.c.Get(ctx, k.session).Result()
 	switch {
 	case errors.Is(err, redis.Nil), wrongType(err):
 		return session.Session{}, session.ErrNotFound
