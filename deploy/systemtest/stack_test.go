@@ -23,6 +23,7 @@ import (
 	"github.com/moby/moby/api/types/network"
 	moby "github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
+	tcexec "github.com/testcontainers/testcontainers-go/exec"
 	tclog "github.com/testcontainers/testcontainers-go/log"
 	tcnetwork "github.com/testcontainers/testcontainers-go/network"
 	"github.com/testcontainers/testcontainers-go/wait"
@@ -267,11 +268,14 @@ func (s *stack) create(t *testing.T, name string, req testcontainers.ContainerRe
 // startRedis starts a Redis on data under alias. With a volume it keeps an
 // append-only file there.
 //
-// appendfsync everysec, as in docker-compose.yml: every write reaches the
-// kernel before Redis answers, so a killed Redis process loses nothing it
-// acknowledged; only a crash of the machine itself can lose the last
-// second, and fsync on every write ("always") would buy that second with
-// a disk flush per login. `--save ""` turns off the RDB snapshot Redis
+// appendfsync everysec, as in docker-compose.yml: Redis normally writes a
+// change to the AOF (the kernel) before it answers, but while a background
+// fsync is slow it postpones the write for up to 2 s and answers all the
+// same, so a crash of the Redis process (SIGKILL, OOM kill) or of the
+// machine can lose up to about 2 s of acknowledged writes: logins, and
+// logouts too. "always" would prevent that with an fdatasync on Redis's
+// main thread per event-loop pass with writes, which on a slow disk stalls
+// every client, reads too. `--save ""` turns off the RDB snapshot Redis
 // would otherwise write when it shuts down, so a session that survives a
 // restart here survives through the AOF alone.
 func (s *stack) startRedis(t *testing.T, name, alias, volume string, started bool) *node {
@@ -631,7 +635,8 @@ func inspect(t *testing.T, n *node) *container.InspectResponse {
 // exec runs a command in a container and returns its exit code and output.
 func exec(t *testing.T, n *node, cmd ...string) (int, string) {
 	t.Helper()
-	code, r, err := n.ctr.Exec(context.Background(), cmd)
+	// Multiplexed strips the headers of Docker's stream from the output.
+	code, r, err := n.ctr.Exec(context.Background(), cmd, tcexec.Multiplexed())
 	if err != nil {
 		t.Fatalf("running %v in %s: %v", cmd, n.name, err)
 	}

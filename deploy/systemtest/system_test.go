@@ -389,6 +389,7 @@ func (s *stack) testRedisRestartAndOutage(t *testing.T) {
 		// Made just before the kill: an AOF that lost its last writes
 		// would lose this session first.
 		fresh := api2.login(t, u)
+		s.waitAOFWritten(t)
 		s.kill(t, s.redis)
 		start(t, s.redis)
 		s.eventuallyServedEverywhere(t, token, u.Username)
@@ -424,6 +425,35 @@ func (s *stack) testRedisRestartAndOutage(t *testing.T) {
 	if after := s.replicaStarts(t); !slices.Equal(after, before) {
 		t.Errorf("replicas' (start time, restart count) went from %v to %v: a replica restarted", before, after)
 	}
+}
+
+var (
+	aofEnabled     = regexp.MustCompile(`(?m)^aof_enabled:1\r?$`)
+	aofBufferEmpty = regexp.MustCompile(`(?m)^aof_buffer_length:0\r?$`)
+)
+
+// waitAOFWritten waits until Redis has written everything it acknowledged
+// to its AOF, that is handed it to the kernel, where a SIGKILL of Redis
+// cannot take it back. With appendfsync everysec Redis 7.0 postpones that
+// write for up to 2 s while a background fsync is still running, yet sends
+// its replies all the same: a kill in that window loses acknowledged
+// writes (README, System test suite). Kill is about the AOF being
+// replayed, not about that window, so it waits it out.
+func (s *stack) waitAOFWritten(t *testing.T) {
+	t.Helper()
+	eventually(t, 10*time.Second, "Redis writing its AOF buffer", func() error {
+		code, out := exec(t, s.redis, "redis-cli", "info", "persistence")
+		if code != 0 {
+			return fmt.Errorf("redis-cli info persistence: exit %d: %s", code, out)
+		}
+		if !aofEnabled.MatchString(out) {
+			t.Fatalf("redis-cli info persistence: no aof_enabled:1 in %q", out)
+		}
+		if !aofBufferEmpty.MatchString(out) {
+			return fmt.Errorf("the AOF buffer is not written yet: %q", out)
+		}
+		return nil
+	})
 }
 
 // replicaStarts is each replica's start time and restart count.
