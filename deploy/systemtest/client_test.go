@@ -190,6 +190,22 @@ func tokenOf(t testing.TB, r response) string {
 	return token
 }
 
+// expiresAtOf reads the expiresAt of a login or refresh answer.
+func expiresAtOf(t testing.TB, r response) time.Time {
+	t.Helper()
+	var got struct {
+		ExpiresAt string `json:"expiresAt"`
+	}
+	if err := json.Unmarshal(r.body, &got); err != nil {
+		t.Fatalf("%v: %v", err, r)
+	}
+	at, err := time.Parse(time.RFC3339, got.ExpiresAt)
+	if err != nil {
+		t.Fatalf("expiresAt of %v: %v", r, err)
+	}
+	return at
+}
+
 func sessionID(r response) (string, error) {
 	var got struct {
 		SessionID string `json:"sessionId"`
