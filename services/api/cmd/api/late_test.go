@@ -27,7 +27,10 @@ import (
 // read that would settle it (scriptdeadline.Settle, from the end of the
 // timeout for half a timeout) found Redis still stopped, the one case
 // README says a 503 may stand for a write made. Here that read finds
-// Redis awake again and answers by what happened.
+// Redis awake again and answers by what happened. A freeze that a loaded
+// machine stretched to 1.5 timeouts or more is that case again, so what
+// was in flight during it is not held against the run; the run still
+// fails unless a freeze short enough caught a write in flight.
 func TestLateWritesChangeNothing(t *testing.T) {
 	t.Parallel()
 	const (
@@ -70,10 +73,11 @@ func TestLateWritesChangeNothing(t *testing.T) {
 	var (
 		mu       sync.Mutex
 		answered = map[string]int{} // "kind status" -> count
-		mustLive []string           // tokens a 503 must have left working
+		mustLive []doubtful         // tokens a 503 must have left working
 		mustGone []string           // tokens a 2xx must have ended
 		joined   = 1                // sessions of joiner, counting joinerFirst
-		failures []string
+		joins503 []span             // logins answered 503
+		failures []doubtful
 		stop     = make(chan struct{})
 		wg       sync.WaitGroup
 	)
@@ -91,13 +95,19 @@ func TestLateWritesChangeNothing(t *testing.T) {
 		f()
 	}
 	note := func(kind string, status int) { locked(func() { answered[kind+" "+strconv.Itoa(status)]++ }) }
-	mustWork := func(tok string) { locked(func() { mustLive = append(mustLive, tok) }) }
+	// during is the requests answered 503 that an overlong freeze would
+	// excuse.
+	mustWork := func(tok string, during ...span) {
+		locked(func() { mustLive = append(mustLive, doubtful{tok, during}) })
+	}
 	mustEnd := func(tok string) { locked(func() { mustGone = append(mustGone, tok) }) }
-	unexpect := func(s string) { locked(func() { failures = append(failures, s) }) }
+	unexpect := func(s string, during ...span) { locked(func() { failures = append(failures, doubtful{s, during}) }) }
 	for i := range workers {
 		wg.Go(func() { // refresh the same session again and again
 			tok := refreshing[i]
+			var refused []span // the refreshes of tok answered 503
 			for !stopped() {
+				sent := time.Now()
 				res, err := r.try(http.MethodPost, "/auth/refresh", "", []string{"X-Session-Id", tok})
 				if err != nil {
 					unexpect("refresh: " + err.Error())
@@ -107,25 +117,31 @@ func TestLateWritesChangeNothing(t *testing.T) {
 				switch res.status {
 				case http.StatusOK:
 					tok = decode[loginResponse](t, res).SessionID
+					refused = nil
 				case http.StatusServiceUnavailable:
 					// The client keeps the token it has: it must still work.
+					refused = append(refused, span{sent, time.Now()})
 				default:
-					unexpect("refresh of a token whose refreshes were all answered: " + string(res.body))
+					unexpect("refresh of a token whose refreshes were all answered: "+string(res.body), refused...)
 					return
 				}
 			}
-			mustWork(tok)
+			mustWork(tok, refused...)
 		})
 		wg.Go(func() { // log in again and again
 			for !stopped() {
+				sent := time.Now()
 				res, err := r.try(http.MethodPost, "/auth/login", credentials("joiner", pw), nil)
 				if err != nil {
 					unexpect("login: " + err.Error())
 					return
 				}
 				note("login", res.status)
-				if res.status == http.StatusOK {
+				switch res.status {
+				case http.StatusOK:
 					locked(func() { joined++ })
+				case http.StatusServiceUnavailable:
+					locked(func() { joins503 = append(joins503, span{sent, time.Now()}) })
 				}
 			}
 		})
@@ -134,6 +150,7 @@ func TestLateWritesChangeNothing(t *testing.T) {
 				if stopped() {
 					return
 				}
+				sent := time.Now()
 				res, err := r.try(http.MethodPost, "/auth/logout", "", []string{"X-Session-Id", tok})
 				if err != nil {
 					unexpect("logout: " + err.Error())
@@ -144,7 +161,7 @@ func TestLateWritesChangeNothing(t *testing.T) {
 				case http.StatusOK:
 					mustEnd(tok)
 				case http.StatusServiceUnavailable:
-					mustWork(tok)
+					mustWork(tok, span{sent, time.Now()})
 				default:
 					unexpect("logout: " + string(res.body))
 				}
@@ -155,6 +172,7 @@ func TestLateWritesChangeNothing(t *testing.T) {
 				if stopped() {
 					return
 				}
+				sent := time.Now()
 				res, err := r.try(http.MethodDelete, "/auth/sessions/"+tg.id, "", []string{"X-Session-Id", admin})
 				if err != nil {
 					unexpect("revoke: " + err.Error())
@@ -165,7 +183,7 @@ func TestLateWritesChangeNothing(t *testing.T) {
 				case http.StatusNoContent:
 					mustEnd(tg.token)
 				case http.StatusServiceUnavailable:
-					mustWork(tg.token)
+					mustWork(tg.token, span{sent, time.Now()})
 				default:
 					unexpect("revoke: " + string(res.body))
 				}
@@ -173,21 +191,54 @@ func TestLateWritesChangeNothing(t *testing.T) {
 		})
 	}
 
-	for range freezes {
+	var (
+		overlong []span // freezes of 1.5 timeouts or more
+		caught   int64  // scripts refused as too late after the other freezes
+		late     = rds.LateRefusals(t)
+	)
+	for i := range freezes {
 		time.Sleep(150 * time.Millisecond) // requests flow
+		frozen := span{from: time.Now()}
 		rds.Pause()
 		time.Sleep(timeout + timeout/5)
 		rds.Resume()
+		frozen.to = time.Now()
 		poll.For(t, 5*time.Second, "/readyz to answer 200 again", func() bool {
 			res, err := r.try(http.MethodGet, "/readyz", "", nil)
 			return err == nil && res.status == http.StatusOK
 		})
+		// Redis has run what it held once it answers a new connection
+		// (TestLateLoginSpendsNoToken): these refusals are this freeze's.
+		now := rds.LateRefusals(t)
+		if d := frozen.to.Sub(frozen.from); d >= timeout*3/2 {
+			t.Logf("freeze %d lasted %v, 1.5 timeouts or more: not conclusive, its requests are not held against the run", i+1, d.Round(time.Millisecond))
+			overlong = append(overlong, frozen)
+		} else {
+			caught += now - late
+		}
+		late = now
 	}
 	close(stop)
 	wg.Wait()
 	t.Logf("answers: %v", answered)
+	// excused reports whether a request answered 503 was in flight during
+	// an overlong freeze, where that 503 may stand for a write made.
+	excused := func(during []span) bool {
+		for _, d := range during {
+			for _, f := range overlong {
+				if d.from.Before(f.to) && f.from.Before(d.to) {
+					return true
+				}
+			}
+		}
+		return false
+	}
 	for _, f := range failures {
-		t.Error(f)
+		if excused(f.during) {
+			t.Logf("after a 503 during an overlong freeze, not held against the run: %s", f.what)
+			continue
+		}
+		t.Error(f.what)
 	}
 	for _, kind := range []string{"refresh", "login", "logout", "revoke"} {
 		if answered[kind+" 503"] == 0 {
@@ -196,17 +247,22 @@ func TestLateWritesChangeNothing(t *testing.T) {
 	}
 
 	// Redis counts the scripts it refused as too late by their error code.
-	if late := rds.LateRefusals(t); late == 0 {
-		t.Errorf("Redis refused no script as too late: the freezes caught no write in flight")
+	if caught == 0 {
+		t.Errorf("Redis refused no script as too late after the %d conclusive freezes: they caught no write in flight", freezes-len(overlong))
 	} else {
-		t.Logf("scripts Redis ran after the deadline and refused: %d", late)
+		t.Logf("scripts Redis ran after the deadline and refused: %d", caught)
 	}
 
 	// Whatever a frozen Redis ran late has run by now: it read those
 	// requests from its sockets as soon as it woke, before anything sent
 	// after it woke.
-	for _, tok := range mustLive {
-		if res := r.profile(t, tok); res.status != http.StatusOK {
+	for _, l := range mustLive {
+		res := r.profile(t, l.what)
+		switch {
+		case res.status == http.StatusOK:
+		case excused(l.during):
+			t.Logf("a session whose refresh, logout or revocation was answered 503 during an overlong freeze got %d, not held against the run", res.status)
+		default:
 			t.Errorf("a session whose refresh, logout or revocation was answered 503 got %d %s, want 200", res.status, res.body)
 		}
 	}
@@ -215,9 +271,27 @@ func TestLateWritesChangeNothing(t *testing.T) {
 			t.Errorf("a session whose logout or revocation was answered 2xx got %d, want 401", res.status)
 		}
 	}
-	if got := len(r.sessions(t, joinerFirst)); got != joined {
-		t.Errorf("joiner has %d sessions, want %d (one per login answered 200): a login answered 503 left a session behind", got, joined)
+	unsure := 0 // logins answered 503 during an overlong freeze
+	for _, j := range joins503 {
+		if excused([]span{j}) {
+			unsure++
+		}
 	}
+	if got := len(r.sessions(t, joinerFirst)); got < joined || got > joined+unsure {
+		t.Errorf("joiner has %d sessions, want %d (one per login answered 200, and up to %d of the logins answered 503 during overlong freezes): a login answered 503 left a session behind", got, joined, unsure)
+	} else if got > joined {
+		t.Logf("logins answered 503 during overlong freezes left %d sessions, not held against the run", got-joined)
+	}
+}
+
+// span is the time from a request's sending to its answer, or a freeze's.
+type span struct{ from, to time.Time }
+
+// doubtful is a token that must still work, or a failure, and the
+// requests answered 503 that an overlong freeze would excuse it by.
+type doubtful struct {
+	what   string
+	during []span
 }
 
 // TestLateLoginSpendsNoToken freezes Redis (SIGSTOP) for longer than
