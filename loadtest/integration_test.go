@@ -318,16 +318,34 @@ func TestInterruptedRunReportsAndFails(t *testing.T) {
 // request has been sent, while the last answers are awaited, leaves a
 // whole run, which passes.
 func TestInterruptAfterSendingPasses(t *testing.T) {
+	const want = 10 // -rate 20 for 500ms
+	var arrived atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived.Add(1)
+		// Slow answers: the interrupt comes while they are awaited.
 		time.Sleep(1500 * time.Millisecond)
 		fmt.Fprint(w, "ok")
 	}))
 	defer srv.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(time.Second, cancel)
+	defer cancel()
+	// The interrupt comes once every request has arrived, not at a fixed
+	// time that the sending of a slow machine could outlast.
+	go func() {
+		_ = poll.Until(ctx, time.Minute, 5*time.Millisecond, func() error {
+			if n := arrived.Load(); n < want {
+				return fmt.Errorf("%d of %d requests arrived", n, want)
+			}
+			return nil
+		})
+		cancel()
+	}()
 	var out bytes.Buffer
 	err := run(ctx, []string{"loadtest", "-target", srv.URL, "-scenario", "get", "-rate", "20", "-duration", "500ms",
 		"-timeout", "5s", "-progress", "0"}, &out, &out)
+	if ctx.Err() == nil {
+		t.Fatalf("the run ended after %d of %d requests, before any interrupt\n%s", arrived.Load(), want, out.String())
+	}
 	if err != nil {
 		t.Errorf("got %v, want a pass: every request was sent before the interrupt\n%s", err, out.String())
 	}
