@@ -147,8 +147,13 @@ func (s *Server) Addr() string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
 }
 
-// Stop kills the server, as a crash would, and waits for it to exit. Its
-// port stays reserved for Restart. Stopping a stopped server does nothing.
+// Stop kills the server, as a crash would, and waits for it to exit.
+// Restart uses the same port, but nothing holds it in between: a listener
+// that did would accept connections where a crashed Redis refuses them,
+// and a socket bound without listening cannot be bound while the port's
+// closed connections wait out TIME_WAIT. So another server may take the
+// port meanwhile, which Restart then reports instead of using that
+// server (waitReady). Stopping a stopped server does nothing.
 func (s *Server) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -346,7 +351,7 @@ func (s *Server) start() error {
 		close(done)
 	}()
 
-	if err := waitReady(s.Addr(), done); err != nil {
+	if err := waitReady(s.Addr(), cmd.Process.Pid, done); err != nil {
 		_ = cmd.Process.Kill()
 		<-done
 		return fmt.Errorf("%w; redis-server output:\n%s", err, out.String())
@@ -370,8 +375,10 @@ func withoutDataOptions(args []string) []string {
 }
 
 // waitReady polls PING until it succeeds, the process exits or the ready
-// timeout passes.
-func waitReady(addr string, exited <-chan struct{}) error {
+// timeout passes. The server that answers must be process pid: a port
+// found free can be taken by another test's server before pid binds it,
+// and that one would answer PING as well.
+func waitReady(addr string, pid int, exited <-chan struct{}) error {
 	c := redis.NewClient(&redis.Options{
 		Addr:            addr,
 		MaxRetries:      -1,
@@ -383,6 +390,7 @@ func waitReady(addr string, exited <-chan struct{}) error {
 	})
 	defer c.Close()
 	errExited := errors.New("redis-server exited before answering PING")
+	errForeign := fmt.Errorf("another server answers on %s", addr)
 	var err error
 	ok := poll.Until(readyTimeout, 20*time.Millisecond, func() bool {
 		select {
@@ -393,17 +401,28 @@ func waitReady(addr string, exited <-chan struct{}) error {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
 		defer cancel()
-		err = c.Ping(ctx).Err()
-		return err == nil
+		if err = c.Ping(ctx).Err(); err != nil {
+			return false
+		}
+		var info string
+		if info, err = c.Info(ctx, "server").Result(); err != nil {
+			return false
+		}
+		if m := processID.FindStringSubmatch(info); m == nil || m[1] != strconv.Itoa(pid) {
+			err = fmt.Errorf("%w: its INFO server has %q, want process_id:%d", errForeign, processID.FindString(info), pid)
+		}
+		return true
 	})
 	switch {
-	case errors.Is(err, errExited):
+	case errors.Is(err, errExited), errors.Is(err, errForeign):
 		return err
 	case !ok:
 		return fmt.Errorf("no PONG from %s within %v: %w", addr, readyTimeout, err)
 	}
 	return nil
 }
+
+var processID = regexp.MustCompile(`(?m)^process_id:(\d+)\r?$`)
 
 // ParseCommandStats reads the output of INFO commandstats, lines such as
 // "cmdstat_get:calls=3,usec=10,usec_per_call=3.33,rejected_calls=0,failed_calls=0",
