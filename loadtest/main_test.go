@@ -181,6 +181,14 @@ func TestParseOptions(t *testing.T) {
 		{"ErrMinRateNaN", []string{"-min-rate", "NaN"}, "-min-rate", nil},
 		{"ErrMaxErrorRateNaN", []string{"-max-error-rate", "NaN"}, "-max-error-rate", nil},
 		{"ErrDurationTooLong", []string{"-duration", "1h"}, "-duration", nil},
+		{"ErrSetupTimeoutZero", []string{"-setup-timeout", "0s"}, "-setup-timeout must be in (0, 1h0m0s]", nil},
+		{"ErrSetupTimeoutTooLong", []string{"-setup-timeout", "1h1s"}, "-setup-timeout must be in (0, 1h0m0s]", nil},
+		{"ErrSetupTimeoutForever", []string{"-setup-timeout", "2562047h"}, "-setup-timeout must be in (0, 1h0m0s]", nil},
+		{"SetupTimeoutAtTheBound", []string{"-setup-timeout", "1h"}, "", func(t *testing.T, o options) {
+			if o.setupTimeout != time.Hour {
+				t.Errorf("got -setup-timeout %s, want 1h", o.setupTimeout)
+			}
+		}},
 		{"ErrStagesTooLong", []string{"-stages", "11m@5"}, "more than", nil},
 		{"ErrZeroRequests", []string{"-max-requests", "0"}, "-max-requests", nil},
 		{"ErrTooManyUsers", []string{"-users", "1000000"}, "-users", nil},

@@ -26,8 +26,14 @@ import (
 // Upper bounds that keep every run finite whatever the flags say.
 const (
 	maxDuration = 10 * time.Minute
-	maxRequests = 10_000_000
-	maxUsers    = 100_000
+	// maxSetupTimeout bounds the set-up, which waits out every 429's
+	// Retry-After: a target that keeps answering 429 would hold it for as
+	// long as -setup-timeout allows. An hour, six times the longest timed
+	// phase, is ample once the target's login limits are raised for the
+	// test, as the README says to.
+	maxSetupTimeout = time.Hour
+	maxRequests     = 10_000_000
+	maxUsers        = 100_000
 	// minProgress bounds how often a progress line is written: at 1ns (or
 	// 1us, a typo for 1s) the lines would take a core from the generator.
 	minProgress = 100 * time.Millisecond
@@ -128,7 +134,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "per-request timeout, in the set-up too")
 	fs.IntVar(&o.connections, "connections", 10000, "idle keep-alive connections kept to the target")
 	fs.IntVar(&o.setupParallel, "setup-parallel", 4, "registrations and logins in flight at once during set-up")
-	fs.DurationVar(&o.setupTimeout, "setup-timeout", 10*time.Minute, "give up on set-up (which waits out 429s) after this long")
+	fs.DurationVar(&o.setupTimeout, "setup-timeout", 10*time.Minute, "give up on set-up (which waits out 429s) after this long (at most 1h)")
 	fs.Float64Var(&o.limits.MaxErrorRate, "max-error-rate", 0.001, "fail when more than this share of requests fail (wrong answers always fail)")
 	fs.Var(&p99s, "max-p99", "fail when the p99 of a kind of request exceeds a duration: KIND=DURATION, e.g. profile=5ms (repeatable, once per kind; KIND all is every request)")
 	fs.Float64Var(&o.limits.MinRate, "min-rate", 0, "fail when fewer requests per second than this were achieved")
@@ -251,8 +257,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-connections must be positive")
 	case o.setupParallel < 1 || o.setupParallel > 64:
 		return o, errors.New("-setup-parallel must be in [1, 64]")
-	case o.setupTimeout <= 0:
-		return o, errors.New("-setup-timeout must be positive")
+	case o.setupTimeout <= 0 || o.setupTimeout > maxSetupTimeout:
+		return o, fmt.Errorf("-setup-timeout must be in (0, %s]", maxSetupTimeout)
 	case !(o.limits.MaxErrorRate >= 0 && o.limits.MaxErrorRate <= 1): // NaN too
 		return o, errors.New("-max-error-rate must be in [0, 1]")
 	case !(o.limits.MinRate >= 0 && o.limits.MinRate <= pace.MaxRate):
